@@ -1,0 +1,1 @@
+"""The `danet-keras` command line: a thin shell over library functions."""

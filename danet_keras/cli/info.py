@@ -1,0 +1,70 @@
+"""`danet-keras info`: versions, devices and the model zoo of configurations."""
+
+import platform
+from importlib import metadata
+
+PACKAGES = (
+    "danet-keras",
+    "tensorflow",
+    "keras",
+    "keras-cv",
+    "tensorflow-datasets",
+    "numpy",
+    "torch",
+    "ai-edge-litert",
+    "onnxruntime",
+)
+
+
+def package_versions():
+    """{distribution name: version or None when not installed}."""
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def info_text(count_parameters=False):
+    """The report that `danet-keras info` prints."""
+    import tensorflow as tf
+
+    from danet_keras.models.presets import PRESETS
+
+    lines = [f"python               {platform.python_version()} ({platform.platform()})"]
+    for name, version in package_versions().items():
+        lines.append(f"{name:<20} {version or 'not installed'}")
+    lines.append("")
+    lines.append("devices:")
+    for device in tf.config.list_physical_devices():
+        lines.append(f"  {device.device_type:<4} {device.name}")
+    lines.append("")
+    lines.append("model zoo (configurations; `DANet.from_preset(name)`):")
+    for name, preset in PRESETS.items():
+        lines.append(f"  {name}")
+        lines.append(f"      {preset['description']}")
+        config = ", ".join(f"{k}={v!r}" for k, v in preset["config"].items())
+        lines.append(f"      config: {config}")
+        lines.append(f"      reported: {preset['reported']} ({preset['source']})")
+        if count_parameters:
+            from danet_keras.models.danet import DANet
+
+            model = DANet.from_preset(name)
+            lines.append(f"      trainable parameters: {sum(int(v.numpy().size) for v in model.trainable_weights):,}")
+    return "\n".join(lines)
+
+
+def run(args):
+    print(info_text(count_parameters=args.parameters))
+
+
+def register(subparsers):
+    parser = subparsers.add_parser(
+        "info", help="print versions, devices and the model zoo of configurations"
+    )
+    parser.add_argument(
+        "--parameters", action="store_true", help="also build each preset and count its parameters"
+    )
+    parser.set_defaults(func=run)

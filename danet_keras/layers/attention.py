@@ -1,0 +1,250 @@
+"""The two self-attention modules of DANet (Fu et al., CVPR 2019, section 3).
+
+Both layers work on NHWC feature maps and are exact re-implementations of the
+official PyTorch modules (`PAM_Module` and `CAM_Module` in
+`encoding/nn/da_att.py` of github.com/junfu1115/DANet), so that converted
+weights give the same numbers.
+"""
+
+import keras
+from keras import ops
+
+# Energy elements (query positions x key positions x batch) that one block of
+# the chunked position attention may hold: 2**24 float32 values are 64 MiB.
+DEFAULT_ENERGY_BUDGET = 2**24
+
+
+def _flatten_positions(x):
+    """(B, H, W, C) -> (B, H*W, C); positions flattened row-major (h, w)."""
+    shape = ops.shape(x)
+    return ops.reshape(x, (shape[0], shape[1] * shape[2], shape[3]))
+
+
+@keras.saving.register_keras_serializable(package="danet_keras")
+class PositionAttention(keras.layers.Layer):
+    """Position attention module (PAM): every position attends to every position.
+
+    With A the input (B x H x W x C) and N = H * W positions:
+
+        Q = A W_q + b_q,  K = A W_k + b_k   (1x1 convolutions to C / reduction)
+        V = A W_v + b_v                     (1x1 convolution to C)
+        s_ji = exp(Q_i . K_j) / sum_i exp(Q_i . K_j)     (paper eq. 1)
+        E_j = alpha * sum_i s_ji V_i + A_j               (paper eq. 2)
+
+    Written with queries as rows, the attention of query position j is a
+    softmax over all key positions i. There is no 1/sqrt(d) scaling (as in the
+    official code). `alpha` (called `gamma` in the official code and here) is a
+    scalar initialised to zero, so a fresh layer is the identity.
+
+    The N x N attention matrix is never held whole when it is large: queries
+    are processed in blocks (the softmax runs over keys, one query at a time,
+    so blocking queries is exact). The loop is a graph loop (`ops.fori_loop`
+    writing blocks with `ops.slice_update`), which traces into SavedModel and
+    TFLite (WHILE + DYNAMIC_UPDATE_SLICE builtins).
+
+    Args:
+        reduction: int, channel reduction of the query and key projections
+            (official: 8, so C / 8 channels).
+        block_size: int or None. Number of query positions per block. `None`
+            chooses it from `energy_budget`: one block when the whole
+            (B x N x N) energy fits, else the largest block that fits.
+        energy_budget: int, the number of energy elements one block may hold
+            when `block_size` is None.
+        kernel_initializer: initializer of the three projection kernels.
+        bias_initializer: initializer of the three projection biases.
+        gamma_initializer: initializer of `gamma` (zeros, as the paper).
+        **kwargs: base layer arguments (`name`, `dtype`, ...).
+
+    Call arguments:
+        inputs: (B, H, W, C) feature map.
+        return_attention_scores: bool. If True, also returns the attention
+            map as (B, H, W, H, W): entry [b, h, w, h', w'] is how much query
+            position (h, w) attends to key position (h', w'). This holds the
+            whole N x N matrix; use it for visualisation on small maps.
+
+    Returns:
+        The output E, same shape as `inputs`; with `return_attention_scores`,
+        the tuple `(E, attention)`.
+    """
+
+    def __init__(
+        self,
+        reduction=8,
+        block_size=None,
+        energy_budget=DEFAULT_ENERGY_BUDGET,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        gamma_initializer="zeros",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if int(reduction) < 1:
+            raise ValueError(f"`reduction` must be a positive integer, got {reduction}.")
+        if block_size is not None and int(block_size) < 1:
+            raise ValueError(f"`block_size` must be None or a positive integer, got {block_size}.")
+        if int(energy_budget) < 1:
+            raise ValueError(f"`energy_budget` must be a positive integer, got {energy_budget}.")
+        self.reduction = int(reduction)
+        self.block_size = None if block_size is None else int(block_size)
+        self.energy_budget = int(energy_budget)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.gamma_initializer = keras.initializers.get(gamma_initializer)
+        self.input_spec = keras.layers.InputSpec(ndim=4)
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        if channels is None:
+            raise ValueError("PositionAttention needs a known channel count (last axis).")
+        key_channels = max(1, channels // self.reduction)
+        self.input_spec = keras.layers.InputSpec(ndim=4, axes={-1: channels})
+
+        def projection(name, units):
+            kernel = self.add_weight(
+                name=f"{name}_kernel",
+                shape=(channels, units),
+                initializer=self.kernel_initializer,
+            )
+            bias = self.add_weight(
+                name=f"{name}_bias", shape=(units,), initializer=self.bias_initializer
+            )
+            return kernel, bias
+
+        self.query_kernel, self.query_bias = projection("query", key_channels)
+        self.key_kernel, self.key_bias = projection("key", key_channels)
+        self.value_kernel, self.value_bias = projection("value", channels)
+        self.gamma = self.add_weight(name="gamma", shape=(), initializer=self.gamma_initializer)
+
+    def _project(self, x):
+        query = ops.matmul(x, self.query_kernel) + self.query_bias
+        key = ops.matmul(x, self.key_kernel) + self.key_bias
+        value = ops.matmul(x, self.value_kernel) + self.value_bias
+        return query, key, value
+
+    @staticmethod
+    def _attend(query, key, value):
+        """softmax(Q K^T) V for one block of queries; the softmax in float32."""
+        energy = ops.einsum("bqc,bkc->bqk", query, key)
+        attention = ops.softmax(ops.cast(energy, "float32"), axis=-1)
+        return ops.einsum("bqk,bkc->bqc", ops.cast(attention, value.dtype), value), attention
+
+    def _block_size(self, batch, positions):
+        if self.block_size is not None:
+            return ops.minimum(positions, self.block_size)
+        rows = ops.maximum(self.energy_budget // ops.maximum(batch * positions, 1), 1)
+        return ops.minimum(positions, rows)
+
+    def _chunked_attention(self, query, key, value):
+        shape = ops.shape(query)
+        batch, positions = shape[0], shape[1]
+        channels = ops.shape(value)[-1]
+        block = self._block_size(batch, positions)
+        num_blocks = (positions + block - 1) // block
+        # Pad the queries to whole blocks; padded rows are computed and dropped.
+        padded = num_blocks * block
+        query = ops.pad(query, [[0, 0], [0, padded - positions], [0, 0]])
+        output = ops.zeros((batch, padded, channels), dtype=value.dtype)
+
+        def body(i, output):
+            start = i * block
+            query_block = ops.slice(query, (0, start, 0), (batch, block, ops.shape(query)[2]))
+            attended, _ = self._attend(query_block, key, value)
+            return ops.slice_update(output, (0, start, 0), attended)
+
+        output = ops.fori_loop(0, num_blocks, body, output)
+        return output[:, :positions, :]
+
+    def call(self, inputs, return_attention_scores=False):
+        flat = _flatten_positions(inputs)
+        query, key, value = self._project(flat)
+        if return_attention_scores:
+            attended, attention = self._attend(query, key, value)
+        else:
+            attended = self._chunked_attention(query, key, value)
+        attended = ops.reshape(attended, ops.shape(inputs))
+        outputs = self.gamma * attended + inputs
+        if not return_attention_scores:
+            return outputs
+        shape = ops.shape(inputs)
+        attention = ops.reshape(attention, (shape[0], shape[1], shape[2], shape[1], shape[2]))
+        return outputs, attention
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "reduction": self.reduction,
+                "block_size": self.block_size,
+                "energy_budget": self.energy_budget,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+                "gamma_initializer": keras.initializers.serialize(self.gamma_initializer),
+            }
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="danet_keras")
+class ChannelAttention(keras.layers.Layer):
+    """Channel attention module (CAM): every channel attends to every channel.
+
+    With A the input reshaped to C x N (N = H * W positions):
+
+        paper (eq. 3, 4):  x_ji = softmax_i(A_i . A_j),  E_j = beta * sum_i x_ji A_i + A_j
+
+    The official code (and this layer) differs from the paper: the softmax
+    is taken over `max_i(energy_j) - energy_ji` instead of `energy_ji`
+    (row-wise max of the C x C energy, added by the authors for training
+    stability, their issue #106). It changes the function -- channels with
+    the *smallest* similarity get the largest weight -- so converted weights
+    depend on it. There are no projections; `beta` (`gamma` in the official
+    code) is a scalar initialised to zero, so a fresh layer is the identity.
+
+    The C x C energy and the softmax are computed in float32 even under a
+    mixed-precision policy: the energy sums N products and overflows float16.
+
+    Args:
+        beta_initializer: initializer of `beta` (zeros, as the paper).
+        **kwargs: base layer arguments (`name`, `dtype`, ...).
+
+    Call arguments:
+        inputs: (B, H, W, C) feature map.
+        return_attention_scores: bool. If True, also returns the (B, C, C)
+            attention map: row c holds the weights channel c gives to every
+            channel.
+
+    Returns:
+        The output E, same shape as `inputs`; with `return_attention_scores`,
+        the tuple `(E, attention)`.
+    """
+
+    def __init__(self, beta_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        self.beta_initializer = keras.initializers.get(beta_initializer)
+        self.input_spec = keras.layers.InputSpec(ndim=4)
+
+    def build(self, input_shape):
+        self.beta = self.add_weight(name="beta", shape=(), initializer=self.beta_initializer)
+
+    def call(self, inputs, return_attention_scores=False):
+        flat = ops.cast(_flatten_positions(inputs), "float32")
+        energy = ops.einsum("bnc,bnd->bcd", flat, flat)
+        energy = ops.max(energy, axis=-1, keepdims=True) - energy
+        attention = ops.softmax(energy, axis=-1)
+        attended = ops.einsum("bcd,bnd->bnc", attention, flat)
+        attended = ops.reshape(ops.cast(attended, inputs.dtype), ops.shape(inputs))
+        outputs = self.beta * attended + inputs
+        if return_attention_scores:
+            return outputs, attention
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config["beta_initializer"] = keras.initializers.serialize(self.beta_initializer)
+        return config
