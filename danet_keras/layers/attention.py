@@ -7,6 +7,7 @@ weights give the same numbers.
 """
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 # Energy elements (query positions x key positions x batch) that one block of
@@ -38,9 +39,9 @@ class PositionAttention(keras.layers.Layer):
 
     The N x N attention matrix is never held whole when it is large: queries
     are processed in blocks (the softmax runs over keys, one query at a time,
-    so blocking queries is exact). The loop is a graph loop (`ops.fori_loop`
-    writing blocks with `ops.slice_update`), which traces into SavedModel and
-    TFLite (WHILE + DYNAMIC_UPDATE_SLICE builtins).
+    so blocking queries is exact). The loop is a graph loop over blocks
+    (`tf.map_fn`, one block at a time), which traces into SavedModel and
+    TFLite and has gradients.
 
     Args:
         reduction: int, channel reduction of the query and key projections
@@ -136,23 +137,25 @@ class PositionAttention(keras.layers.Layer):
 
     def _chunked_attention(self, query, key, value):
         shape = ops.shape(query)
-        batch, positions = shape[0], shape[1]
-        channels = ops.shape(value)[-1]
+        batch, positions, key_channels = shape[0], shape[1], shape[2]
         block = self._block_size(batch, positions)
         num_blocks = (positions + block - 1) // block
         # Pad the queries to whole blocks; padded rows are computed and dropped.
-        padded = num_blocks * block
-        query = ops.pad(query, [[0, 0], [0, padded - positions], [0, 0]])
-        output = ops.zeros((batch, padded, channels), dtype=value.dtype)
-
-        def body(i, output):
-            start = i * block
-            query_block = ops.slice(query, (0, start, 0), (batch, block, ops.shape(query)[2]))
-            attended, _ = self._attend(query_block, key, value)
-            return ops.slice_update(output, (0, start, 0), attended)
-
-        output = ops.fori_loop(0, num_blocks, body, output)
-        return output[:, :positions, :]
+        query = ops.pad(query, [[0, 0], [0, num_blocks * block - positions], [0, 0]])
+        blocks = ops.transpose(
+            ops.reshape(query, (batch, num_blocks, block, key_channels)), (1, 0, 2, 3)
+        )
+        # One block at a time (parallel_iterations=1) bounds the memory to one
+        # (B x block x N) energy; the loop is a TensorArray while-loop, which
+        # has gradients and lowers to TFLite builtins.
+        attended = tf.map_fn(
+            lambda query_block: self._attend(query_block, key, value)[0],
+            blocks,
+            fn_output_signature=tf.TensorSpec(None, value.dtype),
+            parallel_iterations=1,
+        )
+        attended = ops.reshape(ops.transpose(attended, (1, 0, 2, 3)), (batch, -1, ops.shape(value)[-1]))
+        return attended[:, :positions, :]
 
     def call(self, inputs, return_attention_scores=False):
         flat = _flatten_positions(inputs)

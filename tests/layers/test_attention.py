@@ -1,0 +1,228 @@
+import numpy as np
+import pytest
+import keras
+import tensorflow as tf
+
+from danet_keras.layers import ChannelAttention, PositionAttention
+
+
+def softmax(x, axis=-1):
+    x = x - x.max(axis=axis, keepdims=True)
+    e = np.exp(x)
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def position_attention_reference(a, wq, bq, wk, bk, wv, bv, alpha):
+    """Paper eq. (1)-(2) in NumPy: E_j = alpha * sum_i s_ji V_i + A_j."""
+    b, h, w, c = a.shape
+    flat = a.reshape(b, h * w, c)
+    q, k, v = flat @ wq + bq, flat @ wk + bk, flat @ wv + bv
+    s = softmax(np.einsum("bjc,bic->bji", q, k), axis=-1)  # s[b, j, i]: query j, key i
+    out = np.einsum("bji,bic->bjc", s, v)
+    return (alpha * out + flat).reshape(a.shape), s
+
+
+def channel_attention_reference(a, beta):
+    """Official CAM in NumPy: softmax over (row max - energy), E = beta * X A + A."""
+    b, h, w, c = a.shape
+    x = a.reshape(b, h * w, c).transpose(0, 2, 1)  # (B, C, N)
+    energy = x @ x.transpose(0, 2, 1)
+    attention = softmax(energy.max(axis=-1, keepdims=True) - energy, axis=-1)
+    out = (attention @ x).transpose(0, 2, 1).reshape(a.shape)
+    return beta * out + a, attention
+
+
+def random_features(shape, seed=0):
+    return np.random.default_rng(seed).normal(size=shape).astype("float32")
+
+
+def set_position_weights(layer, channels, alpha, seed=1):
+    rng = np.random.default_rng(seed)
+    key_channels = channels // layer.reduction
+    values = {
+        "wq": rng.normal(scale=0.3, size=(channels, key_channels)),
+        "bq": rng.normal(scale=0.1, size=(key_channels,)),
+        "wk": rng.normal(scale=0.3, size=(channels, key_channels)),
+        "bk": rng.normal(scale=0.1, size=(key_channels,)),
+        "wv": rng.normal(scale=0.3, size=(channels, channels)),
+        "bv": rng.normal(scale=0.1, size=(channels,)),
+    }
+    values = {k: v.astype("float32") for k, v in values.items()}
+    layer.query_kernel.assign(values["wq"])
+    layer.query_bias.assign(values["bq"])
+    layer.key_kernel.assign(values["wk"])
+    layer.key_bias.assign(values["bk"])
+    layer.value_kernel.assign(values["wv"])
+    layer.value_bias.assign(values["bv"])
+    layer.gamma.assign(alpha)
+    return values
+
+
+def test_attention_layers_are_identity_at_initialisation():
+    x = random_features((2, 5, 7, 16))
+    position = PositionAttention()
+    channel = ChannelAttention()
+    np.testing.assert_array_equal(position(x), x)
+    np.testing.assert_array_equal(channel(x), x)
+    assert float(position.gamma.numpy()) == 0.0
+    assert float(channel.beta.numpy()) == 0.0
+
+
+def test_position_attention_matches_numpy_reference():
+    x = random_features((2, 5, 7, 16))
+    layer = PositionAttention(reduction=8)
+    layer.build(x.shape)
+    w = set_position_weights(layer, 16, alpha=0.7)
+    expected, expected_scores = position_attention_reference(
+        x, w["wq"], w["bq"], w["wk"], w["bk"], w["wv"], w["bv"], 0.7
+    )
+    np.testing.assert_allclose(layer(x), expected, atol=1e-5, rtol=1e-5)
+    outputs, scores = layer(x, return_attention_scores=True)
+    np.testing.assert_allclose(outputs, expected, atol=1e-5, rtol=1e-5)
+    assert scores.shape == (2, 5, 7, 5, 7)
+    np.testing.assert_allclose(
+        np.asarray(scores).reshape(2, 35, 35), expected_scores, atol=1e-6
+    )
+
+
+def test_position_attention_projection_width_follows_reduction():
+    layer = PositionAttention(reduction=4)
+    layer.build((None, 3, 3, 32))
+    assert tuple(layer.query_kernel.shape) == (32, 8)
+    assert tuple(layer.key_kernel.shape) == (32, 8)
+    assert tuple(layer.value_kernel.shape) == (32, 32)
+    assert tuple(layer.gamma.shape) == ()
+
+
+def test_channel_attention_matches_numpy_reference():
+    x = random_features((2, 6, 5, 12))
+    layer = ChannelAttention()
+    layer.build(x.shape)
+    layer.beta.assign(0.6)
+    expected, expected_attention = channel_attention_reference(x, 0.6)
+    np.testing.assert_allclose(layer(x), expected, atol=1e-5, rtol=1e-5)
+    outputs, attention = layer(x, return_attention_scores=True)
+    assert attention.shape == (2, 12, 12)
+    np.testing.assert_allclose(attention, expected_attention, atol=1e-6)
+    np.testing.assert_allclose(outputs, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_channel_attention_uses_the_max_minus_energy_step():
+    # Without the official `max - energy` step the result differs by far
+    # more than rounding: the test would catch a paper-literal layer.
+    x = random_features((1, 4, 4, 8))
+    layer = ChannelAttention()
+    layer.build(x.shape)
+    layer.beta.assign(1.0)
+    b, h, w, c = x.shape
+    flat = x.reshape(b, h * w, c).transpose(0, 2, 1)
+    paper = softmax(flat @ flat.transpose(0, 2, 1)) @ flat
+    paper = paper.transpose(0, 2, 1).reshape(x.shape) + x
+    assert np.abs(np.asarray(layer(x)) - paper).max() > 0.1
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"block_size": 7},  # 45 positions: 7 blocks, the last one partial
+        {"block_size": 1},
+        {"block_size": 45},
+        {"block_size": 1000},
+        {"energy_budget": 300},  # automatic: 300 // (2 * 45) = 3 queries a block
+    ],
+)
+def test_chunked_position_attention_equals_plain(kwargs):
+    x = random_features((2, 5, 9, 16))
+    plain = PositionAttention()
+    plain.build(x.shape)
+    set_position_weights(plain, 16, alpha=0.9)
+    chunked = PositionAttention(**kwargs)
+    chunked.build(x.shape)
+    chunked.set_weights(plain.get_weights())
+    reference, _ = plain(x, return_attention_scores=True)
+    assert np.abs(np.asarray(chunked(x)) - np.asarray(reference)).max() <= 1e-5
+
+
+def test_automatic_block_size_limits_the_energy_block():
+    layer = PositionAttention(energy_budget=1000)
+    # 2 images x 100 positions: 1000 // 200 = 5 query rows per block.
+    assert int(layer._block_size(2, 100)) == 5
+    # Small maps fit whole: one block of all positions.
+    assert int(PositionAttention()._block_size(2, 100)) == 100
+    assert int(PositionAttention(block_size=64)._block_size(1, 100)) == 64
+
+
+def test_chunked_attention_traces_with_unknown_spatial_size():
+    layer = PositionAttention(block_size=4)
+    layer.build((None, None, None, 16))
+    set_position_weights(layer, 16, alpha=0.5)
+
+    @tf.function(input_signature=[tf.TensorSpec((None, None, None, 16), tf.float32)])
+    def run(x):
+        return layer(x)
+
+    for shape in [(1, 3, 5, 16), (2, 4, 4, 16)]:
+        x = random_features(shape, seed=shape[1])
+        reference, _ = layer(x, return_attention_scores=True)
+        np.testing.assert_allclose(run(tf.constant(x)), reference, atol=1e-5)
+
+
+def test_gradients_flow_through_the_chunked_loop():
+    x = tf.constant(random_features((1, 4, 5, 16)))
+    layer = PositionAttention(block_size=3)
+    layer.build(x.shape)
+    set_position_weights(layer, 16, alpha=0.5)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(layer(x) ** 2)
+    grads = tape.gradient(loss, [layer.gamma, layer.query_kernel, layer.value_kernel])
+    assert all(g is not None and np.all(np.isfinite(g)) for g in grads)
+    assert float(tf.reduce_sum(tf.abs(grads[1]))) > 0
+
+
+@pytest.mark.parametrize("layer_class", [PositionAttention, ChannelAttention])
+def test_attention_layers_round_trip_through_config(layer_class):
+    kwargs = {"reduction": 4, "block_size": 16, "energy_budget": 4096} if layer_class is PositionAttention else {}
+    layer = layer_class(name="attention", **kwargs)
+    config = layer.get_config()
+    clone = layer_class.from_config(config)
+    assert clone.get_config() == config
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    assert type(restored) is layer_class
+    assert restored.get_config() == config
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_attention_under_mixed_precision_is_finite(policy):
+    # Large activations: the channel energy sums N products and overflows
+    # float16 unless it is computed in float32.
+    x = 30.0 * random_features((1, 16, 16, 32))
+    try:
+        keras.mixed_precision.set_global_policy(policy)
+        position, channel = PositionAttention(), ChannelAttention()
+        position.build(x.shape)
+        channel.build(x.shape)
+        position.gamma.assign(1.0)
+        channel.beta.assign(1.0)
+        out_p, scores = position(x, return_attention_scores=True)
+        out_c = channel(x)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert out_p.dtype == out_c.dtype == policy.split("_")[1]
+    assert scores.dtype == "float32"
+    assert np.all(np.isfinite(np.asarray(out_p, "float32")))
+    assert np.all(np.isfinite(np.asarray(out_c, "float32")))
+    # Against the reference on the same rounded inputs: the energy (N products
+    # of values ~30) is far beyond float16's range, yet the result is close.
+    rounded = np.asarray(keras.ops.cast(x, policy.split("_")[1]), "float64")
+    expected, _ = channel_attention_reference(rounded, 1.0)
+    relative = np.abs(np.asarray(out_c, "float64") - expected).max() / np.abs(expected).max()
+    assert relative < 2e-2
+
+
+def test_invalid_arguments_raise_value_errors():
+    with pytest.raises(ValueError, match="reduction"):
+        PositionAttention(reduction=0)
+    with pytest.raises(ValueError, match="block_size"):
+        PositionAttention(block_size=0)
+    with pytest.raises(ValueError):
+        PositionAttention()(random_features((2, 3, 16)))

@@ -1,0 +1,72 @@
+import numpy as np
+import pytest
+import keras
+import tensorflow as tf
+
+from danet_keras.layers import ResizeLike, bilinear_resize
+
+
+def resize_align_corners_reference(x, out_h, out_w):
+    """PyTorch's bilinear interpolation with align_corners=True, in NumPy."""
+
+    def weights(in_size, out_size):
+        scale = (in_size - 1) / (out_size - 1) if out_size > 1 else 0.0
+        src = np.arange(out_size) * scale
+        lo = np.minimum(np.floor(src).astype(int), in_size - 1)
+        hi = np.minimum(lo + 1, in_size - 1)
+        matrix = np.zeros((out_size, in_size))
+        matrix[np.arange(out_size), lo] += 1 - (src - lo)
+        matrix[np.arange(out_size), hi] += src - lo
+        return matrix
+
+    wy, wx = weights(x.shape[1], out_h), weights(x.shape[2], out_w)
+    return np.einsum("oh,bhwc,pw->bopc", wy, x, wx)
+
+
+@pytest.mark.parametrize("out_size", [(29, 43), (5, 6), (1, 1), (13, 2), (3, 4)])
+def test_align_corners_matches_reference(out_size):
+    x = np.random.default_rng(0).normal(size=(2, 5, 6, 3)).astype("float32")
+    result = bilinear_resize(x, out_size, align_corners=True)
+    np.testing.assert_allclose(result, resize_align_corners_reference(x, *out_size), atol=1e-5)
+
+
+def test_align_corners_keeps_corner_pixels():
+    x = np.random.default_rng(1).normal(size=(1, 4, 7, 2)).astype("float32")
+    y = np.asarray(bilinear_resize(x, (25, 31), align_corners=True))
+    for (i, j), (k, l) in [((0, 0), (0, 0)), ((0, -1), (0, -1)), ((-1, 0), (-1, 0)), ((-1, -1), (-1, -1))]:
+        np.testing.assert_allclose(y[0, i, j], x[0, k, l], atol=1e-6)
+
+
+def test_half_pixel_mode_equals_tf_image_resize():
+    x = np.random.default_rng(2).normal(size=(2, 5, 6, 3)).astype("float32")
+    expected = tf.image.resize(x, (17, 23), method="bilinear")
+    np.testing.assert_allclose(bilinear_resize(x, (17, 23), align_corners=False), expected, atol=1e-6)
+
+
+def test_matches_torch_interpolate_both_ways():
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(3).normal(size=(1, 6, 9, 4)).astype("float32")
+    for align_corners in (True, False):
+        expected = torch.nn.functional.interpolate(
+            torch.from_numpy(x).permute(0, 3, 1, 2), size=(47, 71), mode="bilinear",
+            align_corners=align_corners,
+        ).permute(0, 2, 3, 1).numpy()
+        np.testing.assert_allclose(
+            bilinear_resize(x, (47, 71), align_corners=align_corners), expected, atol=1e-5
+        )
+
+
+@pytest.mark.parametrize("align_corners", [True, False])
+def test_resize_like_follows_the_reference_size_at_run_time(align_corners):
+    features = keras.Input((None, None, 4))
+    images = keras.Input((None, None, 3))
+    model = keras.Model([features, images], ResizeLike(align_corners)(features, images))
+    for h, w in [(31, 45), (8, 8)]:
+        out = model([np.ones((1, 4, 6, 4), "float32"), np.zeros((1, h, w, 3), "float32")])
+        assert out.shape == (1, h, w, 4)
+        np.testing.assert_allclose(out, 1.0, atol=1e-6)
+
+
+def test_resize_like_round_trips_through_config():
+    layer = ResizeLike(align_corners=True, name="up")
+    assert ResizeLike.from_config(layer.get_config()).get_config() == layer.get_config()

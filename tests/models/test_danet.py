@@ -1,0 +1,205 @@
+import numpy as np
+import pytest
+import keras
+
+import danet_keras
+from danet_keras import DANet
+from danet_keras.models.presets import PRESETS, preset_config
+
+
+def trainable_count(model):
+    return sum(int(np.prod(v.shape)) for v in model.trainable_weights)
+
+
+def conv_params(k, cin, cout, bias=False):
+    return k * k * cin * cout + (cout if bias else 0)
+
+
+def official_danet_resnet50_parameter_count(num_classes):
+    """Counts parameters of the official PyTorch DANet-ResNet50 layer by layer.
+
+    Derived from the official module definitions (torchvision-style ResNet-50
+    without its fc layer; DANetHead(2048, num_classes)): convolutions without
+    bias except the 1x1 classifiers and the attention projections; every
+    BatchNorm has a weight and a bias (running statistics are buffers).
+    """
+    bn = lambda c: 2 * c  # noqa: E731
+    total = conv_params(7, 3, 64) + bn(64)  # stem
+    inplanes = 64
+    for planes, blocks in zip((64, 128, 256, 512), (3, 4, 6, 3)):
+        for b in range(blocks):
+            total += conv_params(1, inplanes, planes) + bn(planes)
+            total += conv_params(3, planes, planes) + bn(planes)
+            total += conv_params(1, planes, 4 * planes) + bn(4 * planes)
+            if b == 0:
+                total += conv_params(1, inplanes, 4 * planes) + bn(4 * planes)
+            inplanes = 4 * planes
+    inter = 2048 // 4
+    head = 2 * (conv_params(3, 2048, inter) + bn(inter))  # conv5a, conv5c
+    head += 2 * conv_params(1, inter, inter // 8, bias=True) + conv_params(1, inter, inter, bias=True) + 1  # PAM
+    head += 1  # CAM gamma
+    head += 2 * (conv_params(3, inter, inter) + bn(inter))  # conv51, conv52
+    head += 3 * conv_params(1, inter, num_classes, bias=True)  # conv6, conv7, conv8
+    return total + head
+
+
+def test_resnet50_parameter_count_equals_the_official_model():
+    expected = official_danet_resnet50_parameter_count(19)
+    assert expected == 47_462_651  # the figure quoted for the official model
+    model = DANet(num_classes=19, backbone="resnet50", stem="standard")
+    assert trainable_count(model) == expected
+
+
+@pytest.mark.parametrize(
+    "attention, keys",
+    [
+        (("position", "channel"), {"logits", "position_logits", "channel_logits"}),
+        (("position",), {"logits"}),
+        (("channel",), {"logits"}),
+        ((), {"logits"}),
+    ],
+)
+def test_outputs_for_each_attention_setting(attention, keys):
+    model = DANet(5, backbone="resnet18", attention=attention, head_channels=32)
+    outputs = model(np.zeros((1, 33, 47, 3), "float32"))
+    assert set(outputs) == keys
+    for value in outputs.values():
+        assert value.shape == (1, 33, 47, 5)
+    names = {layer.name for layer in model.layers}
+    assert ("position_attention" in names) == ("position" in attention)
+    assert ("channel_attention" in names) == ("channel" in attention)
+
+
+def test_aux_head_is_on_stage3():
+    model = DANet(4, backbone="resnet18", aux_head=True, aux_channels=16, head_channels=32)
+    outputs = model(np.zeros((2, 41, 41, 3), "float32"))
+    assert set(outputs) == {"logits", "position_logits", "channel_logits", "aux_logits"}
+    assert outputs["aux_logits"].shape == (2, 41, 41, 4)
+    assert model.get_layer("aux_conv").kernel.shape == (3, 3, 256, 16)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backbone", ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"])
+def test_every_depth_and_output_stride_gives_input_sized_logits(backbone):
+    images = np.random.default_rng(0).uniform(0, 255, size=(1, 65, 97, 3)).astype("float32")
+    for output_stride in (8, 16, 32):
+        keras.backend.clear_session()
+        model = DANet(3, backbone=backbone, output_stride=output_stride, head_channels=32)
+        outputs = model(images)
+        assert outputs["logits"].shape == (1, 65, 97, 3)
+        assert np.all(np.isfinite(outputs["logits"]))
+
+
+def test_one_model_serves_any_input_size():
+    model = DANet(3, backbone="resnet18", head_channels=32, align_corners=True, multi_grid=(2, 4))
+    for shape in [(1, 17, 23, 3), (2, 64, 40, 3), (1, 1, 1, 3)]:
+        assert model.predict(np.zeros(shape, "float32"), verbose=0)["logits"].shape == shape[:3] + (3,)
+
+
+def test_attention_modules_start_as_identity():
+    model = DANet(3, backbone="resnet18", head_channels=32)
+    assert float(model.get_layer("position_attention").gamma.numpy()) == 0.0
+    assert float(model.get_layer("channel_attention").beta.numpy()) == 0.0
+
+
+def _perturb_attention_and_batchnorm(model, seed=0):
+    rng = np.random.default_rng(seed)
+    model.get_layer("position_attention").gamma.assign(0.7)
+    model.get_layer("channel_attention").beta.assign(0.4)
+    for layer in model.backbone.layers + model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            gamma, beta, mean, var = layer.get_weights()
+            layer.set_weights([gamma, rng.normal(0, 0.1, beta.shape), mean, rng.uniform(0.5, 2, var.shape)])
+
+
+def test_keras_file_round_trip_gives_identical_outputs(tmp_path):
+    model = DANet(
+        6, backbone="resnet18", head_channels=32, aux_head=True, aux_channels=16,
+        align_corners=True, attention_block_size=16, stem="deep",
+    )
+    _perturb_attention_and_batchnorm(model)
+    images = np.random.default_rng(1).uniform(0, 255, size=(2, 45, 61, 3)).astype("float32")
+    expected = model.predict(images, verbose=0)
+    path = str(tmp_path / "danet.keras")
+    model.save(path)
+    restored = keras.models.load_model(path)
+    assert type(restored) is DANet
+    assert restored.get_config() == model.get_config()
+    actual = restored.predict(images, verbose=0)
+    for key in expected:
+        np.testing.assert_array_equal(actual[key], expected[key])
+
+
+def test_config_round_trip_rebuilds_the_same_architecture():
+    model = DANet(7, backbone="resnet34", output_stride=16, attention=("channel",), dropout=0.2)
+    clone = DANet.from_config(model.get_config())
+    assert clone.get_config() == model.get_config()
+    assert trainable_count(clone) == trainable_count(model)
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_forward_is_finite(policy):
+    try:
+        keras.mixed_precision.set_global_policy(policy)
+        model = DANet(4, backbone="resnet18", head_channels=32, aux_head=True, aux_channels=16)
+        _perturb_attention_and_batchnorm(model)
+        images = np.random.default_rng(2).uniform(0, 255, size=(1, 64, 64, 3)).astype("float32")
+        outputs = model(images)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert model.get_layer("position_attention").compute_dtype == policy.split("_")[1]
+    for value in outputs.values():
+        assert value.dtype == "float32"
+        assert np.all(np.isfinite(value))
+
+
+def test_head_and_backbone_are_separable():
+    model = DANet(3, backbone="resnet18", head_channels=32)
+    assert model.backbone.name == "backbone"
+    backbone_vars = {id(v) for v in model.backbone.trainable_variables}
+    head_vars = [v for layer in model.head_layers for v in layer.trainable_variables]
+    assert head_vars and not backbone_vars & {id(v) for v in head_vars}
+    assert len(backbone_vars) + len(head_vars) == len(model.trainable_variables)
+
+
+def test_presets_are_valid_configurations():
+    for name in PRESETS:
+        config = preset_config(name)
+        assert config["num_classes"] >= 1
+    small = DANet.from_preset("danet_resnet50_cityscapes", backbone="resnet18", num_classes=3)
+    assert small.align_corners and small.num_classes == 3
+    with pytest.raises(ValueError, match="preset"):
+        DANet.from_preset("danet_vgg16")
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"num_classes": 0}, "num_classes"),
+        ({"num_classes": 2.5}, "num_classes"),
+        ({"num_classes": 3, "backbone": "resnet42"}, "backbone"),
+        ({"num_classes": 3, "backbone": "vgg16"}, "backbone"),
+        ({"num_classes": 3, "output_stride": 12}, "output_stride"),
+        ({"num_classes": 3, "backbone": "resnet18", "multi_grid": (4, 8, 16)}, "multi_grid"),
+        ({"num_classes": 3, "attention": ("spatial",)}, "attention"),
+        ({"num_classes": 3, "input_shape": (None, None, 4)}, "input_shape"),
+        ({"num_classes": 3, "stem": "tiny"}, "stem"),
+        ({"num_classes": 3, "backbone": "resnet18", "backbone_weights": "imagenet"}, "50, 101"),
+        ({"num_classes": 3, "backbone_weights": "/no/such/file.h5"}, "backbone_weights"),
+    ],
+)
+def test_bad_arguments_raise_value_errors_at_construction(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        DANet(**kwargs)
+
+
+def test_images_with_other_than_three_channels_are_refused():
+    model = DANet(3, backbone="resnet18", head_channels=32)
+    with pytest.raises(ValueError):
+        model(np.zeros((1, 32, 32, 4), "float32"))
+
+
+def test_public_api():
+    assert danet_keras.layers.PositionAttention is danet_keras.PositionAttention
+    assert danet_keras.layers.ChannelAttention is danet_keras.ChannelAttention
+    assert isinstance(danet_keras.__version__, str)
