@@ -1,0 +1,26 @@
+import pytest
+
+from danet_keras import DANet
+from danet_keras.benchmark import forward_latency
+from danet_keras.cli.main import main
+
+
+def test_forward_latency_reports_positive_times():
+    model = DANet(3, backbone="resnet18", head_channels=16)
+    result = forward_latency(model, (32, 48), batch_size=2, repeats=2)
+    assert 0 < result["min_s"] <= result["median_s"]
+    assert result["images_per_s"] == pytest.approx(2 / result["min_s"])
+    assert result["peak_rss_mb"] > 0
+    with pytest.raises(ValueError, match="repeats"):
+        forward_latency(model, (32, 48), repeats=0)
+
+
+def test_benchmark_command_prints_a_table(capsys):
+    assert main(["benchmark", "--backbone", "resnet18", "--size", "32x32", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "| resnet18 | 32x32 | 1 | False | float32 |" in out
+
+
+def test_benchmark_command_refuses_a_bad_size(capsys):
+    assert main(["benchmark", "--size", "512"]) == 2
+    assert "--size" in capsys.readouterr().err
