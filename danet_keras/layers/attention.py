@@ -39,9 +39,11 @@ class PositionAttention(keras.layers.Layer):
 
     The N x N attention matrix is never held whole when it is large: queries
     are processed in blocks (the softmax runs over keys, one query at a time,
-    so blocking queries is exact). The loop is a graph loop over blocks
-    (`tf.map_fn`, one block at a time), which traces into SavedModel and
-    TFLite and has gradients.
+    so blocking queries is exact). With a size known at trace time the
+    blocks are unrolled into a chain of plain ops (what TFLite, its int8
+    calibrator and GPU delegates need); with a dynamic size they run in a
+    graph loop (`tf.map_fn`, one block at a time). Both trace into SavedModel,
+    have gradients and hold one block's energy at a time.
 
     Args:
         reduction: int, channel reduction of the query and key projections
@@ -130,12 +132,41 @@ class PositionAttention(keras.layers.Layer):
         return ops.einsum("bqk,bkc->bqc", ops.cast(attention, value.dtype), value), attention
 
     def _block_size(self, batch, positions):
+        """Query rows per block; Python ints in, Python int out (else tensors)."""
+        if isinstance(batch, int) and isinstance(positions, int):
+            if self.block_size is not None:
+                return min(positions, self.block_size)
+            return min(positions, max(self.energy_budget // max(batch * positions, 1), 1))
         if self.block_size is not None:
             return ops.minimum(positions, self.block_size)
         rows = ops.maximum(self.energy_budget // ops.maximum(batch * positions, 1), 1)
         return ops.minimum(positions, rows)
 
     def _chunked_attention(self, query, key, value):
+        batch, positions = query.shape[0], query.shape[1]
+        if isinstance(batch, int) and isinstance(positions, int):
+            return self._unrolled_attention(query, key, value, self._block_size(batch, positions))
+        return self._looped_attention(query, key, value)
+
+    def _unrolled_attention(self, query, key, value, block):
+        """Static shapes: one graph node chain per block.
+
+        Used whenever the size is known at trace time (eager calls, TFLite and
+        fixed-size exports): it converts to plain builtin ops, which the int8
+        calibrator and GPU delegates need (they cannot take a while loop).
+        Each block waits for the previous one, so a graph executor holds one
+        block's energy at a time, as the loop does.
+        """
+        positions = query.shape[1]
+        outputs = []
+        for start in range(0, positions, block):
+            with tf.control_dependencies(outputs[-1:]):
+                query_block = query[:, start : start + block]
+            outputs.append(self._attend(query_block, key, value)[0])
+        return outputs[0] if len(outputs) == 1 else ops.concatenate(outputs, axis=1)
+
+    def _looped_attention(self, query, key, value):
+        """Dynamic shapes: a graph loop over query blocks."""
         shape = ops.shape(query)
         batch, positions, key_channels = shape[0], shape[1], shape[2]
         block = self._block_size(batch, positions)

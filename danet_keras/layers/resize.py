@@ -9,6 +9,7 @@ differentiable and made of ops every exporter knows (GATHER, MUL, ADD).
 """
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 
@@ -43,9 +44,9 @@ def bilinear_resize(images, size, align_corners=False):
     """
     height, width = size
     if not align_corners:
-        resized = ops.image.resize(
-            images, (height, width), interpolation="bilinear", antialias=False
-        )
+        # tf.image.resize, not keras.ops.image.resize: the latter checks the
+        # size in Python and cannot take a size known only at run time.
+        resized = tf.image.resize(images, tf.stack([height, width]), method="bilinear")
         return ops.cast(resized, images.dtype)
     resized = _interpolate_axis_align_corners(images, height, axis=1)
     return _interpolate_axis_align_corners(resized, width, axis=2)

@@ -140,7 +140,10 @@ def test_chunked_position_attention_equals_plain(kwargs):
     chunked.build(x.shape)
     chunked.set_weights(plain.get_weights())
     reference, _ = plain(x, return_attention_scores=True)
+    # Static shapes: the unrolled blocks; unknown shapes: the graph loop.
     assert np.abs(np.asarray(chunked(x)) - np.asarray(reference)).max() <= 1e-5
+    looped = tf.function(chunked, input_signature=[tf.TensorSpec((None, None, None, 16))])
+    assert np.abs(np.asarray(looped(x)) - np.asarray(reference)).max() <= 1e-5
 
 
 def test_automatic_block_size_limits_the_energy_block():
@@ -167,16 +170,40 @@ def test_chunked_attention_traces_with_unknown_spatial_size():
         np.testing.assert_allclose(run(tf.constant(x)), reference, atol=1e-5)
 
 
+def test_static_shapes_unroll_the_blocks_and_dynamic_shapes_loop():
+    layer = PositionAttention(block_size=4)
+    layer.build((None, None, None, 16))
+
+    def op_types(signature):
+        graph = tf.function(layer).get_concrete_function(tf.TensorSpec(signature)).graph
+        return {op.type for op in graph.get_operations()}
+
+    static = op_types((1, 3, 5, 16))
+    assert not any("While" in t for t in static)
+    assert "ConcatV2" in static
+    assert any("While" in t for t in op_types((None, None, None, 16)))
+
+
 def test_gradients_flow_through_the_chunked_loop():
     x = tf.constant(random_features((1, 4, 5, 16)))
     layer = PositionAttention(block_size=3)
     layer.build(x.shape)
     set_position_weights(layer, 16, alpha=0.5)
+    variables = [layer.gamma, layer.query_kernel, layer.value_kernel]
+
+    @tf.function(input_signature=[tf.TensorSpec((None, None, None, 16))])
+    def looped_gradients(x):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(layer(x) ** 2)
+        return tape.gradient(loss, variables)
+
     with tf.GradientTape() as tape:
         loss = tf.reduce_sum(layer(x) ** 2)
-    grads = tape.gradient(loss, [layer.gamma, layer.query_kernel, layer.value_kernel])
-    assert all(g is not None and np.all(np.isfinite(g)) for g in grads)
-    assert float(tf.reduce_sum(tf.abs(grads[1]))) > 0
+    unrolled = tape.gradient(loss, variables)
+    looped = looped_gradients(x)
+    for a, b in zip(unrolled, looped):
+        assert np.all(np.isfinite(a)) and float(tf.reduce_sum(tf.abs(a))) > 0
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("layer_class", [PositionAttention, ChannelAttention])

@@ -67,6 +67,19 @@ def test_resize_like_follows_the_reference_size_at_run_time(align_corners):
         np.testing.assert_allclose(out, 1.0, atol=1e-6)
 
 
+@pytest.mark.parametrize("align_corners", [True, False])
+def test_resize_traces_with_sizes_known_only_at_run_time(align_corners):
+    @tf.function(input_signature=[tf.TensorSpec((None, None, None, 2)), tf.TensorSpec((2,), tf.int32)])
+    def resize(x, size):
+        return bilinear_resize(x, (size[0], size[1]), align_corners=align_corners)
+
+    x = np.random.default_rng(4).normal(size=(1, 5, 7, 2)).astype("float32")
+    for size in [(11, 13), (3, 4)]:
+        np.testing.assert_allclose(
+            resize(x, tf.constant(size)), bilinear_resize(x, size, align_corners), atol=1e-6
+        )
+
+
 def test_resize_like_round_trips_through_config():
     layer = ResizeLike(align_corners=True, name="up")
     assert ResizeLike.from_config(layer.get_config()).get_config() == layer.get_config()

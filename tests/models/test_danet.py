@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import keras
+import tensorflow as tf
 
 import danet_keras
 from danet_keras import DANet
@@ -94,6 +95,17 @@ def test_one_model_serves_any_input_size():
     model = DANet(3, backbone="resnet18", head_channels=32, align_corners=True, multi_grid=(2, 4))
     for shape in [(1, 17, 23, 3), (2, 64, 40, 3), (1, 1, 1, 3)]:
         assert model.predict(np.zeros(shape, "float32"), verbose=0)["logits"].shape == shape[:3] + (3,)
+
+
+@pytest.mark.parametrize("align_corners", [True, False])
+def test_a_traced_model_serves_sizes_known_only_at_run_time(align_corners):
+    model = DANet(3, backbone="resnet18", head_channels=32, align_corners=align_corners)
+    serve = tf.function(
+        lambda x: model(x)["logits"], input_signature=[tf.TensorSpec((None, None, None, 3))]
+    )
+    for shape in [(1, 37, 29, 3), (2, 16, 64, 3)]:
+        images = np.random.default_rng(0).uniform(0, 255, shape).astype("float32")
+        np.testing.assert_allclose(serve(images), model(images)["logits"], atol=1e-4)
 
 
 def test_attention_modules_start_as_identity():
