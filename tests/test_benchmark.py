@@ -23,4 +23,4 @@ def test_benchmark_command_prints_a_table(capsys):
 
 def test_benchmark_command_refuses_a_bad_size(capsys):
     assert main(["benchmark", "--size", "512"]) == 2
-    assert "--size" in capsys.readouterr().err
+    assert "512x1024" in capsys.readouterr().err

@@ -1,12 +1,6 @@
 """`danet-keras benchmark`: forward latency of a DANet configuration on this machine."""
 
-
-def _size(text):
-    try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise ValueError(f"--size must look like 512x1024, got {text!r}") from None
-    return height, width
+from danet_keras.cli.arguments import parse_size
 
 
 def run(args):
@@ -17,7 +11,7 @@ def run(args):
 
     if args.mixed_precision:
         keras.mixed_precision.set_global_policy(args.mixed_precision)
-    size = _size(args.size)
+    size = parse_size(args.size)
     model = DANet(
         num_classes=args.num_classes,
         backbone=args.backbone,

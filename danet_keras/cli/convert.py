@@ -1,0 +1,115 @@
+"""`danet-keras convert`: an official DANet / mmsegmentation checkpoint -> Keras weights or model."""
+
+ARCH_CHOICES = ("auto", "official", "mmseg")
+
+
+def _multi_grid(values):
+    if values is None:
+        return None
+    if len(values) == 1 and values[0].lower() == "none":
+        return ()
+    try:
+        return tuple(int(v) for v in values)
+    except ValueError:
+        raise ValueError(f"--multi-grid takes integers (e.g. 4 8 16) or 'none', got {values}.") from None
+
+
+def _boolean(value):
+    if value is None:
+        return None
+    return {"true": True, "false": False}[value]
+
+
+def convert(args):
+    from danet_keras.convert import convert_checkpoint, save_atomically, verify_conversion
+    from danet_keras.convert.converter import check_output_path
+    from danet_keras.convert.verify import DEFAULT_VERIFY_SIZE, parity_ok
+
+    check_output_path(args.output)
+    model, report, config, sources = convert_checkpoint(
+        args.checkpoint,
+        arch=args.arch,
+        strict=not args.no_strict,
+        backbone=args.backbone,
+        num_classes=args.num_classes,
+        stem=args.stem,
+        stem_width=args.stem_width,
+        output_stride=args.output_stride,
+        multi_grid=_multi_grid(args.multi_grid),
+        align_corners=_boolean(args.align_corners),
+        aux_head=_boolean(args.aux_head),
+    )
+    print(report)
+    print("model configuration:")
+    for key, value in config.items():
+        print(f"  {key:<20} {value!r:<14} ({sources[key]})")
+    if args.verify:
+        size = tuple(args.verify_size) if args.verify_size else DEFAULT_VERIFY_SIZE
+        reports = verify_conversion(model, args.checkpoint, report.arch, config, image_size=size)
+        print("parity with the PyTorch reference holding the same checkpoint:")
+        for name, parity in reports.items():
+            print(f"  {name:<16} {parity}")
+        if not all(parity_ok(parity) for parity in reports.values()):
+            print(f"parity check failed; nothing written to {args.output}")
+            return 1
+    save_atomically(model, args.output)
+    print(f"wrote {args.output}")
+    return 0
+
+
+def register(subparsers):
+    parser = subparsers.add_parser(
+        "convert",
+        help="convert an official DANet or mmsegmentation DANet PyTorch checkpoint to Keras",
+        description=(
+            "Convert a PyTorch DANet checkpoint (official junfu1115/DANet or mmsegmentation; .pth, "
+            ".pth.tar, .safetensors or .npz) to Keras weights (.weights.h5) or a whole model (.keras). "
+            "Depth, stem, classes and the auxiliary head are read from the checkpoint; output stride, "
+            "multi-grid and align_corners cannot be, and default to the published models' settings "
+            "(official: multi-grid 4 8 16, align_corners true; mmseg: no multi-grid, align_corners "
+            "false, true for files named *769x769*)."
+        ),
+    )
+    parser.add_argument("checkpoint", help="the PyTorch checkpoint file")
+    parser.add_argument(
+        "-o", "--output", required=True, help="output file: NAME.weights.h5 or NAME.keras"
+    )
+    parser.add_argument(
+        "--arch", choices=ARCH_CHOICES, default="auto", help="checkpoint layout (default: auto)"
+    )
+    parser.add_argument("--backbone", default=None, help="e.g. resnet101 (default: from the checkpoint)")
+    parser.add_argument("--num-classes", type=int, default=None, help="default: from the checkpoint")
+    parser.add_argument(
+        "--stem", choices=("standard", "deep"), default=None, help="default: from the checkpoint"
+    )
+    parser.add_argument("--stem-width", type=int, default=None, help="default: from the checkpoint")
+    parser.add_argument("--output-stride", type=int, choices=(8, 16, 32), default=None, help="default: 8")
+    parser.add_argument(
+        "--multi-grid", nargs="+", metavar="DILATION", default=None,
+        help="last-stage dilations, e.g. 4 8 16, or 'none' (default: official 4 8 16, mmseg none)",
+    )
+    parser.add_argument(
+        "--align-corners", choices=("true", "false"), default=None,
+        help="upsampling convention (default: official true; mmseg false, true for *769x769* files)",
+    )
+    parser.add_argument(
+        "--aux-head", choices=("true", "false"), default=None,
+        help="keep mmsegmentation's auxiliary head (default: when the checkpoint has one; "
+        "'false' needs --no-strict)",
+    )
+    parser.add_argument(
+        "--no-strict", action="store_true",
+        help="report unmatched tensors/weights instead of failing (shape mismatches always fail)",
+    )
+    parser.add_argument(
+        "--verify", action="store_true",
+        help="before writing, load the checkpoint strictly into the PyTorch reference DANet of the "
+        "same configuration and compare its outputs with the Keras model's (needs torch); nothing "
+        "is written if they differ. This checks the key layout and the conversion, not settings "
+        "that are not in the weights (output stride, multi-grid, align_corners)",
+    )
+    parser.add_argument(
+        "--verify-size", nargs=2, type=int, metavar=("HEIGHT", "WIDTH"), default=None,
+        help="image size of --verify (default: 97 129)",
+    )
+    parser.set_defaults(func=convert)

@@ -1,0 +1,89 @@
+"""`danet-keras export`: SavedModel / TFLite / ONNX, then a parity report against the Keras model."""
+
+FORMATS = ("saved_model", "tflite", "onnx")
+QUANTIZATIONS = ("float16", "dynamic", "int8")
+DEFAULT_TFLITE_SIZE = (512, 512)
+
+
+def _parity_images(args, size):
+    from danet_keras.export import synthetic_images
+    from danet_keras.predict import image_files, read_image
+
+    if args.parity_images is None:
+        return synthetic_images(args.num_parity_images, size), "synthetic images"
+    files = image_files(args.parity_images)[: args.num_parity_images]
+    import numpy as np
+    import tensorflow as tf
+
+    images = [tf.image.resize(read_image(f).astype(np.float32), size).numpy() for f in files]
+    return np.clip(np.round(np.stack(images)), 0, 255).astype(np.uint8), f"{len(files)} images of {args.parity_images}"
+
+
+def export(args):
+    if args.quantization is not None and args.format != "tflite":
+        raise ValueError(f"--quantization applies to --format tflite only, not {args.format}.")
+    if args.quantization == "int8" and args.representative_data is None:
+        raise ValueError(
+            "--quantization int8 needs --representative-data DIR: a directory of training images "
+            "(a few dozen to a few hundred) to calibrate the int8 ranges."
+        )
+    from danet_keras import export as export_lib
+    from danet_keras.export.runners import KerasRunner
+    from danet_keras.predict import image_files, read_image
+
+    model = KerasRunner(args.model).model
+    size = tuple(args.input_size) if args.input_size else None
+    if args.format == "saved_model":
+        export_lib.export_saved_model(model, args.out, image_size=size)
+    elif args.format == "onnx":
+        export_lib.export_onnx(model, args.out, input_size=size)
+    else:
+        size = size or DEFAULT_TFLITE_SIZE
+        representative = None
+        if args.representative_data is not None:
+            files = image_files(args.representative_data)[: args.num_calibration_images]
+            representative = (read_image(f) for f in files)
+        export_lib.export_tflite(
+            model,
+            args.out,
+            quantization=args.quantization,
+            representative_data=representative,
+            input_size=size,
+            num_calibration_images=args.num_calibration_images,
+        )
+    print(f"wrote {args.out}")
+    if args.num_parity_images > 0:
+        images, source = _parity_images(args, size or DEFAULT_TFLITE_SIZE)
+        report = export_lib.check_parity(model, args.out, images)
+        print(f"parity with the Keras model on {source}: {report}")
+
+
+def register(subparsers):
+    parser = subparsers.add_parser(
+        "export",
+        help="export a .keras model as a SavedModel (TF Serving), TFLite or ONNX and check parity",
+    )
+    parser.add_argument("--model", required=True, help="the .keras model file")
+    parser.add_argument("--format", required=True, choices=FORMATS, help="artefact format")
+    parser.add_argument("--out", required=True, help="output directory (saved_model) or file")
+    parser.add_argument(
+        "--quantization", choices=QUANTIZATIONS, default=None,
+        help="TFLite quantization (default: float32)",
+    )
+    parser.add_argument(
+        "--input-size", nargs=2, type=int, metavar=("HEIGHT", "WIDTH"), default=None,
+        help="static input size (TFLite: default 512 512; SavedModel/ONNX: default any size)",
+    )
+    parser.add_argument(
+        "--representative-data", metavar="DIR", default=None,
+        help="directory of training images to calibrate int8",
+    )
+    parser.add_argument("--num-calibration-images", type=int, default=100)
+    parser.add_argument(
+        "--parity-images", metavar="DIR", default=None,
+        help="images for the parity report (default: synthetic images)",
+    )
+    parser.add_argument(
+        "--num-parity-images", type=int, default=4, help="images in the parity report; 0 skips it"
+    )
+    parser.set_defaults(func=export)

@@ -1,0 +1,84 @@
+"""Checkpoint file -> Keras weights file or `.keras` model, written atomically."""
+
+import os
+import tempfile
+
+from danet_keras.convert.checkpoint import read_state_dict
+from danet_keras.convert.config import model_config
+from danet_keras.convert.loader import load_torch_checkpoint
+
+OUTPUT_SUFFIXES = (".weights.h5", ".keras")
+
+
+def check_output_path(path):
+    """Raises ValueError unless `path` ends with `.weights.h5` or `.keras` in an existing directory."""
+    path = os.fspath(path)
+    if not path.endswith(OUTPUT_SUFFIXES):
+        raise ValueError(
+            f"The output {path!r} must end with .weights.h5 (weights for `model.load_weights`) "
+            "or .keras (the whole model)."
+        )
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"The output directory {directory!r} does not exist.")
+
+
+def save_atomically(model, path):
+    """Saves weights (`.weights.h5`) or the model (`.keras`) so that `path` is whole or untouched.
+
+    Writes a temporary file beside `path` and renames it over `path` only
+    once saving succeeded.
+
+    Args:
+        model: a Keras model.
+        path: the output file.
+    """
+    check_output_path(path)
+    path = os.fspath(path)
+    suffix = next(s for s in OUTPUT_SUFFIXES if path.endswith(s))
+    directory = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(
+        prefix=f".{os.path.basename(path)[: -len(suffix)]}.", suffix=f".partial{suffix}", dir=directory
+    )
+    os.close(handle)
+    try:
+        if suffix == ".keras":
+            model.save(temporary, overwrite=True)
+        else:
+            model.save_weights(temporary, overwrite=True)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def convert_checkpoint(checkpoint, output=None, arch="auto", strict=True, **overrides):
+    """Builds the Keras DANet a PyTorch checkpoint needs, loads it, and optionally saves it.
+
+    Args:
+        checkpoint: path or state dict (see `read_state_dict`).
+        output: None, or a `.weights.h5` / `.keras` path, written only when
+            the whole conversion succeeded.
+        arch: `"auto"`, `"official"` or `"mmseg"`.
+        strict: see `load_torch_checkpoint`.
+        **overrides: `DANet` arguments that replace what `model_config`
+            derives (None: not given), e.g. `multi_grid=()`,
+            `align_corners=True` for mmsegmentation's 769x769 models.
+
+    Returns:
+        `(model, report, config, sources)`: the Keras `DANet`, the
+        `ConversionReport`, the `DANet` arguments used and where each came
+        from (see `model_config`).
+    """
+    from danet_keras.models.danet import DANet
+
+    if output is not None:
+        check_output_path(output)
+    state_dict = read_state_dict(checkpoint)
+    file_name = os.fspath(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) else None
+    arch, config, sources = model_config(state_dict, arch, file_name=file_name, **overrides)
+    model = DANet(**config)
+    report = load_torch_checkpoint(model, state_dict, arch=arch, strict=strict)
+    if output is not None:
+        save_atomically(model, output)
+    return model, report, config, sources

@@ -1,0 +1,42 @@
+"""ONNX export through tf2onnx (the `onnx` extra: `pip install danet-keras[onnx]`).
+
+The ONNX graph is converted from the same serving function as the
+SavedModel's `serving_default`: input `images` uint8 [B, H, W, 3] (any batch,
+height and width unless `input_size` fixes them), outputs `class_ids` int32
+[B, H, W], `probabilities` and `logits` float32 [B, H, W, K]. The position
+attention's block loop becomes an ONNX `Loop`.
+"""
+
+import tensorflow as tf
+
+from danet_keras.export.saved_model import images_spec, segmentation_outputs
+
+DEFAULT_OPSET = 17
+
+
+def export_onnx(model, path, input_size=None, opset=DEFAULT_OPSET):
+    """Writes `model` as an ONNX file.
+
+    Args:
+        model: the Keras segmentation model, e.g. `danet_keras.DANet`.
+        path: output `.onnx` file.
+        input_size: None (dynamic height and width) or (height, width).
+        opset: ONNX opset version.
+
+    Returns:
+        `path`, as a string.
+    """
+    try:
+        import tf2onnx
+    except ImportError as error:
+        raise ImportError(
+            "ONNX export needs tf2onnx: `pip install danet-keras[onnx]`."
+        ) from error
+    if input_size is not None:
+        input_size = tuple(int(s) for s in input_size)
+    signature = [images_spec(None, input_size)]
+    serve = tf.function(lambda images: segmentation_outputs(model, images), input_signature=signature)
+    tf2onnx.convert.from_function(
+        serve, input_signature=signature, opset=opset, output_path=str(path)
+    )
+    return str(path)

@@ -1,0 +1,184 @@
+"""One calling convention for every artefact: Keras model, SavedModel, TFLite, ONNX.
+
+A runner maps uint8 RGB images (B, H, W, 3) to NumPy outputs `class_ids`
+(B, H, W), `probabilities` (B, H, W, K) and, when the artefact has them,
+`logits`. `predict` and the export parity report run artefacts through it.
+"""
+
+import os
+
+import numpy as np
+
+OUTPUT_KEYS = ("class_ids", "probabilities", "logits")
+FORMATS = ("keras", "saved_model", "tflite", "onnx")
+
+
+def artefact_format(path):
+    """`"keras"`, `"saved_model"`, `"tflite"` or `"onnx"`, from the path."""
+    path = str(path)
+    if os.path.isdir(path):
+        if os.path.exists(os.path.join(path, "saved_model.pb")):
+            return "saved_model"
+        raise ValueError(f"--model {path}: a directory without saved_model.pb is not a SavedModel.")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"--model {path}: no such file or directory.")
+    extension = os.path.splitext(path)[1].lower()
+    formats = {".keras": "keras", ".tflite": "tflite", ".onnx": "onnx"}
+    if extension not in formats:
+        raise ValueError(
+            f"--model {path}: expected a .keras file, a SavedModel directory, a .tflite or an "
+            ".onnx file."
+        )
+    return formats[extension]
+
+
+def outputs_from_logits(logits):
+    """The runner outputs (`class_ids`, `probabilities`, `logits`) of NumPy logits."""
+    logits = np.asarray(logits, np.float32)
+    exp = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return {
+        "class_ids": logits.argmax(axis=-1).astype(np.int32),
+        "probabilities": exp / exp.sum(axis=-1, keepdims=True),
+        "logits": logits,
+    }
+
+
+def _as_images(images):
+    images = np.asarray(images)
+    if images.ndim == 3:
+        images = images[None]
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(
+            f"images must be uint8 RGB (B, H, W, 3), got {images.dtype} {images.shape}."
+        )
+    return images
+
+
+class KerasRunner:
+    """Runs a Keras model (dict output with `"logits"`) on uint8 images.
+
+    Args:
+        model: the model, or the path of a `.keras` file.
+    """
+
+    format = "keras"
+
+    def __init__(self, model):
+        if not hasattr(model, "predict"):
+            import keras
+
+            import danet_keras  # noqa: F401  (registers the layers for loading)
+
+            model = keras.saving.load_model(str(model), compile=False)
+        self.model = model
+        self.input_size = None
+
+    def __call__(self, images):
+        images = _as_images(images).astype(np.float32)
+        return outputs_from_logits(self.model(images, training=False)["logits"])
+
+
+class SavedModelRunner:
+    """Calls the `serving_default` signature of a SavedModel directory."""
+
+    format = "saved_model"
+
+    def __init__(self, path):
+        import tensorflow as tf
+
+        self.signature = tf.saved_model.load(str(path)).signatures["serving_default"]
+        shape = self.signature.structured_input_signature[1]["images"].shape
+        self.input_size = None if None in shape[1:3] else tuple(shape[1:3])
+
+    def __call__(self, images):
+        import tensorflow as tf
+
+        outputs = self.signature(images=tf.constant(_as_images(images)))
+        return {key: value.numpy() for key, value in outputs.items()}
+
+
+class _FixedSizeRunner:
+    """Feeds images one by one at the artefact's static size, resizing if needed."""
+
+    input_size = None
+
+    def _run_one(self, image):
+        raise NotImplementedError
+
+    def __call__(self, images):
+        import tensorflow as tf
+
+        images = _as_images(images)
+        results = []
+        for image in images:
+            size = image.shape[:2]
+            if self.input_size is not None and size != self.input_size:
+                resized = tf.image.resize(image.astype(np.float32), self.input_size)
+                image = np.clip(np.round(resized.numpy()), 0, 255).astype(np.uint8)
+            outputs = self._run_one(image[None])
+            if outputs["class_ids"].shape[1:3] != size:
+                # Back to the image's size: interpolate the logits, re-derive the rest.
+                outputs = outputs_from_logits(tf.image.resize(outputs["logits"], size))
+            results.append(outputs)
+        return {key: np.concatenate([r[key] for r in results]) for key in results[0]}
+
+
+class TFLiteRunner(_FixedSizeRunner):
+    """Runs a `.tflite` file's `serving_default` signature, one image at a time.
+
+    Args:
+        path: the `.tflite` file.
+        runtime, use_xnnpack, num_threads: see `tflite.tflite_interpreter`.
+    """
+
+    format = "tflite"
+
+    def __init__(self, path, runtime="litert", use_xnnpack=True, num_threads=None):
+        from danet_keras.export.tflite import tflite_interpreter
+
+        self.interpreter = tflite_interpreter(path, runtime, use_xnnpack, num_threads)
+        self.runner = self.interpreter.get_signature_runner("serving_default")
+        shape = self.runner.get_input_details()["images"]["shape"]
+        self.input_size = (int(shape[1]), int(shape[2]))
+
+    def _run_one(self, image):
+        return {key: np.array(value) for key, value in self.runner(images=image).items()}
+
+
+class OnnxRunner(_FixedSizeRunner):
+    """Runs an ONNX file with onnxruntime (CPU)."""
+
+    format = "onnx"
+
+    def __init__(self, path):
+        import onnxruntime
+
+        self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        shape = self.session.get_inputs()[0].shape
+        static = all(isinstance(s, int) for s in shape[1:3])
+        self.input_size = (shape[1], shape[2]) if static else None
+        self.output_names = [output.name for output in self.session.get_outputs()]
+
+    def _run_one(self, image):
+        return dict(zip(self.output_names, self.session.run(None, {"images": image})))
+
+
+def load_runner(path, **options):
+    """The runner for an artefact, chosen by `artefact_format(path)`.
+
+    Args:
+        path: a `.keras` file, a SavedModel directory, a `.tflite` or an
+            `.onnx` file.
+        **options: for `.tflite`: `runtime`, `use_xnnpack`, `num_threads`.
+
+    Returns:
+        A runner: `runner(images)` -> dict of NumPy outputs; `runner.format`,
+        `runner.input_size` (None when any size is accepted).
+    """
+    runners = {
+        "keras": KerasRunner,
+        "saved_model": SavedModelRunner,
+        "tflite": TFLiteRunner,
+        "onnx": OnnxRunner,
+    }
+    return runners[artefact_format(path)](path, **options)

@@ -1,0 +1,67 @@
+import os
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from danet_keras.cli.main import main  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def mmseg_file(tmp_path_factory, make_reference):
+    # mmsegmentation layout, deep stem, auxiliary head, half-pixel resizing.
+    reference = make_reference(
+        "mmseg", seed=5, num_classes=4, backbone="resnet18", stem="deep", aux_head=True
+    )
+    path = tmp_path_factory.mktemp("checkpoints") / "danet_r18_mmseg.pth"
+    torch.save({"meta": {"mmseg_version": "1.2.2"}, "state_dict": reference.state_dict()}, path)
+    return path
+
+
+def test_convert_with_verification(mmseg_file, tmp_path, capsys):
+    output = tmp_path / "danet.weights.h5"
+    assert main(["convert", str(mmseg_file), "-o", str(output), "--verify"]) == 0
+    out = capsys.readouterr().out
+    assert "mmsegmentation checkpoint: " in out
+    assert "aux_head             True" in out and "(checkpoint)" in out
+    assert "align_corners        False" in out and "(mmseg default)" in out
+    for name in ("logits", "position_logits", "channel_logits", "aux_logits"):
+        assert f"  {name} " in out
+    assert f"wrote {output}" in out and output.exists()
+
+
+def test_failed_verification_writes_nothing(mmseg_file, tmp_path, capsys, monkeypatch):
+    import danet_keras.convert
+    from danet_keras.export.parity import ParityReport
+
+    # A converter bug would show as a large difference from the reference.
+    off = ParityReport(0.5, 4.0, 0.1, 0.9, 100)
+    monkeypatch.setattr(danet_keras.convert, "verify_conversion", lambda *args, **kwargs: {"logits": off})
+    output = tmp_path / "danet.keras"
+    assert main(["convert", str(mmseg_file), "-o", str(output), "--verify"]) == 1
+    assert "parity check failed" in capsys.readouterr().out
+    assert os.listdir(tmp_path) == []
+
+
+def test_bad_input_is_one_line_and_writes_nothing(mmseg_file, tmp_path, capsys):
+    noise = tmp_path / "noise.pth"
+    noise.write_bytes(np.random.default_rng(0).bytes(1000))
+    output = tmp_path / "danet.weights.h5"
+    assert main(["convert", str(noise), "-o", str(output)]) == 2
+    assert "error:" in capsys.readouterr().err
+    assert main(["convert", str(mmseg_file), "-o", str(output), "--num-classes", "7"]) == 2
+    assert "decode_head.conv_seg.weight has shape (4, 128, 1, 1)" in capsys.readouterr().err
+    assert main(["convert", str(mmseg_file), "-o", str(output), "--multi-grid", "four"]) == 2
+    assert "--multi-grid takes integers" in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == ["noise.pth"]
+
+
+def test_dropping_the_auxiliary_head_needs_no_strict(mmseg_file, tmp_path, capsys):
+    output = tmp_path / "deploy.weights.h5"
+    assert main(["convert", str(mmseg_file), "-o", str(output), "--aux-head", "false"]) == 2
+    assert "unused: auxiliary_head.convs.0.conv.weight" in capsys.readouterr().err
+    with pytest.warns(UserWarning, match="auxiliary_head.conv_seg.weight"):
+        arguments = ["convert", str(mmseg_file), "-o", str(output), "--aux-head", "false", "--no-strict"]
+        assert main(arguments) == 0
+    assert output.exists()

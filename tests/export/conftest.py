@@ -1,0 +1,56 @@
+"""A small DANet whose attention matters, shared by the export and predict tests."""
+
+import keras
+import numpy as np
+import pytest
+
+import danet_keras
+from danet_keras.export import synthetic_images
+
+IMAGE_SIZE = (64, 96)  # 8 x 12 = 96 feature positions at output stride 8
+ATTENTION_BLOCK_SIZE = 32  # -> 3 query blocks: the chunked path is what gets exported
+NUM_CLASSES = 5
+
+
+def calibrate_batchnorm(model, images):
+    """Sets every BatchNormalization's moving statistics to those of `images`.
+
+    A fresh model's unit moving variances let activations grow through the
+    ResNet, which no trained model does; quantization and tolerance checks
+    need realistic ranges.
+    """
+    layers = [l for l in model._flatten_layers() if isinstance(l, keras.layers.BatchNormalization)]
+    momenta = [layer.momentum for layer in layers]
+    for layer in layers:
+        layer.momentum = 0.0
+    model(images.astype("float32"), training=True)
+    for layer, momentum in zip(layers, momenta):
+        layer.momentum = momentum
+
+
+def build_small_danet():
+    keras.utils.set_random_seed(7)
+    model = danet_keras.DANet(
+        NUM_CLASSES,
+        backbone="resnet18",
+        head_channels=32,
+        attention_block_size=ATTENTION_BLOCK_SIZE,
+        align_corners=True,
+    )
+    calibrate_batchnorm(model, synthetic_images(8, IMAGE_SIZE, seed=100))
+    # gamma = beta = 0 (the initial values) would make both attentions the
+    # identity, and an export that broke them would go unnoticed.
+    model.get_layer("position_attention").gamma.assign(0.7)
+    model.get_layer("channel_attention").beta.assign(0.3)
+    return model
+
+
+@pytest.fixture(scope="session")
+def small_danet():
+    return build_small_danet()
+
+
+@pytest.fixture(scope="session")
+def test_images():
+    """Two batches: two images at the model's test size and one at another size."""
+    return synthetic_images(2, IMAGE_SIZE, seed=1), synthetic_images(1, (48, 80), seed=2)

@@ -1,0 +1,29 @@
+import pytest
+
+from danet_keras.export import check_parity, export_onnx
+from danet_keras.export.runners import OnnxRunner
+
+pytest.importorskip("tf2onnx", reason="the `onnx` extra is not installed")
+pytest.importorskip("onnxruntime", reason="the `onnx` extra is not installed")
+
+
+@pytest.fixture(scope="module")
+def onnx_path(small_danet, tmp_path_factory):
+    return export_onnx(small_danet, str(tmp_path_factory.mktemp("onnx") / "danet.onnx"))
+
+
+@pytest.mark.slow
+def test_onnxruntime_parity_at_two_sizes(small_danet, onnx_path, test_images):
+    assert OnnxRunner(onnx_path).input_size is None  # dynamic height and width
+    for images in test_images:
+        report = check_parity(small_danet, onnx_path, images)
+        assert report.relative_logit_diff <= 1e-4, report
+        assert report.class_agreement >= 0.999, report
+
+
+@pytest.mark.slow
+def test_onnx_graph_keeps_the_chunked_attention_loop(onnx_path):
+    import onnx
+
+    graph = onnx.load(onnx_path).graph
+    assert any(node.op_type == "Loop" for node in graph.node)

@@ -1,0 +1,140 @@
+import io
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from danet_keras.export import export_saved_model
+from danet_keras.export.runners import KerasRunner
+from danet_keras.export.tflite import saved_model_ops
+
+# Runs in a fresh interpreter: loads the SavedModel without danet_keras and
+# saves the outputs of both signatures on the images it is given (as
+# uint8 tensors and as PNG bytes).
+FRESH_PROCESS_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    import tensorflow as tf
+
+    path, inputs, outputs = sys.argv[1:4]
+    loaded = tf.saved_model.load(path)
+    assert not any(name.startswith("danet_keras") for name in sys.modules), "danet_keras imported"
+    data = np.load(inputs)
+    results = {}
+    for key in data.files:
+        out = loaded.signatures["serving_default"](images=tf.constant(data[key]))
+        for name, value in out.items():
+            results[f"{key}/tensor/{name}"] = value.numpy()
+        png = tf.stack([tf.io.encode_png(image) for image in data[key]])
+        out = loaded.signatures["serve_image_bytes"](image_bytes=png)
+        for name, value in out.items():
+            results[f"{key}/bytes/{name}"] = value.numpy()
+    np.savez(outputs, **results)
+    """
+)
+
+
+def png_bytes(image):
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def saved_model_dir(small_danet, tmp_path_factory):
+    return export_saved_model(small_danet, str(tmp_path_factory.mktemp("export") / "danet"))
+
+
+@pytest.fixture(scope="module")
+def loaded_saved_model(saved_model_dir):
+    return tf.saved_model.load(saved_model_dir)
+
+
+@pytest.mark.slow
+def test_fresh_process_signatures_match_keras_at_two_sizes(small_danet, saved_model_dir, test_images, tmp_path):
+    np.savez(tmp_path / "inputs.npz", **{f"images{i}": images for i, images in enumerate(test_images)})
+    script = tmp_path / "serve.py"
+    script.write_text(FRESH_PROCESS_SCRIPT)
+    subprocess.run(
+        [sys.executable, str(script), saved_model_dir, str(tmp_path / "inputs.npz"), str(tmp_path / "out.npz")],
+        check=True,
+        cwd=tmp_path,  # not the repository: `import danet_keras` must not be possible by accident
+    )
+    results = np.load(tmp_path / "out.npz")
+    for index, images in enumerate(test_images):
+        reference = KerasRunner(small_danet)(images)
+        served = {k.split("/")[-1]: results[k] for k in results.files if k.startswith(f"images{index}/tensor/")}
+        assert served["class_ids"].dtype == np.int32
+        assert served["class_ids"].shape == images.shape[:3]
+        assert served["probabilities"].shape == images.shape[:3] + (5,)
+        np.testing.assert_array_equal(served["class_ids"], reference["class_ids"])
+        np.testing.assert_allclose(served["probabilities"], reference["probabilities"], atol=1e-5, rtol=0)
+        for name in ("class_ids", "probabilities", "logits"):
+            np.testing.assert_array_equal(results[f"images{index}/bytes/{name}"], served[name])
+
+
+def test_saved_model_cli_lists_signatures(saved_model_dir):
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    listing = subprocess.run(
+        [cli, "show", "--dir", saved_model_dir, "--all"], check=True, capture_output=True, text=True
+    ).stdout
+    default = listing.split("signature_def['serving_default']")[1]
+    assert "inputs['images']" in default and "DT_UINT8" in default and "(-1, -1, -1, 3)" in default
+    assert "outputs['class_ids']" in default and "DT_INT32" in default and "(-1, -1, -1)" in default
+    assert "outputs['probabilities']" in default and "(-1, -1, -1, 5)" in default
+    image_bytes = listing.split("signature_def['serve_image_bytes']")[1].split("signature_def[")[0]
+    assert "inputs['image_bytes']" in image_bytes and "DT_STRING" in image_bytes and "shape: (-1)" in image_bytes
+
+
+def test_exported_position_attention_is_the_chunked_loop(small_danet, saved_model_dir):
+    assert small_danet.get_layer("position_attention").block_size < 96  # 3 blocks at 64 x 96
+    ops = saved_model_ops(saved_model_dir)
+    assert ops["While"] + ops["StatelessWhile"] >= 1
+
+
+@pytest.mark.parametrize(
+    "signature, value, message",
+    [
+        ("serving_default", np.zeros((1, 64, 96, 3), np.float32), "uint8"),
+        ("serving_default", np.zeros((64, 96, 3), np.uint8), r"not compatible with expected shape \[\?,\?,\?,3\]"),
+        ("serving_default", np.zeros((1, 64, 96, 4), np.uint8), r"not compatible with expected shape \[\?,\?,\?,3\]"),
+        ("serve_image_bytes", np.array([b"not an image"]), "Unknown image file format"),
+        (
+            "serve_image_bytes",
+            np.array([png_bytes(np.zeros((64, 96, 3), np.uint8)), png_bytes(np.zeros((48, 80, 3), np.uint8))]),
+            "must have the same height and width",
+        ),
+    ],
+    ids=["float", "rank3", "4channels", "not_an_image", "mixed_sizes"],
+)
+def test_bad_input_raises_invalid_argument(loaded_saved_model, signature, value, message):
+    function = loaded_saved_model.signatures[signature]
+    key = "images" if signature == "serving_default" else "image_bytes"
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        function(**{key: tf.constant(value)})
+
+
+@pytest.mark.slow
+def test_resize_to_model_size(small_danet, test_images, tmp_path):
+    path = export_saved_model(
+        small_danet, str(tmp_path / "resized"), image_size=(64, 96), resize_images=True,
+        include_image_bytes=False,
+    )
+    function = tf.saved_model.load(path).signatures["serving_default"]
+    at_model_size, other_size = test_images
+    outputs = function(images=tf.constant(at_model_size))
+    np.testing.assert_array_equal(outputs["class_ids"], KerasRunner(small_danet)(at_model_size)["class_ids"])
+    outputs = function(images=tf.constant(other_size))
+    assert outputs["class_ids"].shape == other_size.shape[:3]
+    assert outputs["logits"].shape == other_size.shape[:3] + (5,)
+
+
+def test_resize_images_needs_image_size(small_danet, tmp_path):
+    with pytest.raises(ValueError, match="image_size"):
+        export_saved_model(small_danet, str(tmp_path / "x"), resize_images=True)

@@ -1,0 +1,89 @@
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from danet_keras.cli.main import main
+from danet_keras.export import synthetic_images
+from danet_keras.export.runners import KerasRunner
+from danet_keras.predict import image_files, position_attention_maps, predict_files
+
+from .export.conftest import build_small_danet
+
+
+@pytest.fixture(scope="module")
+def model():
+    return build_small_danet()
+
+
+@pytest.fixture(scope="module")
+def image_dir(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("photos")
+    for index, size in enumerate([(64, 96), (48, 80)]):
+        Image.fromarray(synthetic_images(1, size, seed=index)[0]).save(directory / f"photo{index}.png")
+    (directory / "notes.txt").write_text("not an image")
+    return directory
+
+
+@pytest.fixture(scope="module")
+def keras_file(model, tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "danet.keras"
+    model.save(path)
+    return str(path)
+
+
+def test_predict_files_writes_labels_overlays_and_attention(model, image_dir, tmp_path):
+    written = predict_files(model, image_dir, tmp_path, overlay=True, attention_points=[(10, 20)], progress=False)
+    assert sorted(os.path.basename(p) for p in written) == sorted(
+        f"photo{i}_{kind}.png" for i in range(2) for kind in ("labels", "overlay", "attention_y10_x20")
+    )
+    photo = np.asarray(Image.open(image_dir / "photo0.png"))
+    labels = Image.open(tmp_path / "photo0_labels.png")
+    assert labels.mode == "P"
+    np.testing.assert_array_equal(np.asarray(labels), KerasRunner(model)(photo[None])["class_ids"][0])
+    assert np.asarray(Image.open(tmp_path / "photo1_overlay.png")).shape == (48, 80, 3)
+
+
+def test_position_attention_maps(model):
+    image = synthetic_images(1, (64, 96), seed=3)[0]
+    maps = position_attention_maps(model, image, [(0, 0), (63, 95)])
+    assert maps.shape == (2, 64, 96)
+    np.testing.assert_allclose(maps.max(axis=(1, 2)), 1.0, rtol=1e-5)
+    assert not np.allclose(maps[0], maps[1])  # the two points attend differently
+    with pytest.raises(ValueError, match="outside"):
+        position_attention_maps(model, image, [(64, 0)])
+
+
+def test_sliding_window(model, image_dir, tmp_path):
+    def labels(directory, **options):
+        predict_files(model, image_dir / "photo0.png", tmp_path / directory, progress=False, **options)
+        return np.asarray(Image.open(tmp_path / directory / "photo0_labels.png"))
+
+    plain = labels("plain")
+    # A window as large as the image is one plain pass.
+    np.testing.assert_array_equal(labels("whole", sliding_window=(96, None)), plain)
+    # Two overlapping 64x64 windows over the 64x96 image still label every pixel.
+    assert labels("windows", sliding_window=(64, 32)).shape == plain.shape
+
+
+@pytest.mark.slow
+def test_cli_predict_on_a_keras_file(keras_file, image_dir, tmp_path, capsys):
+    code = main(["predict", "--model", keras_file, str(image_dir), "--out", str(tmp_path), "--overlay"])
+    assert code == 0
+    assert "wrote 4 files" in capsys.readouterr().out
+    assert os.path.exists(tmp_path / "photo1_labels.png")
+
+
+def test_cli_predict_errors(tmp_path, capsys):
+    assert main(["predict", "--model", str(tmp_path / "missing.keras"), str(tmp_path), "--out", str(tmp_path)]) == 2
+    assert "no such file" in capsys.readouterr().err
+    with pytest.raises(FileNotFoundError, match="no .png"):
+        image_files(tmp_path)
+
+
+def test_class_palette():
+    from danet_keras.predict import class_palette
+
+    assert class_palette(None, 5).shape == (5, 3)
+    assert class_palette("cityscapes", 5).shape == (19, 3)
