@@ -11,8 +11,9 @@ from danet_keras import backbones, layers, models
 from danet_keras import export
 from danet_keras import convert
 from danet_keras import data, visualize
-from danet_keras import metrics
+from danet_keras import metrics, training
 from danet_keras.evaluation import evaluate
+from danet_keras.training.train import train
 from danet_keras.backbones import DilatedResNet
 from danet_keras.layers import ChannelAttention, PositionAttention
 from danet_keras.models import DANet

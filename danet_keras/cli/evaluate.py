@@ -1,0 +1,78 @@
+"""`danet-keras evaluate`: mIoU of a saved model, single-scale, multi-scale + flip, or sliding window."""
+
+
+def _scales(args):
+    from danet_keras.evaluation import PAPER_SCALES
+
+    if args.multi_scale:
+        return PAPER_SCALES
+    return tuple(args.scales) if args.scales else (1.0,)
+
+
+def _size(values):
+    """An int, or (height, width), from one or two command-line numbers."""
+    if values is None:
+        return None
+    if len(values) > 2:
+        raise ValueError(f"--crop-size / --stride take one or two numbers, got {values}.")
+    return values[0] if len(values) == 1 else tuple(values)
+
+
+def run(args):
+    if args.stride is not None and args.crop_size is None:
+        raise ValueError("--stride needs --crop-size (sliding-window evaluation).")
+    import keras
+
+    from danet_keras.data import eval_pipeline, load_dataset
+    from danet_keras.evaluation import evaluate
+
+    split = load_dataset(args.dataset, args.data_dir, args.split)
+    if len(split) == 0:
+        raise FileNotFoundError(f"No images in {args.data_dir} ({args.dataset}, {args.split}).")
+    model = keras.saving.load_model(args.model, compile=False)
+    if getattr(model, "num_classes", split.num_classes) != split.num_classes:
+        raise ValueError(
+            f"The model predicts {model.num_classes} classes but {args.dataset} has {split.num_classes}."
+        )
+    dataset = eval_pipeline(split, batch_size=args.batch_size, short_side=args.short_side)
+    result = evaluate(
+        model,
+        dataset,
+        num_classes=split.num_classes,
+        scales=_scales(args),
+        flip=args.flip,
+        crop_size=_size(args.crop_size),
+        stride=_size(args.stride),
+        class_names=split.info.class_names,
+        steps=args.steps,
+        output_dir=args.output_dir,
+    )
+    print(f"mIoU {100 * result.mean_iou:.2f} on {result.num_images} images")
+
+
+def register(subparsers):
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="mIoU of a .keras model on a dataset split (multi-scale, flip, sliding window)",
+        description="Prints the per-class IoU table and writes metrics.json, per_class_iou.csv and "
+        "confusion_matrix.png to --output-dir. Labels are scored at their full resolution.",
+    )
+    parser.add_argument("--model", required=True, help="a .keras model (e.g. best.keras from training)")
+    parser.add_argument("--dataset", required=True, help="dataset reader name, as for `train`")
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--scales", type=float, nargs="+", metavar="SCALE", help="e.g. 0.75 1.0 1.25")
+    parser.add_argument(
+        "--multi-scale", action="store_true", help="the paper's scales 0.5 ... 2.2 (use with --flip)"
+    )
+    parser.add_argument("--flip", action="store_true", help="add horizontally flipped inference")
+    parser.add_argument(
+        "--crop-size", type=int, nargs="+", metavar="SIZE",
+        help="sliding-window crop, e.g. 768 (official Cityscapes) or HEIGHT WIDTH",
+    )
+    parser.add_argument("--stride", type=int, nargs="+", metavar="STRIDE", help="default 2/3 of the crop")
+    parser.add_argument("--short-side", type=int, help="resize images (and labels) to this short side first")
+    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--steps", type=int, help="evaluate only this many batches")
+    parser.add_argument("--output-dir", default="evaluation")
+    parser.set_defaults(func=run)

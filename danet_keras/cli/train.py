@@ -1,0 +1,127 @@
+"""`danet-keras train`: the paper's recipe on `model.fit`, as `danet_keras.train(config)`."""
+
+import json
+
+from danet_keras.training.strategy import STRATEGIES
+
+
+def _loss_weight(text):
+    name, _, weight = text.partition("=")
+    if not name or not weight:
+        raise ValueError(f"--loss-weight takes OUTPUT=WEIGHT, e.g. aux_logits=0.4; got {text!r}.")
+    return name, float(weight)
+
+
+def config_from_args(args):
+    """The `TrainConfig` fields given on the command line (a `--config` JSON file first)."""
+    fields = {}
+    if args.config:
+        with open(args.config) as f:
+            fields.update(json.load(f))
+    direct = (
+        "dataset", "data_dir", "train_split", "val_split", "backbone", "output_stride", "num_classes",
+        "crop_size", "batch_size", "epochs", "steps_per_epoch", "learning_rate", "head_lr_multiplier",
+        "momentum", "weight_decay", "poly_power", "warmup_steps", "ohem_threshold", "ohem_min_kept",
+        "ignore_index", "strategy", "tpu", "output_dir", "validation_freq", "validation_steps",
+        "val_batch_size", "seed",
+    )  # fmt: skip
+    for name in direct:
+        value = getattr(args, name)
+        if value is not None:
+            fields[name] = value
+    model_options = dict(fields.get("model_options", {}))
+    for name in ("aux_head", "align_corners"):
+        if getattr(args, name):
+            model_options[name] = True
+    for name in ("multi_grid", "stem", "backbone_weights", "head_channels"):
+        if getattr(args, name) is not None:
+            model_options[name] = getattr(args, name)
+    if model_options:
+        fields["model_options"] = model_options
+    if args.loss_weight:
+        fields["loss_weights"] = dict(_loss_weight(text) for text in args.loss_weight)
+    if args.class_weights:
+        fields["class_weights"] = [float(w) for w in args.class_weights.split(",")]
+    if args.backup_freq is not None:
+        fields["backup_freq"] = "epoch" if args.backup_freq == "epoch" else int(args.backup_freq)
+    for flag, field, value in (
+        ("mixed_precision", "mixed_precision", True),
+        ("no_sync_batchnorm", "sync_batchnorm", False),
+        ("no_backup", "backup", False),
+        ("no_tensorboard", "tensorboard", False),
+        ("no_validation", "validation", False),
+    ):
+        if getattr(args, flag):
+            fields[field] = value
+    return fields
+
+
+def run(args):
+    from danet_keras.training.config import resolve_config
+    from danet_keras.training.train import train
+
+    # Checked here so that bad settings fail before TensorFlow starts.
+    config = resolve_config(config_from_args(args))
+    result = train(config)
+    print(f"outputs in {result.output_dir}")
+    if result.best_checkpoint:
+        print(f"best validation mIoU {result.best_mean_iou:.4f}: {result.best_checkpoint}")
+    if result.stopped_on_nan:
+        print("training stopped: the loss became NaN; the last good backup and checkpoint are kept")
+        return 1
+    print(f"final model: {result.final_model}")
+    return 0
+
+
+def register(subparsers):
+    parser = subparsers.add_parser(
+        "train",
+        help="train DANet with the paper's recipe (model.fit, tf.distribute, resumable)",
+        description="Dataset presets give crop, batch, learning rate and epochs; every flag overrides.",
+    )
+    add = parser.add_argument
+    add("--config", help="JSON file of TrainConfig fields (flags override it)")
+    add("--dataset", help="cityscapes, demo_city, ade20k, pascal_voc, pascal_context, coco_stuff164k, "
+        "coco_stuff10k, folder or tfds:<name>")
+    add("--data-dir", help="the dataset's root directory")
+    add("--train-split", help="training split name (default train)")
+    add("--val-split", help="validation split name (default val)")
+    add("--backbone", help="resnet18, resnet34, resnet50 (default), resnet101 or resnet152")
+    add("--output-stride", type=int, choices=(8, 16, 32))
+    add("--num-classes", type=int, help="default: the dataset's")
+    add("--multi-grid", type=int, nargs="+", metavar="DILATION", help="e.g. 4 8 16")
+    add("--stem", choices=("standard", "deep"))
+    add("--head-channels", type=int)
+    add("--aux-head", action="store_true", help="add the FCN auxiliary head (loss weight 0.4)")
+    add("--align-corners", action="store_true", help="official DANet upsampling convention")
+    add("--backbone-weights", help="'imagenet' or a keras.applications ResNet weights file")
+    add("--crop-size", type=int)
+    add("--batch-size", type=int, help="global batch size over all replicas")
+    add("--epochs", type=int)
+    add("--steps-per-epoch", type=int)
+    add("--learning-rate", type=float, help="base (backbone) learning rate")
+    add("--head-lr-multiplier", type=float, help="head learning-rate factor (10)")
+    add("--momentum", type=float)
+    add("--weight-decay", type=float)
+    add("--poly-power", type=float)
+    add("--warmup-steps", type=int)
+    add("--loss-weight", action="append", metavar="OUTPUT=WEIGHT",
+        help="e.g. aux_logits=0.4, position_logits=0 (repeatable)")
+    add("--class-weights", metavar="W0,W1,...")
+    add("--ohem-threshold", type=float, help="enable OHEM with this probability threshold (e.g. 0.7)")
+    add("--ohem-min-kept", type=int)
+    add("--ignore-index", type=int)
+    add("--no-sync-batchnorm", action="store_true")
+    add("--strategy", choices=STRATEGIES, help="tf.distribute strategy (default auto; multi_worker reads TF_CONFIG)")
+    add("--tpu", help="TPU name or address")
+    add("--mixed-precision", action="store_true")
+    add("--output-dir")
+    add("--no-backup", action="store_true", help="do not back up for resuming")
+    add("--backup-freq", help="'epoch' (default) or a number of steps")
+    add("--no-tensorboard", action="store_true")
+    add("--no-validation", action="store_true")
+    add("--validation-freq", type=int)
+    add("--validation-steps", type=int)
+    add("--val-batch-size", type=int)
+    add("--seed", type=int)
+    parser.set_defaults(func=run)

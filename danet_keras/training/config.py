@@ -1,0 +1,228 @@
+"""What a training run is: `TrainConfig`, and the recipe's per-dataset presets.
+
+Every field left `None` takes the dataset preset's value; everything else can
+be overridden. `resolve_config` fills the presets in and checks every field,
+so that a bad name or number fails before TensorFlow starts.
+"""
+
+import dataclasses
+import importlib.util
+import json
+from typing import Optional, Union
+
+from danet_keras.training.strategy import STRATEGIES
+
+# The paper's recipe (Fu et al. 2019, Sec. 4.1): batch 8 and lr 0.01 on
+# Cityscapes, batch 16 elsewhere, 240 epochs (180 on COCO-Stuff) with
+# multi-scale augmentation. ADE20K is not in the paper: mmsegmentation's
+# 160k iterations at batch 16 are ~127 epochs of its 20,210 images.
+# Any dataset without its own entry (`"folder"`, `"tfds:<name>"`, `"custom"`): the paper's non-Cityscapes recipe.
+GENERIC_PRESET = {
+    "crop_size": 512, "batch_size": 16, "learning_rate": 0.01, "epochs": 240,
+    "source": "paper recipe for datasets other than Cityscapes (512 crop, batch 16, lr 0.01, 240 epochs)",
+}  # fmt: skip
+_COCO_STUFF = dict(GENERIC_PRESET, epochs=180, source="paper recipe, 180 epochs on COCO-Stuff")
+TRAINING_PRESETS = {
+    "cityscapes": dict(
+        crop_size=768, batch_size=8, learning_rate=0.01, epochs=240,
+        source="paper Sec. 4.1 / official code (768 crop, batch 8, lr 0.01, 240 epochs)",
+    ),
+    "ade20k": dict(
+        GENERIC_PRESET, epochs=127,
+        source="mmsegmentation danet ade20k (512 crop, batch 16, lr 0.01, 160k iterations)",
+    ),
+    "pascal_voc": GENERIC_PRESET,
+    "pascal_context": GENERIC_PRESET,
+    "coco_stuff164k": _COCO_STUFF,
+    "coco_stuff10k": _COCO_STUFF,
+    "demo_city": dict(
+        crop_size=128, batch_size=8, learning_rate=0.01, epochs=10,
+        source="this package's synthetic demo city (`danet-keras demo` uses its own settings)",
+    ),
+}  # fmt: skip
+
+
+def known_datasets():
+    """Dataset names `TrainConfig.dataset` accepts (besides `"tfds:<name>"`)."""
+    from danet_keras.data.datasets import READERS
+
+    return sorted(READERS) + ["custom"]
+
+
+def training_preset(dataset):
+    """The recipe's crop, batch, learning rate and epochs for a dataset name."""
+    return TRAINING_PRESETS.get(dataset, GENERIC_PRESET)
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Settings of `danet_keras.train`.
+
+    Attributes:
+        dataset: a reader of `danet_keras.data.load_dataset` (`"cityscapes"`,
+            `"demo_city"`, `"ade20k"`, ..., `"folder"`, `"tfds:<name>"`), or
+            `"custom"` with `train(..., train_data=...)`.
+        data_dir: root directory of the dataset.
+        train_split, val_split: split names for the reader.
+        reader_options: keyword arguments of the reader (e.g.
+            `class_names` for `"folder"`).
+        backbone: `"resnet18"` ... `"resnet152"`.
+        output_stride: 8 (paper), 16 or 32.
+        num_classes: None for the dataset's class count.
+        model_options: further `DANet` arguments (e.g. `aux_head`,
+            `multi_grid`, `stem`, `head_channels`, `align_corners`,
+            `backbone_weights`).
+        crop_size: training crop (square); None: preset.
+        batch_size: global batch size (all replicas); None: preset.
+        epochs: None: preset.
+        steps_per_epoch: None: training images // batch size.
+        learning_rate: base (backbone) learning rate; None: preset.
+        head_lr_multiplier: learning-rate factor of the head (10).
+        momentum: SGD momentum (0.9).
+        weight_decay: L2 weight decay on kernels (1e-4).
+        poly_power: exponent of the poly schedule (0.9).
+        warmup_steps: linear warm-up steps (0).
+        loss_weights: {output name: weight}, overriding 1.0 for the fused,
+            position and channel outputs and 0.4 for the auxiliary head.
+        class_weights: None or one weight per class.
+        ohem_threshold: None, or OHEM's probability threshold (e.g. 0.7).
+        ohem_min_kept: OHEM's minimum number of pixels per replica batch.
+        ignore_index: label ignored by the losses and the metric.
+        sync_batchnorm: synchronise BatchNorm statistics over replicas.
+        strategy: one of `STRATEGIES`.
+        tpu: TPU name/address for `strategy="tpu"`.
+        mixed_precision: float16 compute on GPU, bfloat16 on TPU/CPU.
+        output_dir: where checkpoints, logs and the backup go.
+        backup: back up the training state (`BackupAndRestore`) to resume
+            an interrupted run by running the same command again.
+        backup_freq: `"epoch"` or a number of steps between backups.
+        tensorboard: write TensorBoard logs.
+        validation: evaluate mIoU on the validation split after epochs.
+        validation_freq: validate every this many epochs.
+        validation_steps: None for the whole validation split.
+        val_batch_size: validation batch size; None: one image per replica.
+        data_options: keyword arguments of `danet_keras.data.train_pipeline`
+            (e.g. `scale_range`, `cache`).
+        eval_options: keyword arguments of `danet_keras.data.eval_pipeline`
+            for validation (e.g. `short_side`).
+        seed: random seed (None: not seeded).
+        verbose: `model.fit` verbosity ("auto", 0, 1, 2).
+    """
+
+    dataset: str = "cityscapes"
+    data_dir: Optional[str] = None
+    train_split: str = "train"
+    val_split: str = "val"
+    reader_options: dict = dataclasses.field(default_factory=dict)
+    backbone: str = "resnet50"
+    output_stride: int = 8
+    num_classes: Optional[int] = None
+    model_options: dict = dataclasses.field(default_factory=dict)
+    crop_size: Optional[int] = None
+    batch_size: Optional[int] = None
+    epochs: Optional[int] = None
+    steps_per_epoch: Optional[int] = None
+    learning_rate: Optional[float] = None
+    head_lr_multiplier: float = 10.0
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    poly_power: float = 0.9
+    warmup_steps: int = 0
+    loss_weights: Optional[dict] = None
+    class_weights: Optional[list] = None
+    ohem_threshold: Optional[float] = None
+    ohem_min_kept: int = 100000
+    ignore_index: int = 255
+    sync_batchnorm: bool = True
+    strategy: str = "auto"
+    tpu: Optional[str] = None
+    mixed_precision: bool = False
+    output_dir: str = "runs/danet"
+    backup: bool = True
+    backup_freq: Union[str, int] = "epoch"
+    tensorboard: bool = True
+    validation: bool = True
+    validation_freq: int = 1
+    validation_steps: Optional[int] = None
+    val_batch_size: Optional[int] = None
+    data_options: dict = dataclasses.field(default_factory=dict)
+    eval_options: dict = dataclasses.field(default_factory=dict)
+    seed: Optional[int] = 0
+    verbose: Union[str, int] = "auto"
+
+    def to_json(self):
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True, default=str)
+
+
+def _positive_int(config, name):
+    value = getattr(config, name)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}.")
+
+
+def resolve_config(config=None, **overrides):
+    """A complete, checked `TrainConfig`.
+
+    Args:
+        config: a `TrainConfig`, a dict of its fields, or None.
+        **overrides: fields that replace `config`'s.
+
+    Returns:
+        A new `TrainConfig` with the dataset preset's values filled in.
+
+    Raises:
+        ValueError: an unknown field, dataset, backbone or strategy, or a
+            value out of range.
+    """
+    from danet_keras.models.danet import BACKBONES
+
+    if config is None:
+        fields = {}
+    elif isinstance(config, TrainConfig):
+        fields = dataclasses.asdict(config)
+    elif isinstance(config, dict):
+        fields = dict(config)
+    else:
+        raise ValueError(f"`config` must be a TrainConfig, a dict or None, got {type(config).__name__}.")
+    fields.update(overrides)
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise ValueError(f"Unknown training settings {unknown}; known: {sorted(known)}.")
+    config = TrainConfig(**fields)
+
+    if not config.dataset.startswith("tfds:") and config.dataset not in known_datasets():
+        raise ValueError(
+            f"`dataset` must be one of {known_datasets()} or 'tfds:<name>' ('custom' with your own "
+            f"tf.data datasets), got {config.dataset!r}."
+        )
+    if config.backbone not in BACKBONES:
+        raise ValueError(f"`backbone` must be one of {BACKBONES}, got {config.backbone!r}.")
+    if config.strategy not in STRATEGIES:
+        raise ValueError(f"`strategy` must be one of {STRATEGIES}, got {config.strategy!r}.")
+    preset = training_preset(config.dataset)
+    for name in ("crop_size", "batch_size", "learning_rate", "epochs"):
+        if getattr(config, name) is None:
+            setattr(config, name, preset[name])
+    for name in ("crop_size", "batch_size", "epochs", "validation_freq", "ohem_min_kept"):
+        _positive_int(config, name)
+    for name in ("steps_per_epoch", "validation_steps", "val_batch_size", "num_classes"):
+        if getattr(config, name) is not None:
+            _positive_int(config, name)
+    if not float(config.learning_rate) > 0:
+        raise ValueError(f"`learning_rate` must be > 0, got {config.learning_rate!r}.")
+    if config.output_stride not in (8, 16, 32):
+        raise ValueError(f"`output_stride` must be 8, 16 or 32, got {config.output_stride!r}.")
+    if config.backup_freq != "epoch":
+        _positive_int(config, "backup_freq")
+    if isinstance(config.warmup_steps, bool) or not isinstance(config.warmup_steps, int) or config.warmup_steps < 0:
+        raise ValueError(f"`warmup_steps` must be an integer >= 0, got {config.warmup_steps!r}.")
+    if config.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        raise ValueError("`tensorboard=True` needs the tensorboard package (pip install tensorboard), "
+                         "or set tensorboard=False (--no-tensorboard).")
+    if config.head_lr_multiplier <= 0 or config.weight_decay < 0 or not 0 <= config.momentum <= 1:
+        raise ValueError(
+            "`head_lr_multiplier` must be > 0, `weight_decay` >= 0 and `momentum` in [0, 1]; got "
+            f"{config.head_lr_multiplier}, {config.weight_decay}, {config.momentum}."
+        )
+    return config

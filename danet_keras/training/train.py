@@ -1,0 +1,375 @@
+"""`danet_keras.train`: the paper's recipe on `model.fit` under a `tf.distribute` strategy.
+
+One call builds the strategy, the data pipelines, the DANet (synchronised
+BatchNorm), the three (or four) cross-entropy losses, `LayerwiseSGD` with the
+poly schedule and the 10x head learning rate, and the callbacks, then runs
+`model.fit`. Running the same call again after a crash or preemption resumes
+from the backup in `output_dir/backup`.
+
+Files under `output_dir` (the chief's; other workers of a multi-worker job
+write theirs under `output_dir/workers/<task>`):
+
+    config.json        the resolved TrainConfig
+    backup/            BackupAndRestore state (removed when the run completes)
+    best.keras         the model with the best validation mIoU (+ best.json)
+    final.keras        the model after the last epoch
+    history.csv        per-epoch losses and mIoU (appended across resumes)
+    logs/              TensorBoard
+"""
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+from typing import Optional
+
+from danet_keras.training.config import resolve_config
+from danet_keras.training.strategy import is_chief, make_strategy, task_identity
+
+
+def monitor_key(model):
+    """Log key of the fused output's validation mIoU under `model.fit`.
+
+    Keras prefixes a metric's name with its output's name only when the model
+    has several outputs (the dual-attention DANet has three).
+    """
+    return "val_logits_mean_iou" if len(model.output_names) > 1 else "val_mean_iou"
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What `train` returns.
+
+    Attributes:
+        model: the trained DANet (weights of the last epoch).
+        history: {log key: list of per-epoch values} of this call's epochs.
+        config: the resolved `TrainConfig`.
+        output_dir: this worker's output directory.
+        best_checkpoint: path of `best.keras`, or None without validation.
+        best_mean_iou: its validation mIoU, or None.
+        final_model: path of `final.keras`, or None when training stopped on
+            a NaN loss.
+        stopped_on_nan: True when `TerminateOnNaN` stopped the run; the last
+            good backup and checkpoint are kept.
+    """
+
+    model: object
+    history: dict
+    config: object
+    output_dir: str
+    best_checkpoint: Optional[str]
+    best_mean_iou: Optional[float]
+    final_model: Optional[str]
+    stopped_on_nan: bool
+
+
+def worker_output_dir(output_dir):
+    """`output_dir` on the chief, `output_dir/workers/<type>_<index>` on other workers."""
+    if is_chief():
+        return output_dir
+    task_type, task_index = task_identity()
+    return os.path.join(output_dir, "workers", f"{task_type}_{task_index}")
+
+
+def _mixed_precision_policy(strategy):
+    import tensorflow as tf
+
+    if isinstance(strategy, tf.distribute.TPUStrategy) or not tf.config.list_logical_devices("GPU"):
+        return "mixed_bfloat16"
+    return "mixed_float16"
+
+
+def check_labels(dataset, num_classes, ignore_index, batches=2):
+    """Raises when the first batches hold labels outside [0, num_classes) other than `ignore_index`.
+
+    Args:
+        dataset: `tf.data.Dataset` of `(images, labels)`.
+        num_classes: the model's class count.
+        ignore_index: the ignored label.
+        batches: how many batches to look at.
+
+    Raises:
+        ValueError: naming the offending label values.
+    """
+    import numpy as np
+
+    for _, labels in dataset.take(batches):
+        values = np.unique(np.asarray(labels))
+        bad = values[((values < 0) | (values >= num_classes)) & (values != ignore_index)]
+        if bad.size:
+            raise ValueError(
+                f"The labels hold values {bad.tolist()[:10]} outside [0, num_classes={num_classes}) "
+                f"(ignore index {ignore_index}): `num_classes` disagrees with the data."
+            )
+
+
+def _steps_of(dataset, name):
+    import tensorflow as tf
+
+    cardinality = int(dataset.cardinality())
+    if cardinality in (tf.data.INFINITE_CARDINALITY, tf.data.UNKNOWN_CARDINALITY):
+        raise ValueError(f"`steps_per_epoch` is needed: the size of `{name}` is not known.")
+    if cardinality == 0:
+        raise ValueError(f"`{name}` is empty.")
+    return cardinality
+
+
+def _open_splits(config):
+    """The training and validation `DatasetSplit`s of `config.dataset`."""
+    from danet_keras.data import load_dataset
+
+    train_split = load_dataset(config.dataset, config.data_dir, config.train_split, **config.reader_options)
+    if len(train_split) == 0:
+        raise FileNotFoundError(f"No training images in {config.data_dir} ({config.dataset}, {config.train_split}).")
+    val_split = None
+    if config.validation:
+        val_split = load_dataset(config.dataset, config.data_dir, config.val_split, **config.reader_options)
+        if len(val_split) == 0:
+            raise FileNotFoundError(f"No validation images in {config.data_dir} ({config.dataset}, {config.val_split}).")
+    return train_split, val_split
+
+
+def _reader_datasets(config, strategy, train_split, val_split, outputs):
+    """Distributed training/validation datasets: each input pipeline reads its own files."""
+    from danet_keras.data import eval_pipeline, train_pipeline
+    from danet_keras.training.losses import with_output_labels
+
+    def train_fn(context):
+        dataset = train_pipeline(
+            train_split, config.crop_size, config.batch_size, seed=config.seed, input_context=context,
+            ignore_index=config.ignore_index, **config.data_options,
+        )
+        return with_output_labels(dataset.repeat(), outputs)
+
+    def val_fn(context):
+        batch_size = config.val_batch_size or strategy.num_replicas_in_sync
+        dataset = eval_pipeline(
+            val_split, batch_size, input_context=context, ignore_index=config.ignore_index,
+            **config.eval_options,
+        )
+        return with_output_labels(dataset, outputs)
+
+    train = strategy.distribute_datasets_from_function(train_fn)
+    val = None if val_split is None else strategy.distribute_datasets_from_function(val_fn)
+    return train, val
+
+
+def _callbacks(config, output_dir, steps_per_epoch, monitor, extra):
+    import keras
+
+    from danet_keras.training.callbacks import AlignEpochsToSteps, BestCheckpoint, SafeBackupAndRestore
+
+    callbacks = [keras.callbacks.TerminateOnNaN()]
+    backup = None
+    if config.backup:
+        backup = SafeBackupAndRestore(os.path.join(output_dir, "backup"), save_freq=config.backup_freq)
+        callbacks.append(backup)
+    if monitor:
+        callbacks.append(
+            BestCheckpoint(
+                os.path.join(output_dir, "best.keras"),
+                monitor,
+                os.path.join(output_dir, "best.json"),
+                verbose=int(is_chief()),
+            )
+        )
+    resuming = config.backup and os.path.exists(os.path.join(output_dir, "backup"))
+    callbacks.append(keras.callbacks.CSVLogger(os.path.join(output_dir, "history.csv"), append=resuming))
+    if config.tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(os.path.join(output_dir, "logs")))
+    callbacks.extend(extra)
+    # Last: it must see whether another callback stopped training.
+    callbacks.append(AlignEpochsToSteps(steps_per_epoch))
+    return callbacks
+
+
+def build_training_model(config, num_classes, total_steps):
+    """DANet compiled with the recipe's losses, optimizer and metric (call inside `strategy.scope()`).
+
+    Args:
+        config: a resolved `TrainConfig`.
+        num_classes: number of classes.
+        total_steps: optimizer steps of the whole run (for the poly schedule).
+
+    Returns:
+        `(model, loss_output_names)`: the compiled model and the outputs that
+        carry a loss (the labels must be given to each).
+    """
+    from danet_keras.metrics import MeanIoU
+    from danet_keras.models.danet import DANet
+    from danet_keras.training.losses import segmentation_losses
+    from danet_keras.training.optimizer import LayerwiseSGD, head_learning_rate_multipliers
+    from danet_keras.training.schedules import PolyDecay
+
+    model = DANet(
+        num_classes=num_classes,
+        backbone=config.backbone,
+        output_stride=config.output_stride,
+        sync_batchnorm=config.sync_batchnorm,
+        **config.model_options,
+    )
+    losses, loss_weights = segmentation_losses(
+        model.output_names,
+        config.loss_weights,
+        ignore_index=config.ignore_index,
+        class_weights=config.class_weights,
+        ohem_threshold=config.ohem_threshold,
+        ohem_min_kept=config.ohem_min_kept,
+    )
+    schedule = PolyDecay(
+        config.learning_rate, total_steps, power=config.poly_power, warmup_steps=config.warmup_steps
+    )
+    optimizer = LayerwiseSGD(
+        schedule,
+        momentum=config.momentum,
+        weight_decay=config.weight_decay,
+        learning_rate_multipliers=head_learning_rate_multipliers(model, config.head_lr_multiplier),
+    )
+    model.compile(
+        optimizer=optimizer,
+        loss=losses,
+        loss_weights=loss_weights,
+        metrics={"logits": [MeanIoU(num_classes, ignore_index=config.ignore_index)]},
+    )
+    return model, tuple(losses)
+
+
+def train(config=None, train_data=None, val_data=None, strategy=None, callbacks=None, **overrides):
+    """Trains a DANet with the paper's recipe on `model.fit`.
+
+    Args:
+        config: a `TrainConfig`, a dict of its fields, or None (defaults:
+            Cityscapes preset, ResNet-50).
+        train_data: optional `tf.data.Dataset` of `(images, labels)` batches
+            of `batch_size` (global) to use instead of the dataset readers,
+            or a function without arguments that returns one (needed with
+            `"multi_worker"`, whose strategy must exist before any dataset);
+            finite datasets are repeated.
+        val_data: optional finite validation dataset of `(images, labels)`,
+            or a function returning one.
+        strategy: optional `tf.distribute.Strategy` to use instead of
+            `config.strategy`.
+        callbacks: optional extra Keras callbacks (they run after the
+            backup is restored).
+        **overrides: `TrainConfig` fields, e.g. `epochs=2`.
+
+    Returns:
+        A `TrainResult`.
+
+    Raises:
+        ValueError / FileNotFoundError: bad settings or data, before training
+            starts.
+    """
+    config = resolve_config(config, **overrides)
+    if train_data is None and config.dataset == "custom":
+        raise ValueError("`dataset='custom'` needs `train_data` (and optionally `val_data`).")
+    if train_data is None and not config.data_dir:
+        raise ValueError(f"`data_dir` is needed to read the {config.dataset!r} dataset.")
+
+    # The strategy comes first: a multi-worker cluster must be set up before other TensorFlow work.
+    if strategy is None:
+        strategy = make_strategy(config.strategy, tpu=config.tpu)
+    import keras
+    import tensorflow as tf
+
+    if callable(train_data) and not isinstance(train_data, tf.data.Dataset):
+        train_data = train_data()
+    if callable(val_data) and not isinstance(val_data, tf.data.Dataset):
+        val_data = val_data()
+
+    replicas = strategy.num_replicas_in_sync
+    if config.batch_size % replicas:
+        raise ValueError(
+            f"`batch_size` {config.batch_size} is the global batch; it must be divisible by the "
+            f"{replicas} replicas of the '{config.strategy}' strategy."
+        )
+    if config.seed is not None:
+        keras.utils.set_random_seed(config.seed)
+
+    train_split = val_split = None
+    if train_data is None:
+        train_split, val_split = _open_splits(config)
+        info = train_split.info
+        steps_per_epoch = config.steps_per_epoch or max(1, len(train_split) // config.batch_size)
+        num_classes = config.num_classes or info.num_classes
+        if num_classes != info.num_classes:
+            raise ValueError(
+                f"`num_classes` is {num_classes} but the {config.dataset} labels have "
+                f"{info.num_classes} classes ({', '.join(info.class_names[:5])}, ...)."
+            )
+    else:
+        steps_per_epoch = config.steps_per_epoch or _steps_of(train_data, "train_data")
+        num_classes = config.num_classes
+        if num_classes is None:
+            raise ValueError("`num_classes` is needed with custom `train_data`.")
+        check_labels(train_data, num_classes, config.ignore_index)
+        if not config.validation:
+            val_data = None
+
+    output_dir = worker_output_dir(config.output_dir)
+    os.makedirs(output_dir, exist_ok=True)
+    with open(os.path.join(output_dir, "config.json"), "w") as f:
+        f.write(config.to_json())
+
+    previous_policy = keras.mixed_precision.global_policy()
+    if config.mixed_precision:
+        keras.mixed_precision.set_global_policy(_mixed_precision_policy(strategy))
+    try:
+        with strategy.scope():
+            model, loss_outputs = build_training_model(config, num_classes, steps_per_epoch * config.epochs)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+
+    if train_split is not None:
+        fit_train, fit_val = _reader_datasets(config, strategy, train_split, val_split, loss_outputs)
+    else:
+        from danet_keras.training.losses import with_output_labels
+
+        fit_train = with_output_labels(train_data.repeat(), loss_outputs).prefetch(tf.data.AUTOTUNE)
+        fit_val = None if val_data is None else with_output_labels(val_data, loss_outputs)
+    monitor = monitor_key(model) if fit_val is not None else None
+    callbacks = _callbacks(config, output_dir, steps_per_epoch, monitor, list(callbacks or []))
+    verbose = config.verbose if is_chief() else 0
+    history = model.fit(
+        fit_train,
+        epochs=config.epochs,
+        steps_per_epoch=steps_per_epoch,
+        validation_data=fit_val,
+        validation_steps=config.validation_steps,
+        validation_freq=config.validation_freq,
+        callbacks=callbacks,
+        verbose=verbose,
+        shuffle=False,  # the pipelines shuffle
+    )
+
+    losses_seen = history.history.get("loss", [])
+    stopped_on_nan = not all(math.isfinite(float(value)) for value in losses_seen)
+    final_model = None
+    if not stopped_on_nan:
+        final_model = os.path.join(output_dir, "final.keras")
+        model.save(final_model)
+    best_checkpoint = best_mean_iou = None
+    best_record = os.path.join(output_dir, "best.json")
+    if os.path.exists(best_record):
+        best_checkpoint = os.path.join(output_dir, "best.keras")
+        with open(best_record) as f:
+            best_mean_iou = float(json.load(f)["value"])
+    if not is_chief():
+        # Other workers only write to take part in collective saves.
+        for name in ("best.keras", "final.keras", "logs"):
+            path = os.path.join(output_dir, name)
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            elif os.path.exists(path):
+                os.remove(path)
+    return TrainResult(
+        model=model,
+        history=dict(history.history),
+        config=config,
+        output_dir=output_dir,
+        best_checkpoint=best_checkpoint,
+        best_mean_iou=best_mean_iou,
+        final_model=final_model,
+        stopped_on_nan=stopped_on_nan,
+    )

@@ -1,0 +1,42 @@
+import json
+
+import pytest
+
+from danet_keras.training.config import TRAINING_PRESETS, TrainConfig, resolve_config
+
+
+def test_presets_fill_unset_fields_and_overrides_win():
+    config = resolve_config(dataset="cityscapes")
+    assert (config.crop_size, config.batch_size, config.learning_rate) == (768, 8, 0.01)
+    assert (config.momentum, config.weight_decay, config.poly_power, config.head_lr_multiplier) == (0.9, 1e-4, 0.9, 10.0)
+    assert config.sync_batchnorm and config.backup
+    config = resolve_config(TrainConfig(dataset="ade20k"), batch_size=4)
+    assert (config.crop_size, config.batch_size) == (512, 4)
+    assert resolve_config({"dataset": "tfds:scene_parse150"}).crop_size == 512
+    assert set(TRAINING_PRESETS) >= {"cityscapes", "ade20k", "pascal_voc", "pascal_context", "demo_city"}
+
+
+def test_config_is_json_serialisable():
+    assert json.loads(resolve_config(dataset="demo_city").to_json())["dataset"] == "demo_city"
+
+
+@pytest.mark.parametrize(
+    "overrides,match",
+    [
+        ({"dataset": "kitti"}, "dataset"),
+        ({"backbone": "resnet42"}, "backbone"),
+        ({"strategy": "parameter_server"}, "strategy"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"crop_size": -1}, "crop_size"),
+        ({"epochs": 1.5}, "epochs"),
+        ({"learning_rate": 0.0}, "learning_rate"),
+        ({"output_stride": 4}, "output_stride"),
+        ({"backup_freq": "hourly"}, "backup_freq"),
+        ({"warmup_steps": -1}, "warmup_steps"),
+        ({"momentum": 1.5}, "momentum"),
+        ({"batchsize": 8}, "Unknown training settings"),
+    ],
+)
+def test_bad_settings_fail_with_the_name(overrides, match):
+    with pytest.raises(ValueError, match=match):
+        resolve_config(**overrides)

@@ -1,0 +1,32 @@
+import numpy as np
+import pytest
+
+from danet_keras.training.schedules import PolyDecay
+
+
+def test_poly_formula_and_clamp_after_the_end():
+    schedule = PolyDecay(0.01, 100, power=0.9, end_learning_rate=1e-4)
+    for step in (0, 1, 50, 99, 100, 150):
+        t = min(step, 100) / 100
+        expected = (0.01 - 1e-4) * (1 - t) ** 0.9 + 1e-4
+        np.testing.assert_allclose(float(schedule(step)), expected, rtol=1e-5)
+
+
+def test_linear_warmup_multiplies_the_decay():
+    schedule = PolyDecay(0.1, 100, warmup_steps=10, warmup_start_factor=0.1)
+    poly = lambda step: 0.1 * (1 - step / 100) ** 0.9  # noqa: E731
+    np.testing.assert_allclose(float(schedule(0)), 0.1 * poly(0), rtol=1e-5)
+    np.testing.assert_allclose(float(schedule(5)), (0.1 + 0.9 * 0.5) * poly(5), rtol=1e-5)
+    np.testing.assert_allclose(float(schedule(10)), poly(10), rtol=1e-5)
+    np.testing.assert_allclose(float(schedule(40)), poly(40), rtol=1e-5)
+
+
+def test_config_round_trip():
+    schedule = PolyDecay(0.01, 1000, power=1.0, warmup_steps=5)
+    assert PolyDecay.from_config(schedule.get_config()).get_config() == schedule.get_config()
+
+
+@pytest.mark.parametrize("kwargs", [{"total_steps": 0}, {"total_steps": 10, "warmup_steps": 10}])
+def test_bad_steps(kwargs):
+    with pytest.raises(ValueError):
+        PolyDecay(0.01, **kwargs)
