@@ -13,6 +13,7 @@ file runs in the plain LiteRT runtime.
 import collections
 import os
 import tempfile
+import warnings
 
 import numpy as np
 import tensorflow as tf
@@ -189,9 +190,19 @@ def tflite_interpreter(path, runtime="litert", use_xnnpack=True, num_threads=Non
     """
     if runtime not in RUNTIMES:
         raise ValueError(f"`runtime` must be one of {RUNTIMES}, got {runtime!r}.")
+    module = None
     if runtime == "litert":
-        from ai_edge_litert import interpreter as module
-
+        try:
+            from ai_edge_litert import interpreter as module
+        except ImportError:
+            # `pip install danet-keras` alone has no LiteRT; TensorFlow's own
+            # interpreter runs the same file.
+            warnings.warn(
+                "ai_edge_litert is not installed (pip install 'danet-keras[tflite]'); "
+                "running the model with tf.lite.Interpreter instead.",
+                stacklevel=2,
+            )
+    if module is not None:
         resolver_types = module.OpResolverType
     else:
         module = tf.lite

@@ -118,3 +118,17 @@ def test_representative_images_accepts_pipeline_forms():
     assert len(resized) == 3 and resized[0].shape == (1, 10, 15, 3) and resized[0].dtype == np.uint8
     with pytest.raises(ValueError, match="RGB"):
         list(representative_images(np.zeros((2, 5, 5)), (5, 5), 1))
+
+
+@pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated")
+def test_without_litert_the_tensorflow_interpreter_runs_the_file(float32_tflite, monkeypatch):
+    # `pip install danet-keras` without the `tflite` extra: the demo's parity
+    # check must still run.
+    import sys
+
+    from danet_keras.export.tflite import tflite_interpreter
+
+    monkeypatch.setitem(sys.modules, "ai_edge_litert", None)
+    with pytest.warns(UserWarning, match="ai_edge_litert is not installed"):
+        interpreter = tflite_interpreter(float32_tflite)
+    assert type(interpreter).__module__.startswith("tensorflow")
