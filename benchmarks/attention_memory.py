@@ -32,7 +32,8 @@ times = []
 for _ in range(repeats):
     start = time.perf_counter(); run(x).numpy(); times.append(time.perf_counter() - start)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"seconds": min(times), "peak_mb": peak / 1024, "growth_mb": (peak - base) / 1024}))
+result = {"seconds": min(times), "peak_mb": peak / 1024, "growth_mb": (peak - base) / 1024}
+print(json.dumps(result))
 """
 
 
@@ -48,14 +49,22 @@ def run_case(h, w, channels, block, repeats):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", nargs="+", default=["64x64", "64x128", "128x128", "128x256"],
-                        help="feature map sizes HxW (image size / 8)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--sizes",
+        nargs="+",
+        default=["64x64", "64x128", "128x128", "128x256"],
+        help="feature map sizes HxW (image size / 8)",
+    )
     parser.add_argument("--channels", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args(argv)
 
-    print(f"| feature map (image) | N | path | time (s) | peak RSS (MB) | energy of one block (MB) |")
+    print(
+        "| feature map (image) | N | path | time (s) | peak RSS (MB) | energy of one block (MB) |"
+    )
     print("|---|---|---|---|---|---|")
     for size in args.sizes:
         h, w = (int(v) for v in size.split("x"))
@@ -65,7 +74,10 @@ def main(argv=None):
             rows = n if block else max(1, min(n, 2**24 // n))
             energy_mb = rows * n * 4 / 2**20
             if result is None:
-                print(f"| {h}x{w} ({8 * h}x{8 * w}) | {n} | {label} | failed (out of memory?) | | {energy_mb:.0f} |")
+                print(
+                    f"| {h}x{w} ({8 * h}x{8 * w}) | {n} | {label} | failed (out of memory?) | "
+                    f"| {energy_mb:.0f} |"
+                )
                 continue
             print(
                 f"| {h}x{w} ({8 * h}x{8 * w}) | {n} | {label} | {result['seconds']:.3f} | "

@@ -33,10 +33,16 @@ def median_seconds(function, runs):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--backbones", nargs="+", default=["resnet18", "resnet50"])
-    parser.add_argument("--model", default=None, help="a trained .keras model instead of fresh backbones")
-    parser.add_argument("--size", nargs=2, type=int, default=[512, 512], metavar=("HEIGHT", "WIDTH"))
+    parser.add_argument(
+        "--model", default=None, help="a trained .keras model instead of fresh backbones"
+    )
+    parser.add_argument(
+        "--size", nargs=2, type=int, default=[512, 512], metavar=("HEIGHT", "WIDTH")
+    )
     parser.add_argument("--num-classes", type=int, default=19)
     parser.add_argument("--quantizations", nargs="+", default=["float32", "float16", "int8"])
     parser.add_argument("--calibration-images", default=None, help="directory of images for int8")
@@ -56,7 +62,10 @@ def main():
     size = tuple(args.size)
     parity_images = synthetic_images(args.parity_images, size, seed=1)
     if args.calibration_images:
-        calibration = [read_image(f) for f in image_files(args.calibration_images)[: args.num_calibration_images]]
+        calibration = [
+            read_image(f)
+            for f in image_files(args.calibration_images)[: args.num_calibration_images]
+        ]
     else:
         calibration = synthetic_images(args.num_calibration_images, size, seed=2)
     models = (
@@ -65,30 +74,44 @@ def main():
         else [(b, danet_keras.DANet(args.num_classes, backbone=b)) for b in args.backbones]
     )
     print(f"{size[0]}x{size[1]}, batch 1, {args.threads} threads, median of {args.runs} runs")
-    print(f"{'model':<10} {'artefact':<16} {'size MB':>8} {'latency s':>10} {'agreement %':>12} {'rel. logit diff':>16}")
+    print(
+        f"{'model':<10} {'artefact':<16} {'size MB':>8} {'latency s':>10} "
+        f"{'agreement %':>12} {'rel. logit diff':>16}"
+    )
     for name, model in models:
         image = tf.constant(parity_images[:1].astype(np.float32))
         keras_predict = tf.function(lambda x: model(x, training=False)["logits"])
         seconds = median_seconds(lambda: keras_predict(image).numpy(), args.runs)
-        print(f"{name:<10} {'keras (TF graph)':<16} {'':>8} {seconds:>10.3f} {'':>12} {'':>16}", flush=True)
+        print(
+            f"{name:<10} {'keras (TF graph)':<16} {'':>8} {seconds:>10.3f} {'':>12} {'':>16}",
+            flush=True,
+        )
         with tempfile.TemporaryDirectory() as directory:
             for quantization in args.quantizations:
                 path = os.path.join(directory, f"{quantization}.tflite")
                 try:
                     export_tflite(
-                        model, path, quantization=None if quantization == "float32" else quantization,
-                        representative_data=calibration, input_size=size,
+                        model,
+                        path,
+                        quantization=None if quantization == "float32" else quantization,
+                        representative_data=calibration,
+                        input_size=size,
                         num_calibration_images=args.num_calibration_images,
                     )
                 except ValueError as error:
-                    print(f"{name:<10} {'tflite ' + quantization:<16} not exported: {error}", flush=True)
+                    print(
+                        f"{name:<10} {'tflite ' + quantization:<16} not exported: {error}",
+                        flush=True,
+                    )
                     continue
                 runner = TFLiteRunner(path, num_threads=args.threads)
                 seconds = median_seconds(lambda: runner(parity_images[:1]), args.runs)
                 report = check_parity(model, runner, parity_images)
                 print(
-                    f"{name:<10} {'tflite ' + quantization:<16} {os.path.getsize(path) / 2**20:>8.1f} "
-                    f"{seconds:>10.3f} {100 * report.class_agreement:>12.2f} {report.relative_logit_diff:>16.2e}",
+                    f"{name:<10} {'tflite ' + quantization:<16} "
+                    f"{os.path.getsize(path) / 2**20:>8.1f} "
+                    f"{seconds:>10.3f} {100 * report.class_agreement:>12.2f} "
+                    f"{report.relative_logit_diff:>16.2e}",
                     flush=True,
                 )
 

@@ -32,21 +32,30 @@ def validation_examples(dataset, data_dir, split):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", required=True, help="a trained .keras model")
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--dataset", default="cityscapes")
     parser.add_argument("--split", default="val")
-    parser.add_argument("--quantizations", nargs="+", default=["float32", "float16", "dynamic", "int8"])
+    parser.add_argument(
+        "--quantizations", nargs="+", default=["float32", "float16", "dynamic", "int8"]
+    )
     parser.add_argument("--num-calibration-images", type=int, default=64)
-    parser.add_argument("--out", default=None, help="where to keep the .tflite files (default: a temp dir)")
+    parser.add_argument(
+        "--out", default=None, help="where to keep the .tflite files (default: a temp dir)"
+    )
     args = parser.parse_args(argv)
 
     model = keras.models.load_model(args.model)
     examples = list(validation_examples(args.dataset, args.data_dir, args.split))
     input_size = examples[0][0].shape[1:3]
     calibration = train_pipeline(
-        load_dataset(args.dataset, args.data_dir, "train"), crop_size=input_size, batch_size=8, seed=0
+        load_dataset(args.dataset, args.data_dir, "train"),
+        crop_size=input_size,
+        batch_size=8,
+        seed=0,
     )
 
     out = args.out or tempfile.mkdtemp(prefix="quantization_")
@@ -81,14 +90,17 @@ def main(argv=None):
         pixels += reference.size
 
     print(f"{len(examples)} {args.split} images of {input_size[0]}x{input_size[1]}, {args.model}")
-    print("| artefact | size (MB) | class agreement with Keras | mIoU (%) | mIoU - Keras (points) |")
+    print(
+        "| artefact | size (MB) | class agreement with Keras | mIoU (%) | mIoU - Keras (points) |"
+    )
     print("|---|---|---|---|---|")
     keras_miou = 100 * float(metrics["keras"].result())
     for name in runners:
         miou = 100 * float(metrics[name].result())
         size = f"{sizes[name]:.1f}" if name in sizes else ""
         print(
-            f"| {name} | {size} | {100 * agree[name] / pixels:.2f}% | {miou:.2f} | {miou - keras_miou:+.2f} |"
+            f"| {name} | {size} | {100 * agree[name] / pixels:.2f}% | {miou:.2f} "
+            f"| {miou - keras_miou:+.2f} |"
         )
 
 

@@ -14,7 +14,17 @@ Public API:
     danet_keras.visualize             colourised label maps and overlays
 """
 
-from danet_keras import backbones, convert, data, export, layers, metrics, models, training, visualize
+from danet_keras import (
+    backbones,
+    convert,
+    data,
+    export,
+    layers,
+    metrics,
+    models,
+    training,
+    visualize,
+)
 from danet_keras.backbones import DilatedResNet
 from danet_keras.evaluation import evaluate
 from danet_keras.layers import ChannelAttention, PositionAttention

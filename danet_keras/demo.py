@@ -104,12 +104,16 @@ def plot_training_curves(history_csv, path, monitor="val_logits_mean_iou"):
     figure, (loss_axes, iou_axes) = plt.subplots(1, 2, figsize=(10, 4))
     loss_axes.plot(epochs, column("loss"), marker="o", label="training")
     if column("val_loss"):
-        loss_axes.plot(epochs[: len(column("val_loss"))], column("val_loss"), marker="o", label="validation")
+        loss_axes.plot(
+            epochs[: len(column("val_loss"))], column("val_loss"), marker="o", label="validation"
+        )
     loss_axes.set_xlabel("epoch")
     loss_axes.set_ylabel("loss (sum of the outputs' cross entropies)")
     loss_axes.legend()
     if column(monitor):
-        iou_axes.plot(epochs[: len(column(monitor))], column(monitor), marker="o", color="tab:green")
+        iou_axes.plot(
+            epochs[: len(column(monitor))], column(monitor), marker="o", color="tab:green"
+        )
     iou_axes.set_xlabel("epoch")
     iou_axes.set_ylabel("validation mIoU")
     iou_axes.set_ylim(0, 1)
@@ -147,7 +151,12 @@ def write_overlays(model, dataset, out_dir, count, palette="cityscapes"):
             if len(paths) == count:
                 return paths
             panel = np.concatenate(
-                [image.astype(np.uint8), overlay(image, label, palette), overlay(image, prediction, palette)], axis=1
+                [
+                    image.astype(np.uint8),
+                    overlay(image, label, palette),
+                    overlay(image, prediction, palette),
+                ],
+                axis=1,
             )
             path = os.path.join(out_dir, f"val_{len(paths):03d}.png")
             Image.fromarray(panel).save(path)
@@ -164,13 +173,20 @@ def _export(model, export_dir, image_size, sample_images):
     import numpy as np
 
     saved_model = export_lib.export_saved_model(model, os.path.join(export_dir, "saved_model"))
-    tflite = export_lib.export_tflite(model, os.path.join(export_dir, "danet_demo.tflite"), input_size=image_size)
+    tflite = export_lib.export_tflite(
+        model, os.path.join(export_dir, "danet_demo.tflite"), input_size=image_size
+    )
     pixels = np.clip(np.round(sample_images), 0, 255).astype(np.uint8)
     report = export_lib.check_parity(model, tflite, pixels)
-    return {"saved_model": saved_model, "tflite": tflite}, f"TFLite vs Keras on {len(pixels)} val images: {report}"
+    return {
+        "saved_model": saved_model,
+        "tflite": tflite,
+    }, f"TFLite vs Keras on {len(pixels)} val images: {report}"
 
 
-def run_demo(output_dir="danet_demo", data_dir=None, quick=False, export=True, verbose=1, **train_overrides):
+def run_demo(
+    output_dir="danet_demo", data_dir=None, quick=False, export=True, verbose=1, **train_overrides
+):
     """Runs the demo (see the module docstring).
 
     Args:
@@ -231,7 +247,9 @@ def run_demo(output_dir="danet_demo", data_dir=None, quick=False, export=True, v
     )
     paths["evaluation"] = os.path.join(output_dir, "evaluation")
     paths["overlays"] = os.path.join(output_dir, "overlays")
-    write_overlays(model, eval_pipeline(val_split, batch_size=4), paths["overlays"], settings["num_overlays"])
+    write_overlays(
+        model, eval_pipeline(val_split, batch_size=4), paths["overlays"], settings["num_overlays"]
+    )
     paths["training_curves"] = os.path.join(output_dir, "training_curves.png")
     plot_training_curves(os.path.join(trained.output_dir, "history.csv"), paths["training_curves"])
     seconds["evaluation"] = time.perf_counter() - start - sum(seconds.values())
@@ -241,8 +259,12 @@ def run_demo(output_dir="danet_demo", data_dir=None, quick=False, export=True, v
         print("[demo] exporting SavedModel and TFLite ...", flush=True)
         import numpy as np
 
-        sample = np.concatenate([np.asarray(images) for images, _ in eval_pipeline(val_split, 2).take(1)])
-        exported, export_note = _export(model, os.path.join(output_dir, "export"), settings["image_size"], sample)
+        sample = np.concatenate(
+            [np.asarray(images) for images, _ in eval_pipeline(val_split, 2).take(1)]
+        )
+        exported, export_note = _export(
+            model, os.path.join(output_dir, "export"), settings["image_size"], sample
+        )
         paths.update(exported)
     seconds["export"] = time.perf_counter() - start - sum(seconds.values())
     seconds["total"] = time.perf_counter() - start
@@ -251,8 +273,16 @@ def run_demo(output_dir="danet_demo", data_dir=None, quick=False, export=True, v
     with open(os.path.join(output_dir, "summary.json"), "w") as f:
         json.dump(dataclasses.asdict(result), f, indent=2)
     print()
-    print(f"[demo] validation mIoU {100 * result.mean_iou:.1f} (best checkpoint), total {seconds['total']:.0f} s")
-    print("[demo] " + ", ".join(f"{stage} {value:.0f} s" for stage, value in seconds.items() if stage != "total"))
+    print(
+        f"[demo] validation mIoU {100 * result.mean_iou:.1f} (best checkpoint), "
+        f"total {seconds['total']:.0f} s"
+    )
+    print(
+        "[demo] "
+        + ", ".join(
+            f"{stage} {value:.0f} s" for stage, value in seconds.items() if stage != "total"
+        )
+    )
     print(f"[demo] {export_note}")
     for what, path in paths.items():
         print(f"[demo]   {what:<16} {path}")

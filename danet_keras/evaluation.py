@@ -56,7 +56,9 @@ def logits_function(model):
         return lambda images: _select_logits(model(images))
     if model not in _LOGITS_FUNCTIONS:
         # One trace per input shape: crops and images of a dataset share a few sizes.
-        _LOGITS_FUNCTIONS[model] = tf.function(lambda images: _select_logits(model(images, training=False)))
+        _LOGITS_FUNCTIONS[model] = tf.function(
+            lambda images: _select_logits(model(images, training=False))
+        )
     return _LOGITS_FUNCTIONS[model]
 
 
@@ -133,7 +135,9 @@ def resize_logits(logits, size, align_corners=False):
     return np.asarray(bilinear_resize(np.asarray(logits, np.float32), size, align_corners))
 
 
-def multi_scale_logits(model, images, scales=(1.0,), flip=False, crop_size=None, stride=None, align_corners=None):
+def multi_scale_logits(
+    model, images, scales=(1.0,), flip=False, crop_size=None, stride=None, align_corners=None
+):
     """Logits averaged over rescaled (and mirrored) copies of the images.
 
     Args:
@@ -286,7 +290,13 @@ def save_evaluation(result, output_dir):
         for index, name in enumerate(result.class_names):
             iou = result.per_class_iou[index]
             writer.writerow(
-                [index, name, "" if math.isnan(iou) else f"{iou:.6f}", int(gt_pixels[index]), int(predicted_pixels[index])]
+                [
+                    index,
+                    name,
+                    "" if math.isnan(iou) else f"{iou:.6f}",
+                    int(gt_pixels[index]),
+                    int(predicted_pixels[index]),
+                ]
             )
     plot_confusion_matrix(result.confusion_matrix, result.class_names, paths["confusion_matrix"])
     return paths
@@ -333,7 +343,11 @@ def evaluate(
     num_classes = num_classes or getattr(model, "num_classes", None)
     if not num_classes:
         raise ValueError("`num_classes` is needed when the model does not define `num_classes`.")
-    class_names = tuple(class_names) if class_names is not None else tuple(f"class_{k}" for k in range(num_classes))
+    class_names = (
+        tuple(class_names)
+        if class_names is not None
+        else tuple(f"class_{k}" for k in range(num_classes))
+    )
     if len(class_names) != num_classes:
         raise ValueError(f"`class_names` has {len(class_names)} names for {num_classes} classes.")
     metric = MeanIoU(num_classes, ignore_index=ignore_index)
@@ -345,11 +359,17 @@ def evaluate(
         if labels.ndim == 4:
             labels = labels[..., 0]
         logits = multi_scale_logits(model, images, scales, flip, crop_size, stride)
-        logits = resize_logits(logits, labels.shape[1:3], bool(getattr(model, "align_corners", False)))
+        logits = resize_logits(
+            logits, labels.shape[1:3], bool(getattr(model, "align_corners", False))
+        )
         metric.update_state(labels, logits)
         num_images += labels.shape[0]
         if verbose:
-            print(f"\revaluated {num_images} images, running mIoU {float(metric.result()):.4f}", end="", flush=True)
+            print(
+                f"\revaluated {num_images} images, running mIoU {float(metric.result()):.4f}",
+                end="",
+                flush=True,
+            )
     if verbose:
         print()
     if num_images == 0:
@@ -364,7 +384,9 @@ def evaluate(
         settings={
             "scales": list(scales),
             "flip": bool(flip),
-            "crop_size": crop_size if crop_size is None or np.isscalar(crop_size) else list(crop_size),
+            "crop_size": crop_size
+            if crop_size is None or np.isscalar(crop_size)
+            else list(crop_size),
             "stride": stride if stride is None or np.isscalar(stride) else list(stride),
         },
     )

@@ -54,8 +54,8 @@ class MeanIoU(keras.metrics.Metric):
     ```python
     metric = danet_keras.metrics.MeanIoU(num_classes=19)
     metric.update_state(labels, model(images)["logits"])
-    metric.result()            # mean IoU
-    metric.per_class_iou()     # (19,), NaN for classes never seen
+    metric.result()  # mean IoU
+    metric.per_class_iou()  # (19,), NaN for classes never seen
     ```
     """
 

@@ -41,7 +41,9 @@ def image_files(path):
             if name.lower().endswith(IMAGE_EXTENSIONS)
         )
         if not files:
-            raise FileNotFoundError(f"{path}: no {'/'.join(IMAGE_EXTENSIONS)} images in this directory.")
+            raise FileNotFoundError(
+                f"{path}: no {'/'.join(IMAGE_EXTENSIONS)} images in this directory."
+            )
         return files
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such file or directory.")
@@ -84,7 +86,9 @@ def position_attention_maps(model, image, points):
     maps = []
     for y, x in points:
         if not (0 <= y < height and 0 <= x < width):
-            raise ValueError(f"attention point (y={y}, x={x}) is outside the {height}x{width} image.")
+            raise ValueError(
+                f"attention point (y={y}, x={x}) is outside the {height}x{width} image."
+            )
         row = min(int(y * feature_height / height), feature_height - 1)
         column = min(int(x * feature_width / width), feature_width - 1)
         maps.append(attention[row, column])
@@ -176,7 +180,9 @@ def predict_files(
 
     from danet_keras.visualize import overlay as overlay_classes
 
-    runner = KerasRunner(model) if hasattr(model, "predict") else load_runner(model, **runner_options)
+    runner = (
+        KerasRunner(model) if hasattr(model, "predict") else load_runner(model, **runner_options)
+    )
     if attention_points and runner.format != "keras":
         raise ValueError(
             f"attention maps need a Keras model (.keras), got a {runner.format} artefact."

@@ -1,7 +1,7 @@
 """Colouring label maps and overlaying them on images, with each dataset's palette.
 
-    colors = colorize(prediction, "cityscapes")          # (H, W, 3) uint8
-    blended = overlay(image, prediction, "cityscapes")   # image with the classes tinted in
+colors = colorize(prediction, "cityscapes")          # (H, W, 3) uint8
+blended = overlay(image, prediction, "cityscapes")   # image with the classes tinted in
 """
 
 import numpy as np
@@ -23,8 +23,7 @@ def palette_of(palette_or_dataset):
     return palette.astype(np.uint8)
 
 
-def colorize(label_map, palette="cityscapes", ignore_index=IGNORE_INDEX,
-             ignore_color=(0, 0, 0)):
+def colorize(label_map, palette="cityscapes", ignore_index=IGNORE_INDEX, ignore_color=(0, 0, 0)):
     """Colours a map of train ids.
 
     Args:
@@ -74,7 +73,11 @@ def overlay(image, label_map, palette="cityscapes", alpha=0.5, ignore_index=IGNO
 def legend(class_names_or_dataset, palette=None):
     """[(class name, (r, g, b))] for a dataset name / `DatasetInfo`, or names plus a palette."""
     if isinstance(class_names_or_dataset, str) or hasattr(class_names_or_dataset, "class_names"):
-        info = DATASETS[class_names_or_dataset] if isinstance(class_names_or_dataset, str) else class_names_or_dataset
+        info = (
+            DATASETS[class_names_or_dataset]
+            if isinstance(class_names_or_dataset, str)
+            else class_names_or_dataset
+        )
         names, colours = info.class_names, info.palette
     else:
         names, colours = class_names_or_dataset, palette_of(palette)

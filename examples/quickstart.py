@@ -18,7 +18,9 @@ import danet_keras
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--backbone", default="resnet50")
     parser.add_argument("--size", default="512x1024", help="image size HxW")
     parser.add_argument("--num-classes", type=int, default=19)
@@ -38,7 +40,9 @@ def main(argv=None):
 
     # The attention maps of the head, computed on the head's own input.
     head_input = keras.Model(model.input, model.get_layer("position_reduce_relu").output)(image)
-    _, position_map = model.get_layer("position_attention")(head_input, return_attention_scores=True)
+    _, position_map = model.get_layer("position_attention")(
+        head_input, return_attention_scores=True
+    )
     print(f"position attention map (B, h, w, h, w): {tuple(position_map.shape)}")
 
     with tempfile.TemporaryDirectory() as directory:

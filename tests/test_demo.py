@@ -11,7 +11,17 @@ import pytest
 def test_demo_runs_end_to_end_in_its_quick_setting(tmp_path):
     output_dir = tmp_path / "demo"
     process = subprocess.run(
-        [sys.executable, "-m", "danet_keras.cli.main", "demo", "--quick", "--output-dir", str(output_dir), "--verbose", "0"],
+        [
+            sys.executable,
+            "-m",
+            "danet_keras.cli.main",
+            "demo",
+            "--quick",
+            "--output-dir",
+            str(output_dir),
+            "--verbose",
+            "0",
+        ],
         capture_output=True,
         text=True,
         timeout=600,
@@ -20,7 +30,16 @@ def test_demo_runs_end_to_end_in_its_quick_setting(tmp_path):
     assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]
     summary = json.loads((output_dir / "summary.json").read_text())
     assert math.isfinite(summary["mean_iou"])
-    for key in ("data", "training", "best_model", "evaluation", "overlays", "training_curves", "saved_model", "tflite"):
+    for key in (
+        "data",
+        "training",
+        "best_model",
+        "evaluation",
+        "overlays",
+        "training_curves",
+        "saved_model",
+        "tflite",
+    ):
         assert key in summary["paths"], key
     assert (output_dir / "demo_city" / "leftImg8bit" / "train").is_dir()
     assert (output_dir / "training" / "best.keras").exists()

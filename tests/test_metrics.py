@@ -50,9 +50,13 @@ def test_matches_numpy_reference_and_keras_meaniou():
     iou, mean_iou, accuracy = numpy_scores(matrix)
 
     np.testing.assert_array_equal(np.asarray(metric.confusion_matrix()), matrix)
+    # Ratios of exact integer counts, in float32 vs float64: one or two roundings.
     np.testing.assert_allclose(np.asarray(metric.per_class_iou()), iou, rtol=1e-6)
+    # Ratios of exact integer counts, in float32 vs float64: one or two roundings.
     np.testing.assert_allclose(float(metric.result()), mean_iou, rtol=1e-6)
+    # Ratios of exact integer counts, in float32 vs float64: one or two roundings.
     np.testing.assert_allclose(float(metric.pixel_accuracy()), accuracy, rtol=1e-6)
+    # Ratios of exact integer counts, in float32 vs float64: one or two roundings.
     np.testing.assert_allclose(float(metric.result()), float(reference.result()), rtol=1e-5)
     assert 0.2 < mean_iou < 0.9  # the data is neither trivial nor chance
 
@@ -63,7 +67,9 @@ def test_label_maps_logits_and_channel_labels_agree():
     from_logits, from_labels = MeanIoU(NUM_CLASSES), MeanIoU(NUM_CLASSES)
     from_logits.update_state(labels[..., None], logits)
     from_labels.update_state(labels, logits.argmax(-1))
-    np.testing.assert_array_equal(np.asarray(from_logits.confusion_matrix()), np.asarray(from_labels.confusion_matrix()))
+    np.testing.assert_array_equal(
+        np.asarray(from_logits.confusion_matrix()), np.asarray(from_labels.confusion_matrix())
+    )
 
 
 def test_absent_class_is_left_out_of_the_mean():
@@ -74,6 +80,7 @@ def test_absent_class_is_left_out_of_the_mean():
     iou = np.asarray(metric.per_class_iou())
     np.testing.assert_allclose(iou[:2], [2 / 3, 1 / 2])
     assert np.isnan(iou[2]) and np.isnan(iou[3])
+    # Ratios of exact integer counts, in float32 vs float64: one or two roundings.
     np.testing.assert_allclose(float(metric.result()), (2 / 3 + 1 / 2) / 2, rtol=1e-6)
 
 
@@ -81,6 +88,7 @@ def test_predicted_but_absent_class_counts_as_zero():
     metric = MeanIoU(3)
     metric.update_state(np.array([[0, 0]]), np.array([[0, 2]]))
     np.testing.assert_allclose(np.asarray(metric.per_class_iou())[[0, 2]], [0.5, 0.0])
+    # Ratios of exact integer counts, in float32 vs float64: one or two roundings.
     np.testing.assert_allclose(float(metric.result()), 0.25, rtol=1e-6)
 
 
@@ -101,7 +109,9 @@ def test_ignore_index_none_counts_every_in_range_label():
 
 def test_sample_weight_masks_pixels():
     metric = MeanIoU(2)
-    metric.update_state(np.array([[0, 1, 1]]), np.array([[0, 0, 1]]), sample_weight=np.array([[1, 0, 1]]))
+    metric.update_state(
+        np.array([[0, 1, 1]]), np.array([[0, 0, 1]]), sample_weight=np.array([[1, 0, 1]])
+    )
     np.testing.assert_array_equal(np.asarray(metric.confusion_matrix()), [[1, 0], [0, 1]])
 
 

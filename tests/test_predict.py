@@ -10,6 +10,7 @@ from danet_keras.export.runners import KerasRunner
 from danet_keras.predict import image_files, position_attention_maps, predict_files
 
 from .export.conftest import build_small_danet
+from .numerics import assert_classes_agree
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +22,9 @@ def model():
 def image_dir(tmp_path_factory):
     directory = tmp_path_factory.mktemp("photos")
     for index, size in enumerate([(64, 96), (48, 80)]):
-        Image.fromarray(synthetic_images(1, size, seed=index)[0]).save(directory / f"photo{index}.png")
+        Image.fromarray(synthetic_images(1, size, seed=index)[0]).save(
+            directory / f"photo{index}.png"
+        )
     (directory / "notes.txt").write_text("not an image")
     return directory
 
@@ -34,14 +37,21 @@ def keras_file(model, tmp_path_factory):
 
 
 def test_predict_files_writes_labels_overlays_and_attention(model, image_dir, tmp_path):
-    written = predict_files(model, image_dir, tmp_path, overlay=True, attention_points=[(10, 20)], progress=False)
+    written = predict_files(
+        model, image_dir, tmp_path, overlay=True, attention_points=[(10, 20)], progress=False
+    )
     assert sorted(os.path.basename(p) for p in written) == sorted(
-        f"photo{i}_{kind}.png" for i in range(2) for kind in ("labels", "overlay", "attention_y10_x20")
+        f"photo{i}_{kind}.png"
+        for i in range(2)
+        for kind in ("labels", "overlay", "attention_y10_x20")
     )
     photo = np.asarray(Image.open(image_dir / "photo0.png"))
     labels = Image.open(tmp_path / "photo0_labels.png")
     assert labels.mode == "P"
-    np.testing.assert_array_equal(np.asarray(labels), KerasRunner(model)(photo[None])["class_ids"][0])
+    # The same eager model on the same pixels in the same process: exact.
+    np.testing.assert_array_equal(
+        np.asarray(labels), KerasRunner(model)(photo[None])["class_ids"][0]
+    )
     assert np.asarray(Image.open(tmp_path / "photo1_overlay.png")).shape == (48, 80, 3)
 
 
@@ -57,26 +67,46 @@ def test_position_attention_maps(model):
 
 def test_sliding_window(model, image_dir, tmp_path):
     def labels(directory, **options):
-        predict_files(model, image_dir / "photo0.png", tmp_path / directory, progress=False, **options)
+        predict_files(
+            model, image_dir / "photo0.png", tmp_path / directory, progress=False, **options
+        )
         return np.asarray(Image.open(tmp_path / directory / "photo0_labels.png"))
 
     plain = labels("plain")
-    # A window as large as the image is one plain pass.
-    np.testing.assert_array_equal(labels("whole", sliding_window=(96, None)), plain)
+    # A window as large as the image is one plain pass, though through the
+    # traced function rather than eager layers: near-ties may flip.
+    photo = np.asarray(Image.open(image_dir / "photo0.png"))
+    assert_classes_agree(
+        labels("whole", sliding_window=(96, None)), KerasRunner(model)(photo[None])["logits"][0]
+    )
     # Two overlapping 64x64 windows over the 64x96 image still label every pixel.
     assert labels("windows", sliding_window=(64, 32)).shape == plain.shape
 
 
 @pytest.mark.slow
 def test_cli_predict_on_a_keras_file(keras_file, image_dir, tmp_path, capsys):
-    code = main(["predict", "--model", keras_file, str(image_dir), "--out", str(tmp_path), "--overlay"])
+    code = main(
+        ["predict", "--model", keras_file, str(image_dir), "--out", str(tmp_path), "--overlay"]
+    )
     assert code == 0
     assert "wrote 4 files" in capsys.readouterr().out
     assert os.path.exists(tmp_path / "photo1_labels.png")
 
 
 def test_cli_predict_errors(tmp_path, capsys):
-    assert main(["predict", "--model", str(tmp_path / "missing.keras"), str(tmp_path), "--out", str(tmp_path)]) == 2
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                str(tmp_path / "missing.keras"),
+                str(tmp_path),
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 2
+    )
     assert "no such file" in capsys.readouterr().err
     with pytest.raises(FileNotFoundError, match="no .png"):
         image_files(tmp_path)

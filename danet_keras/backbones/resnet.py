@@ -48,7 +48,9 @@ DEFAULT_DEEP_STEM_WIDTH = 32
 
 def _conv_initializer():
     # The official code draws N(0, sqrt(2 / (k * k * out_channels))).
-    return keras.initializers.VarianceScaling(2.0, mode="fan_out", distribution="untruncated_normal")
+    return keras.initializers.VarianceScaling(
+        2.0, mode="fan_out", distribution="untruncated_normal"
+    )
 
 
 def stage_plan(output_stride, blocks_per_stage, multi_grid=None):
@@ -330,7 +332,9 @@ def keras_applications_resnet(depth, weights):
     if weights == "imagenet":
         return build(include_top=False, weights="imagenet", input_shape=(None, None, 3))
     if not os.path.exists(str(weights)):
-        raise ValueError(f"`backbone_weights` must be None, 'imagenet' or an existing file; no file {weights!r}.")
+        raise ValueError(
+            f"`backbone_weights` must be None, 'imagenet' or an existing file; no file {weights!r}."
+        )
     model = build(include_top=False, weights=None, input_shape=(None, None, 3))
     try:
         model.load_weights(weights)

@@ -21,7 +21,10 @@ def run(args):
     result = forward_latency(
         model, size, batch_size=args.batch_size, repeats=args.repeats, jit_compile=args.xla
     )
-    print(f"| backbone | image | batch | XLA | precision | min (s) | median (s) | images/s | peak RSS (MB) |")
+    print(
+        "| backbone | image | batch | XLA | precision | min (s) | median (s) | images/s "
+        "| peak RSS (MB) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     print(
         f"| {args.backbone} | {size[0]}x{size[1]} | {args.batch_size} | {args.xla} | "

@@ -1,4 +1,4 @@
-"""`danet-keras convert`: an official DANet / mmsegmentation checkpoint -> Keras weights or model."""
+"""`danet-keras convert`: an official DANet / mmsegmentation checkpoint -> Keras weights/model."""
 
 ARCH_CHOICES = ("auto", "official", "mmseg")
 
@@ -11,7 +11,9 @@ def _multi_grid(values):
     try:
         return tuple(int(v) for v in values)
     except ValueError:
-        raise ValueError(f"--multi-grid takes integers (e.g. 4 8 16) or 'none', got {values}.") from None
+        raise ValueError(
+            f"--multi-grid takes integers (e.g. 4 8 16) or 'none', got {values}."
+        ) from None
 
 
 def _boolean(value):
@@ -63,8 +65,9 @@ def register(subparsers):
         help="convert an official DANet or mmsegmentation DANet PyTorch checkpoint to Keras",
         description=(
             "Convert a PyTorch DANet checkpoint (official junfu1115/DANet or mmsegmentation; .pth, "
-            ".pth.tar, .safetensors or .npz) to Keras weights (.weights.h5) or a whole model (.keras). "
-            "Depth, stem, classes and the auxiliary head are read from the checkpoint; output stride, "
+            ".pth.tar, .safetensors or .npz) to Keras weights (.weights.h5) or a whole model "
+            "(.keras). Depth, stem, classes and the auxiliary head are read from the checkpoint; "
+            "output stride, "
             "multi-grid and align_corners cannot be, and default to the published models' settings "
             "(official: multi-grid 4 8 16, align_corners true; mmseg: no multi-grid, align_corners "
             "false, true for files named *769x769*)."
@@ -77,39 +80,59 @@ def register(subparsers):
     parser.add_argument(
         "--arch", choices=ARCH_CHOICES, default="auto", help="checkpoint layout (default: auto)"
     )
-    parser.add_argument("--backbone", default=None, help="e.g. resnet101 (default: from the checkpoint)")
-    parser.add_argument("--num-classes", type=int, default=None, help="default: from the checkpoint")
+    parser.add_argument(
+        "--backbone", default=None, help="e.g. resnet101 (default: from the checkpoint)"
+    )
+    parser.add_argument(
+        "--num-classes", type=int, default=None, help="default: from the checkpoint"
+    )
     parser.add_argument(
         "--stem", choices=("standard", "deep"), default=None, help="default: from the checkpoint"
     )
     parser.add_argument("--stem-width", type=int, default=None, help="default: from the checkpoint")
-    parser.add_argument("--output-stride", type=int, choices=(8, 16, 32), default=None, help="default: 8")
     parser.add_argument(
-        "--multi-grid", nargs="+", metavar="DILATION", default=None,
+        "--output-stride", type=int, choices=(8, 16, 32), default=None, help="default: 8"
+    )
+    parser.add_argument(
+        "--multi-grid",
+        nargs="+",
+        metavar="DILATION",
+        default=None,
         help="last-stage dilations, e.g. 4 8 16, or 'none' (default: official 4 8 16, mmseg none)",
     )
     parser.add_argument(
-        "--align-corners", choices=("true", "false"), default=None,
-        help="upsampling convention (default: official true; mmseg false, true for *769x769* files)",
+        "--align-corners",
+        choices=("true", "false"),
+        default=None,
+        help="upsampling convention (default: official true; mmseg false, "
+        "true for *769x769* files)",
     )
     parser.add_argument(
-        "--aux-head", choices=("true", "false"), default=None,
+        "--aux-head",
+        choices=("true", "false"),
+        default=None,
         help="keep mmsegmentation's auxiliary head (default: when the checkpoint has one; "
         "'false' needs --no-strict)",
     )
     parser.add_argument(
-        "--no-strict", action="store_true",
+        "--no-strict",
+        action="store_true",
         help="report unmatched tensors/weights instead of failing (shape mismatches always fail)",
     )
     parser.add_argument(
-        "--verify", action="store_true",
+        "--verify",
+        action="store_true",
         help="before writing, load the checkpoint strictly into the PyTorch reference DANet of the "
         "same configuration and compare its outputs with the Keras model's (needs torch); nothing "
         "is written if they differ. This checks the key layout and the conversion, not settings "
         "that are not in the weights (output stride, multi-grid, align_corners)",
     )
     parser.add_argument(
-        "--verify-size", nargs=2, type=int, metavar=("HEIGHT", "WIDTH"), default=None,
+        "--verify-size",
+        nargs=2,
+        type=int,
+        metavar=("HEIGHT", "WIDTH"),
+        default=None,
         help="image size of --verify (default: 97 129)",
     )
     parser.set_defaults(func=convert)

@@ -1,4 +1,4 @@
-"""`danet-keras demo`: generate the demo city, train, evaluate, visualise and export, offline on a CPU."""
+"""`danet-keras demo`: demo city, training, evaluation, pictures and export, offline on a CPU."""
 
 
 def run(args):
@@ -21,12 +21,23 @@ def run(args):
 def register(subparsers):
     parser = subparsers.add_parser(
         "demo",
-        help="train, evaluate and export a small DANet on a synthetic city, offline, in minutes on a CPU",
+        help="train, evaluate and export a small DANet on a synthetic city, offline, in minutes "
+        "on a CPU",
     )
-    parser.add_argument("--output-dir", default="danet_demo", help="where everything goes (default danet_demo)")
-    parser.add_argument("--data-dir", help="the demo city (default OUTPUT_DIR/demo_city; written when absent)")
-    parser.add_argument("--quick", action="store_true", help="a shortened smoke test of every step (for CI)")
+    parser.add_argument(
+        "--output-dir", default="danet_demo", help="where everything goes (default danet_demo)"
+    )
+    parser.add_argument(
+        "--data-dir", help="the demo city (default OUTPUT_DIR/demo_city; written when absent)"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="a shortened smoke test of every step (for CI)"
+    )
     parser.add_argument("--epochs", type=int, help="override the number of training epochs")
-    parser.add_argument("--no-export", action="store_true", help="skip the SavedModel/TFLite export")
-    parser.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2), help="model.fit verbosity")
+    parser.add_argument(
+        "--no-export", action="store_true", help="skip the SavedModel/TFLite export"
+    )
+    parser.add_argument(
+        "--verbose", type=int, default=2, choices=(0, 1, 2), help="model.fit verbosity"
+    )
     parser.set_defaults(func=run)

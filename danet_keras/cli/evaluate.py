@@ -1,4 +1,4 @@
-"""`danet-keras evaluate`: mIoU of a saved model, single-scale, multi-scale + flip, or sliding window."""
+"""`danet-keras evaluate`: mIoU of a saved model (single/multi-scale, flip, sliding window)."""
 
 
 def _scales(args):
@@ -32,7 +32,8 @@ def run(args):
     model = keras.saving.load_model(args.model, compile=False)
     if getattr(model, "num_classes", split.num_classes) != split.num_classes:
         raise ValueError(
-            f"The model predicts {model.num_classes} classes but {args.dataset} has {split.num_classes}."
+            f"The model predicts {model.num_classes} classes but {args.dataset} has "
+            f"{split.num_classes}."
         )
     dataset = eval_pipeline(split, batch_size=args.batch_size, short_side=args.short_side)
     result = evaluate(
@@ -57,21 +58,34 @@ def register(subparsers):
         description="Prints the per-class IoU table and writes metrics.json, per_class_iou.csv and "
         "confusion_matrix.png to --output-dir. Labels are scored at their full resolution.",
     )
-    parser.add_argument("--model", required=True, help="a .keras model (e.g. best.keras from training)")
+    parser.add_argument(
+        "--model", required=True, help="a .keras model (e.g. best.keras from training)"
+    )
     parser.add_argument("--dataset", required=True, help="dataset reader name, as for `train`")
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--split", default="val")
-    parser.add_argument("--scales", type=float, nargs="+", metavar="SCALE", help="e.g. 0.75 1.0 1.25")
     parser.add_argument(
-        "--multi-scale", action="store_true", help="the paper's scales 0.5 ... 2.2 (use with --flip)"
+        "--scales", type=float, nargs="+", metavar="SCALE", help="e.g. 0.75 1.0 1.25"
+    )
+    parser.add_argument(
+        "--multi-scale",
+        action="store_true",
+        help="the paper's scales 0.5 ... 2.2 (use with --flip)",
     )
     parser.add_argument("--flip", action="store_true", help="add horizontally flipped inference")
     parser.add_argument(
-        "--crop-size", type=int, nargs="+", metavar="SIZE",
+        "--crop-size",
+        type=int,
+        nargs="+",
+        metavar="SIZE",
         help="sliding-window crop, e.g. 768 (official Cityscapes) or HEIGHT WIDTH",
     )
-    parser.add_argument("--stride", type=int, nargs="+", metavar="STRIDE", help="default 2/3 of the crop")
-    parser.add_argument("--short-side", type=int, help="resize images (and labels) to this short side first")
+    parser.add_argument(
+        "--stride", type=int, nargs="+", metavar="STRIDE", help="default 2/3 of the crop"
+    )
+    parser.add_argument(
+        "--short-side", type=int, help="resize images (and labels) to this short side first"
+    )
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--steps", type=int, help="evaluate only this many batches")
     parser.add_argument("--output-dir", default="evaluation")

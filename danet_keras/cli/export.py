@@ -1,4 +1,4 @@
-"""`danet-keras export`: SavedModel / TFLite / ONNX, then a parity report against the Keras model."""
+"""`danet-keras export`: SavedModel / TFLite / ONNX, then a parity report against Keras."""
 
 FORMATS = ("saved_model", "tflite", "onnx")
 QUANTIZATIONS = ("float16", "dynamic", "int8")
@@ -16,7 +16,9 @@ def _parity_images(args, size):
     import tensorflow as tf
 
     images = [tf.image.resize(read_image(f).astype(np.float32), size).numpy() for f in files]
-    return np.clip(np.round(np.stack(images)), 0, 255).astype(np.uint8), f"{len(files)} images of {args.parity_images}"
+    return np.clip(np.round(np.stack(images)), 0, 255).astype(
+        np.uint8
+    ), f"{len(files)} images of {args.parity_images}"
 
 
 def export(args):
@@ -67,20 +69,30 @@ def register(subparsers):
     parser.add_argument("--format", required=True, choices=FORMATS, help="artefact format")
     parser.add_argument("--out", required=True, help="output directory (saved_model) or file")
     parser.add_argument(
-        "--quantization", choices=QUANTIZATIONS, default=None,
+        "--quantization",
+        choices=QUANTIZATIONS,
+        default=None,
         help="TFLite quantization (default: float32)",
     )
     parser.add_argument(
-        "--input-size", nargs=2, type=int, metavar=("HEIGHT", "WIDTH"), default=None,
+        "--input-size",
+        nargs=2,
+        type=int,
+        metavar=("HEIGHT", "WIDTH"),
+        default=None,
         help="static input size (TFLite: default 512 512; SavedModel/ONNX: default any size)",
     )
     parser.add_argument(
-        "--representative-data", metavar="DIR", default=None,
+        "--representative-data",
+        metavar="DIR",
+        default=None,
         help="directory of training images to calibrate int8",
     )
     parser.add_argument("--num-calibration-images", type=int, default=100)
     parser.add_argument(
-        "--parity-images", metavar="DIR", default=None,
+        "--parity-images",
+        metavar="DIR",
+        default=None,
         help="images for the parity report (default: synthetic images)",
     )
     parser.add_argument(

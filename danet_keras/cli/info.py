@@ -52,7 +52,10 @@ def info_text(count_parameters=False):
             from danet_keras.models.danet import DANet
 
             model = DANet.from_preset(name)
-            lines.append(f"      trainable parameters: {sum(int(v.numpy().size) for v in model.trainable_weights):,}")
+            lines.append(
+                f"      trainable parameters: "
+                f"{sum(int(v.numpy().size) for v in model.trainable_weights):,}"
+            )
     return "\n".join(lines)
 
 

@@ -13,7 +13,17 @@ import sys
 from danet_keras.version import __version__
 
 # Modules of danet_keras.cli, in the order `--help` lists their commands.
-COMMAND_MODULES = ("info", "demo", "data", "train", "evaluate", "benchmark", "export", "predict", "convert")
+COMMAND_MODULES = (
+    "info",
+    "demo",
+    "data",
+    "train",
+    "evaluate",
+    "benchmark",
+    "export",
+    "predict",
+    "convert",
+)
 
 
 def build_parser():

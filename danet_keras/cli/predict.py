@@ -37,19 +37,30 @@ def register(subparsers):
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--overlay", action="store_true", help="also write colour overlays")
     parser.add_argument(
-        "--attention-point", nargs=2, type=int, action="append", metavar=("Y", "X"),
+        "--attention-point",
+        nargs=2,
+        type=int,
+        action="append",
+        metavar=("Y", "X"),
         help="write the position-attention map of this pixel (repeatable; .keras models only)",
     )
     parser.add_argument(
-        "--palette", default=None,
+        "--palette",
+        default=None,
         help="dataset whose class colours to use (e.g. cityscapes); default: PASCAL VOC colour map",
     )
     parser.add_argument(
-        "--sliding-window", nargs="+", type=int, metavar="N", default=None,
+        "--sliding-window",
+        nargs="+",
+        type=int,
+        metavar="N",
+        default=None,
         help="sliding-window inference: CROP [STRIDE] in pixels (default stride: 2/3 of the crop)",
     )
     parser.add_argument(
-        "--no-xnnpack", dest="xnnpack", action="store_false",
+        "--no-xnnpack",
+        dest="xnnpack",
+        action="store_false",
         help="TFLite: run the builtin kernels instead of the XNNPACK delegate",
     )
     parser.set_defaults(func=predict)

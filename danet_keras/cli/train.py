@@ -19,8 +19,9 @@ def config_from_args(args):
         with open(args.config) as f:
             fields.update(json.load(f))
     direct = (
-        "dataset", "data_dir", "train_split", "val_split", "backbone", "output_stride", "num_classes",
-        "crop_size", "batch_size", "epochs", "steps_per_epoch", "learning_rate", "head_lr_multiplier",
+        "dataset", "data_dir", "train_split", "val_split", "backbone", "output_stride",
+        "num_classes", "crop_size", "batch_size", "epochs", "steps_per_epoch", "learning_rate",
+        "head_lr_multiplier",
         "momentum", "weight_decay", "poly_power", "warmup_steps", "ohem_threshold", "ohem_min_kept",
         "ignore_index", "strategy", "tpu", "output_dir", "validation_freq", "validation_steps",
         "val_batch_size", "seed",
@@ -77,12 +78,16 @@ def register(subparsers):
     parser = subparsers.add_parser(
         "train",
         help="train DANet with the paper's recipe (model.fit, tf.distribute, resumable)",
-        description="Dataset presets give crop, batch, learning rate and epochs; every flag overrides.",
+        description="Dataset presets give crop, batch, learning rate and epochs; "
+        "every flag overrides.",
     )
     add = parser.add_argument
     add("--config", help="JSON file of TrainConfig fields (flags override it)")
-    add("--dataset", help="cityscapes, demo_city, ade20k, pascal_voc, pascal_context, coco_stuff164k, "
-        "coco_stuff10k, folder or tfds:<name>")
+    add(
+        "--dataset",
+        help="cityscapes, demo_city, ade20k, pascal_voc, pascal_context, coco_stuff164k, "
+        "coco_stuff10k, folder or tfds:<name>",
+    )
     add("--data-dir", help="the dataset's root directory")
     add("--train-split", help="training split name (default train)")
     add("--val-split", help="validation split name (default val)")
@@ -105,14 +110,26 @@ def register(subparsers):
     add("--weight-decay", type=float)
     add("--poly-power", type=float)
     add("--warmup-steps", type=int)
-    add("--loss-weight", action="append", metavar="OUTPUT=WEIGHT",
-        help="e.g. aux_logits=0.4, position_logits=0 (repeatable)")
+    add(
+        "--loss-weight",
+        action="append",
+        metavar="OUTPUT=WEIGHT",
+        help="e.g. aux_logits=0.4, position_logits=0 (repeatable)",
+    )
     add("--class-weights", metavar="W0,W1,...")
-    add("--ohem-threshold", type=float, help="enable OHEM with this probability threshold (e.g. 0.7)")
+    add(
+        "--ohem-threshold",
+        type=float,
+        help="enable OHEM with this probability threshold (e.g. 0.7)",
+    )
     add("--ohem-min-kept", type=int)
     add("--ignore-index", type=int)
     add("--no-sync-batchnorm", action="store_true")
-    add("--strategy", choices=STRATEGIES, help="tf.distribute strategy (default auto; multi_worker reads TF_CONFIG)")
+    add(
+        "--strategy",
+        choices=STRATEGIES,
+        help="tf.distribute strategy (default auto; multi_worker reads TF_CONFIG)",
+    )
     add("--tpu", help="TPU name or address")
     add("--mixed-precision", action="store_true")
     add("--output-dir")

@@ -57,12 +57,15 @@ def _torch_load(path):
         if "GLOBAL" in detail:
             raise ValueError(
                 f"{path} was refused: unpickling it needs Python objects beyond tensors and plain "
-                f"values ({detail}). Only state dicts are read (torch.load with weights_only=True). "
+                f"values ({detail}). Only state dicts are read "
+                f"(torch.load with weights_only=True). "
                 "If you trust the file, load it in PyTorch and save `model.state_dict()` again."
             ) from error
         raise ValueError(f"{path} is not a PyTorch checkpoint ({detail}).") from error
     except Exception as error:  # torch raises many types for files that are not checkpoints
-        raise ValueError(f"{path} is not a PyTorch checkpoint ({type(error).__name__}: {error}).") from error
+        raise ValueError(
+            f"{path} is not a PyTorch checkpoint ({type(error).__name__}: {error})."
+        ) from error
 
 
 def _read_file(path):

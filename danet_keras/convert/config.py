@@ -60,7 +60,9 @@ def detect_arch(state_dict):
     for arch in ARCHS:
         if any(marker in state_dict for marker in _HEAD_MARKERS[arch]):
             return arch
-    heads = sorted({key.split(".")[1] for key in state_dict if key.startswith(("head.", "decode_head."))})
+    heads = sorted(
+        {key.split(".")[1] for key in state_dict if key.startswith(("head.", "decode_head."))}
+    )
     if heads:
         found = f"its head has {', '.join(heads[:8])}"
     else:
@@ -90,7 +92,9 @@ def resolve_arch(state_dict, arch):
 
 def _shape(state_dict, key):
     if key not in state_dict:
-        raise ValueError(f"The checkpoint lacks {key!r}, which every DANet checkpoint of this layout has.")
+        raise ValueError(
+            f"The checkpoint lacks {key!r}, which every DANet checkpoint of this layout has."
+        )
     return tuple(state_dict[key].shape)
 
 
@@ -140,7 +144,10 @@ def config_from_state_dict(state_dict, arch="auto"):
     else:
         deep_stem_key = f"{backbone}stem.0.weight"
         classifier = "decode_head.conv_seg.weight"
-        reduce, query = "decode_head.pam_in_conv.conv.weight", "decode_head.pam.query_project.weight"
+        reduce, query = (
+            "decode_head.pam_in_conv.conv.weight",
+            "decode_head.pam.query_project.weight",
+        )
     head_channels = _shape(state_dict, reduce)[0]
     key_channels = _shape(state_dict, query)[0]
     if head_channels % key_channels:
@@ -185,7 +192,11 @@ def model_config(state_dict, arch="auto", file_name=None, **overrides):
     """
     arch = resolve_arch(state_dict, arch)
     name_defaults = {}
-    if arch == "mmseg" and file_name and MMSEG_ALIGNED_CORNERS_MARK in os.path.basename(str(file_name)):
+    if (
+        arch == "mmseg"
+        and file_name
+        and MMSEG_ALIGNED_CORNERS_MARK in os.path.basename(str(file_name))
+    ):
         name_defaults = {"align_corners": True}
     config, sources = {}, {}
     layers = (

@@ -11,7 +11,7 @@ OUTPUT_SUFFIXES = (".weights.h5", ".keras")
 
 
 def check_output_path(path):
-    """Raises ValueError unless `path` ends with `.weights.h5` or `.keras` in an existing directory."""
+    """Raises ValueError unless `path` is a `.weights.h5` or `.keras` in an existing directory."""
     path = os.fspath(path)
     if not path.endswith(OUTPUT_SUFFIXES):
         raise ValueError(
@@ -38,7 +38,9 @@ def save_atomically(model, path):
     suffix = next(s for s in OUTPUT_SUFFIXES if path.endswith(s))
     directory = os.path.dirname(os.path.abspath(path))
     handle, temporary = tempfile.mkstemp(
-        prefix=f".{os.path.basename(path)[: -len(suffix)]}.", suffix=f".partial{suffix}", dir=directory
+        prefix=f".{os.path.basename(path)[: -len(suffix)]}.",
+        suffix=f".partial{suffix}",
+        dir=directory,
     )
     os.close(handle)
     try:

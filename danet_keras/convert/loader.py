@@ -39,7 +39,10 @@ class ConversionReport:
             f"{len(self.ignored)} tensors ignored (BatchNorm counters, ImageNet classifier)"
         )
         if self.missing:
-            text += f"; {len(self.missing)} Keras weights not in the checkpoint: {_listing(self.missing)}"
+            text += (
+                f"; {len(self.missing)} Keras weights not in the checkpoint: "
+                f"{_listing(self.missing)}"
+            )
         if self.unused:
             text += f"; {len(self.unused)} checkpoint tensors unused: {_listing(self.unused)}"
         return text
@@ -48,7 +51,9 @@ class ConversionReport:
 def _listing(names, separator=", "):
     names = list(names)
     shown = separator.join(names[:MAX_LISTED])
-    return shown + (f"{separator}... and {len(names) - MAX_LISTED} more" if len(names) > MAX_LISTED else "")
+    return shown + (
+        f"{separator}... and {len(names) - MAX_LISTED} more" if len(names) > MAX_LISTED else ""
+    )
 
 
 def _expected_torch_shape(kind, keras_shape):
@@ -169,8 +174,8 @@ def load_torch_checkpoint(model, checkpoint, arch="auto", strict=True):
     unused = tuple(k for k in state_dict if k not in used and not is_ignored(k, arch))
     if mismatches:
         raise ValueError(
-            f"{len(mismatches)} checkpoint tensors do not fit the model: {_listing(mismatches, '; ')}."
-            + _config_hint(state_dict, arch, model)
+            f"{len(mismatches)} checkpoint tensors do not fit the model: "
+            f"{_listing(mismatches, '; ')}." + _config_hint(state_dict, arch, model)
         )
     report = ConversionReport(
         arch=arch,

@@ -178,7 +178,10 @@ def _torch_suffix(layer, variable_name, arch):
         projection, _, part = variable_name.partition("_")
         if projection in _PROJECTIONS[arch] and part in ("kernel", "bias"):
             kind = "projection_kernel" if part == "kernel" else "copy"
-            return f"{_PROJECTIONS[arch][projection]}.{'weight' if part == 'kernel' else 'bias'}", kind
+            return (
+                f"{_PROJECTIONS[arch][projection]}.{'weight' if part == 'kernel' else 'bias'}",
+                kind,
+            )
     return None, None
 
 

@@ -395,7 +395,9 @@ class DANetReference(nn.Module):
             stem_width = 64 if layout == "official" else 32
         self.layout = layout
         self.align_corners = bool(align_corners)
-        resnet = ResNet(int(backbone[len("resnet") :]), layout, stem, stem_width, output_stride, multi_grid)
+        resnet = ResNet(
+            int(backbone[len("resnet") :]), layout, stem, stem_width, output_stride, multi_grid
+        )
         in_channels = resnet.out_channels
         channels = in_channels // 4 if head_channels is None else head_channels
         if layout == "official":

@@ -61,7 +61,9 @@ def compare_with_reference(model, reference, images):
     return reports
 
 
-def verify_conversion(model, checkpoint, arch, config, image_size=DEFAULT_VERIFY_SIZE, num_images=1):
+def verify_conversion(
+    model, checkpoint, arch, config, image_size=DEFAULT_VERIFY_SIZE, num_images=1
+):
     """Checks a converted model against the PyTorch reference holding the same checkpoint.
 
     The checkpoint is loaded into `torch_reference.DANetReference` with

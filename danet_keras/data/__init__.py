@@ -1,12 +1,12 @@
 """Datasets, the `tf.data` input pipeline and the synthetic demo city.
 
-    split = danet_keras.data.load_dataset("cityscapes", "/data/cityscapes", "train")
-    train = danet_keras.data.train_pipeline(split, crop_size=(512, 1024), batch_size=8)
-    val = danet_keras.data.eval_pipeline(load_dataset("cityscapes", root, "val"))
-    # batches: images float32 (B, H, W, 3) in [0, 255], labels int32 (B, H, W), 255 = ignore
+split = danet_keras.data.load_dataset("cityscapes", "/data/cityscapes", "train")
+train = danet_keras.data.train_pipeline(split, crop_size=(512, 1024), batch_size=8)
+val = danet_keras.data.eval_pipeline(load_dataset("cityscapes", root, "val"))
+# batches: images float32 (B, H, W, 3) in [0, 255], labels int32 (B, H, W), 255 = ignore
 
-    danet_keras.data.make_demo_city("/tmp/city")   # offline data in the Cityscapes layout
-    danet_keras.data.DATASETS["cityscapes"].class_names / .palette / .num_classes
+danet_keras.data.make_demo_city("/tmp/city")   # offline data in the Cityscapes layout
+danet_keras.data.DATASETS["cityscapes"].class_names / .palette / .num_classes
 """
 
 from danet_keras.data.ade20k import ade20k_dataset

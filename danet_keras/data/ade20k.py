@@ -44,8 +44,13 @@ def ade20k_dataset(root, split="train", skip_invalid=False, check_files=True):
     where = f"ade20k {split} in {root}"
     tally = SkipTally(f"ade20k {split}")
     pairs = pair_files(
-        list_files(image_dir, (".jpg",)), list_files(label_dir, (".png",)), _stem, _stem,
-        skip_invalid, tally, where,
+        list_files(image_dir, (".jpg",)),
+        list_files(label_dir, (".png",)),
+        _stem,
+        _stem,
+        skip_invalid,
+        tally,
+        where,
     )
     return checked_file_split(
         DATASETS["ade20k"], split, pairs, ADE20K_LABEL_MAP, where, skip_invalid, tally, check_files

@@ -82,8 +82,9 @@ def random_flip(image, label, seeds):
     )
 
 
-def photometric_distortion(image, seeds, brightness=32.0, contrast=(0.5, 1.5),
-                           saturation=(0.5, 1.5), hue=0.05):
+def photometric_distortion(
+    image, seeds, brightness=32.0, contrast=(0.5, 1.5), saturation=(0.5, 1.5), hue=0.05
+):
     """Random brightness, contrast, saturation and hue, each applied with probability 1/2.
 
     The ranges are mmsegmentation's `PhotoMetricDistortion` (hue 18 of
@@ -99,6 +100,7 @@ def photometric_distortion(image, seeds, brightness=32.0, contrast=(0.5, 1.5),
     Returns:
         (H, W, 3) float32 in [0, 255].
     """
+
     def maybe(index, fn, x):
         apply = tf.random.stateless_uniform([], _seed(seeds, 10 + index)) < 0.5
         return tf.cond(apply, lambda: fn(x, _seed(seeds, 20 + index)), lambda: x)
@@ -112,8 +114,16 @@ def photometric_distortion(image, seeds, brightness=32.0, contrast=(0.5, 1.5),
     return tf.clip_by_value(x, 0.0, 1.0) * 255.0
 
 
-def augment_for_training(image, label, seeds, crop_size, scale_range=(0.5, 2.0), flip=True,
-                         photometric=True, ignore_index=IGNORE_INDEX):
+def augment_for_training(
+    image,
+    label,
+    seeds,
+    crop_size,
+    scale_range=(0.5, 2.0),
+    flip=True,
+    photometric=True,
+    ignore_index=IGNORE_INDEX,
+):
     """Scale, pad, crop, flip (jointly) and photometric distortion (image only).
 
     Args:

@@ -19,8 +19,14 @@ IMAGE_SUFFIX = "_leftImg8bit.png"
 LABEL_MAPS = {"labelIds": CITYSCAPES_LABEL_ID_MAP, "labelTrainIds": CITYSCAPES_TRAIN_ID_MAP}
 
 
-def cityscapes_dataset(root, split="train", annotation="gtFine", label_type="labelIds",
-                       skip_invalid=False, check_files=True):
+def cityscapes_dataset(
+    root,
+    split="train",
+    annotation="gtFine",
+    label_type="labelIds",
+    skip_invalid=False,
+    check_files=True,
+):
     """Opens a split of Cityscapes (or of the demo city, which has the same layout).
 
     Args:
@@ -56,6 +62,12 @@ def cityscapes_dataset(root, split="train", annotation="gtFine", label_type="lab
         where,
     )
     return checked_file_split(
-        DATASETS["cityscapes"], split, pairs, LABEL_MAPS[label_type], where, skip_invalid,
-        tally, check_files,
+        DATASETS["cityscapes"],
+        split,
+        pairs,
+        LABEL_MAPS[label_type],
+        where,
+        skip_invalid,
+        tally,
+        check_files,
     )

@@ -27,8 +27,9 @@ SPLITS_164K = {"train": "train2017", "val": "val2017"}
 SPLITS_10K = {"train": "train2014", "test": "test2014"}
 
 
-def coco_stuff_dataset(root, split, label_type="labelTrainIds", skip_invalid=False,
-                       check_files=True):
+def coco_stuff_dataset(
+    root, split, label_type="labelTrainIds", skip_invalid=False, check_files=True
+):
     """Opens a folder split of COCO-Stuff (see the module docstring for layouts).
 
     Args:
@@ -69,7 +70,9 @@ def coco_stuff_dataset(root, split, label_type="labelTrainIds", skip_invalid=Fal
 def coco_stuff164k_dataset(root, split="train", label_type="labelTrainIds", **kwargs):
     """COCO-Stuff 164k; split "train" or "val". See `coco_stuff_dataset`."""
     if split not in SPLITS_164K:
-        raise ValueError(f"COCO-Stuff 164k split must be one of {sorted(SPLITS_164K)}, got {split!r}")
+        raise ValueError(
+            f"COCO-Stuff 164k split must be one of {sorted(SPLITS_164K)}, got {split!r}"
+        )
     return coco_stuff_dataset(root, SPLITS_164K[split], label_type, **kwargs)
 
 

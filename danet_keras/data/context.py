@@ -15,7 +15,12 @@ and class k becomes k - 1 (mmsegmentation's `PascalContextDataset59`).
 
 import os
 
-from danet_keras.data.image_io import SkipTally, pairs_from_names, read_split_list, require_directory
+from danet_keras.data.image_io import (
+    SkipTally,
+    pairs_from_names,
+    read_split_list,
+    require_directory,
+)
 from danet_keras.data.labels import DATASETS, PASCAL_CONTEXT_LABEL_MAP
 from danet_keras.data.split import checked_file_split
 
@@ -47,6 +52,12 @@ def pascal_context_dataset(root, split="train", skip_invalid=False, check_files=
         where,
     )
     return checked_file_split(
-        DATASETS["pascal_context"], split, pairs, PASCAL_CONTEXT_LABEL_MAP, where, skip_invalid,
-        tally, check_files,
+        DATASETS["pascal_context"],
+        split,
+        pairs,
+        PASCAL_CONTEXT_LABEL_MAP,
+        where,
+        skip_invalid,
+        tally,
+        check_files,
     )

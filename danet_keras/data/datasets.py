@@ -36,7 +36,7 @@ def load_dataset(name, root=None, split="train", **kwargs):
         `DatasetSplit`.
     """
     if name.startswith("tfds:"):
-        return tfds_dataset(name[len("tfds:"):], split=split, data_dir=root, **kwargs)
+        return tfds_dataset(name[len("tfds:") :], split=split, data_dir=root, **kwargs)
     if name not in READERS:
         raise ValueError(f"unknown dataset {name!r}; known: {sorted(READERS)} or 'tfds:<name>'")
     if root is None:

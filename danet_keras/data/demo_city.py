@@ -85,7 +85,9 @@ def _render_scene(rng, height, width):
     sky_low = np.clip(np.asarray(sky_top) + rng.uniform(30, 70), 0, 255)
     mix = np.clip(ys / max(horizon, 1), 0, 1)[..., None]
     clouds = np.clip(smooth_noise(rng, (height, width), 24), 0, 1)[..., None] * rng.uniform(0, 90)
-    canvas.paint(np.ones((height, width), bool), sky_top * (1 - mix) + sky_low * mix + clouds, "sky")
+    canvas.paint(
+        np.ones((height, width), bool), sky_top * (1 - mix) + sky_low * mix + clouds, "sky"
+    )
 
     # Ground plane: t = 1 at the bottom row, 0 at the horizon; lateral X and depth in ground units.
     t = np.maximum((ys - horizon) / camera, 1e-6)
@@ -125,8 +127,18 @@ def _render_scene(rng, height, width):
     for s in (-1, 1):
         if terrain[s] and rng.uniform() < 0.6:
             plane = s * (road_half[s] + walk[s] + terrain[s] * 0.5)
-            _vertical_plane(canvas, rng, xs, ys, horizon, camera, vanish_x, plane,
-                            [(1.0, 40.0, rng.uniform(0.4, 0.7), "wall")], fine)
+            _vertical_plane(
+                canvas,
+                rng,
+                xs,
+                ys,
+                horizon,
+                camera,
+                vanish_x,
+                plane,
+                [(1.0, 40.0, rng.uniform(0.4, 0.7), "wall")],
+                fine,
+            )
     # Facades along both sides: buildings, trees, low walls, by depth segment.
     for s in (-1, 1):
         plane = s * (road_half[s] + walk[s] + terrain[s])
@@ -165,7 +177,9 @@ def _render_scene(rng, height, width):
     flat = [_ID["road"], _ID["sidewalk"], _ID["terrain"]]
     for _ in range(rng.integers(0, 3)):
         x0, slope = rng.uniform(0, width), rng.uniform(-2, 2)
-        shadow = np.isin(canvas.label, flat) & ((xs - x0 - slope * (ys - horizon)) * rng.choice([-1, 1]) > 0)
+        shadow = np.isin(canvas.label, flat) & (
+            (xs - x0 - slope * (ys - horizon)) * rng.choice([-1, 1]) > 0
+        )
         image[shadow] *= rng.uniform(0.55, 0.8)
     gradient = 1 + rng.uniform(-0.25, 0.25) * (xs / width - 0.5)
     image *= (gradient * rng.uniform(0.6, 1.25))[..., None] * rng.uniform(0.88, 1.12, 3)

@@ -26,10 +26,20 @@ from danet_keras.data.labels import (
 from danet_keras.data.split import checked_file_split
 
 
-def folder_dataset(root, split=None, class_names=None, palette=None, image_dir="images",
-                   label_dir="labels", label_suffix="", reduce_zero_label=False,
-                   ignore_values=(IGNORE_INDEX,), name="folder", skip_invalid=False,
-                   check_files=True):
+def folder_dataset(
+    root,
+    split=None,
+    class_names=None,
+    palette=None,
+    image_dir="images",
+    label_dir="labels",
+    label_suffix="",
+    reduce_zero_label=False,
+    ignore_values=(IGNORE_INDEX,),
+    name="folder",
+    skip_invalid=False,
+    check_files=True,
+):
     """Opens a folder dataset (see the module docstring for the layout).
 
     Args:
@@ -83,5 +93,6 @@ def folder_dataset(root, split=None, class_names=None, palette=None, image_dir="
         tally,
         where,
     )
-    return checked_file_split(info, split or "all", pairs, label_map, where, skip_invalid, tally,
-                              check_files)
+    return checked_file_split(
+        info, split or "all", pairs, label_map, where, skip_invalid, tally, check_files
+    )

@@ -68,7 +68,9 @@ def raise_or_skip(problems, skip_invalid, tally, what):
         return
     if not skip_invalid:
         listed = "\n  ".join(problems[:_MAX_LISTED])
-        more = f"\n  ... and {len(problems) - _MAX_LISTED} more" if len(problems) > _MAX_LISTED else ""
+        more = (
+            f"\n  ... and {len(problems) - _MAX_LISTED} more" if len(problems) > _MAX_LISTED else ""
+        )
         raise ValueError(
             f"{what}: {len(problems)} invalid example(s) (pass skip_invalid=True to skip "
             f"them):\n  {listed}{more}"
@@ -130,8 +132,12 @@ def pair_files(image_paths, label_paths, image_key, label_key, skip_invalid, tal
     """
     images = {image_key(p): p for p in image_paths}
     labels = {label_key(p): p for p in label_paths}
-    problems = [f"{images[k]}: image has no label file" for k in sorted(images.keys() - labels.keys())]
-    problems += [f"{labels[k]}: label has no image file" for k in sorted(labels.keys() - images.keys())]
+    problems = [
+        f"{images[k]}: image has no label file" for k in sorted(images.keys() - labels.keys())
+    ]
+    problems += [
+        f"{labels[k]}: label has no image file" for k in sorted(labels.keys() - images.keys())
+    ]
     raise_or_skip(problems, skip_invalid, tally, where)
     pairs = [(images[k], labels[k]) for k in sorted(images.keys() & labels.keys())]
     if not pairs:
@@ -218,7 +224,7 @@ def check_pairs(pairs, skip_invalid, tally, where, check_label_size=True):
 
 
 def encoded_image_problem(contents):
-    """"" when `contents` looks like a complete PNG or JPEG, else the problem.
+    """ "" when `contents` looks like a complete PNG or JPEG, else the problem.
 
     Checks the signature and the end marker (IEND chunk, JPEG EOI within the
     last 32 bytes), which catches non-image and truncated files before a
@@ -236,11 +242,11 @@ def encoded_image_problem(contents):
     is_png = tf.equal(tf.strings.substr(contents, 0, 8), _PNG_SIGNATURE)
     is_jpeg = tf.equal(tf.strings.substr(contents, 0, 2), b"\xff\xd8")
     png_complete = tf.equal(tf.strings.substr(contents, tf.maximum(length - 12, 0), 12), _PNG_END)
-    tail = tf.io.decode_raw(
-        tf.strings.substr(contents, tf.maximum(length - 32, 0), 32), tf.uint8
-    )
+    tail = tf.io.decode_raw(tf.strings.substr(contents, tf.maximum(length - 32, 0), 32), tf.uint8)
     tail = tf.cast(tail, tf.int32)
-    jpeg_complete = tf.reduce_any(tf.logical_and(tf.equal(tail[:-1], 0xFF), tf.equal(tail[1:], 0xD9)))
+    jpeg_complete = tf.reduce_any(
+        tf.logical_and(tf.equal(tail[:-1], 0xFF), tf.equal(tail[1:], 0xD9))
+    )
     return tf.where(
         is_png,
         tf.where(png_complete, "", "truncated PNG (no IEND chunk)"),
@@ -308,14 +314,13 @@ def read_label_png(label_source, contents):
     import tensorflow as tf
 
     del label_source
+
     def decode():
         raw, problem = decode_label_png(contents)
         return tf.cast(raw, tf.int32), problem
 
     problem = encoded_image_problem(contents)
-    return tf.cond(
-        tf.equal(problem, ""), decode, lambda: (tf.zeros([1, 1], tf.int32), problem)
-    )
+    return tf.cond(tf.equal(problem, ""), decode, lambda: (tf.zeros([1, 1], tf.int32), problem))
 
 
 def _size_text(shape):
@@ -324,8 +329,15 @@ def _size_text(shape):
     return tf.strings.join([tf.strings.as_string(shape[0]), "x", tf.strings.as_string(shape[1])])
 
 
-def decode_pair(image_source, label_source, label_map, name, image_contents=None,
-                label_contents=None, read_label=None):
+def decode_pair(
+    image_source,
+    label_source,
+    label_map,
+    name,
+    image_contents=None,
+    label_contents=None,
+    read_label=None,
+):
     """Decodes and checks one example inside a `tf.data` map.
 
     Args:
@@ -367,19 +379,40 @@ def decode_pair(image_source, label_source, label_map, name, image_contents=None
     )
     problem = tf.case(
         [
-            (tf.not_equal(image_problem, ""),
-             lambda: tf.strings.join([image_source, ": ", image_problem])),
-            (tf.not_equal(label_problem, ""),
-             lambda: tf.strings.join([label_source, ": ", label_problem])),
-            (tf.logical_not(same_size),
-             lambda: tf.strings.join([
-                 label_source, ": label size ", _size_text(label_shape),
-                 " (HxW) differs from its image ", image_source, " (",
-                 _size_text(image_shape), ")"])),
-            (tf.reduce_any(invalid),
-             lambda: tf.strings.join([
-                 label_source, ": label value ", tf.strings.as_string(first_invalid),
-                 " is not a label id of " + name])),
+            (
+                tf.not_equal(image_problem, ""),
+                lambda: tf.strings.join([image_source, ": ", image_problem]),
+            ),
+            (
+                tf.not_equal(label_problem, ""),
+                lambda: tf.strings.join([label_source, ": ", label_problem]),
+            ),
+            (
+                tf.logical_not(same_size),
+                lambda: tf.strings.join(
+                    [
+                        label_source,
+                        ": label size ",
+                        _size_text(label_shape),
+                        " (HxW) differs from its image ",
+                        image_source,
+                        " (",
+                        _size_text(image_shape),
+                        ")",
+                    ]
+                ),
+            ),
+            (
+                tf.reduce_any(invalid),
+                lambda: tf.strings.join(
+                    [
+                        label_source,
+                        ": label value ",
+                        tf.strings.as_string(first_invalid),
+                        " is not a label id of " + name,
+                    ]
+                ),
+            ),
         ],
         default=lambda: tf.constant(""),
         exclusive=False,

@@ -37,7 +37,9 @@ def _options(deterministic, sharded):
     if deterministic is not None:
         options.deterministic = bool(deterministic)
     options.experimental_distribute.auto_shard_policy = (
-        tf.data.experimental.AutoShardPolicy.OFF if sharded else tf.data.experimental.AutoShardPolicy.DATA
+        tf.data.experimental.AutoShardPolicy.OFF
+        if sharded
+        else tf.data.experimental.AutoShardPolicy.DATA
     )
     return options
 
@@ -63,17 +65,31 @@ def _examples(data, input_context, deterministic, shuffle, shuffle_buffer, seed,
         raise TypeError(f"expected a DatasetSplit or a tf.data.Dataset, got {type(data).__name__}")
     examples = data
     if input_context is not None and input_context.num_input_pipelines > 1:
-        examples = examples.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+        examples = examples.shard(
+            input_context.num_input_pipelines, input_context.input_pipeline_id
+        )
     examples = _cache(examples, cache)
     if shuffle:
         examples = examples.shuffle(shuffle_buffer or 256, seed=seed, reshuffle_each_iteration=True)
     return examples
 
 
-def train_pipeline(data, crop_size, batch_size, scale_range=(0.5, 2.0), flip=True,
-                   photometric=True, shuffle=True, shuffle_buffer=None, cache=False,
-                   deterministic=None, seed=None, input_context=None, drop_remainder=True,
-                   ignore_index=IGNORE_INDEX):
+def train_pipeline(
+    data,
+    crop_size,
+    batch_size,
+    scale_range=(0.5, 2.0),
+    flip=True,
+    photometric=True,
+    shuffle=True,
+    shuffle_buffer=None,
+    cache=False,
+    deterministic=None,
+    seed=None,
+    input_context=None,
+    drop_remainder=True,
+    ignore_index=IGNORE_INDEX,
+):
     """The augmented, shuffled, batched training stream.
 
     Args:
@@ -124,8 +140,15 @@ def train_pipeline(data, crop_size, batch_size, scale_range=(0.5, 2.0), flip=Tru
     return dataset.with_options(_options(deterministic, input_context is not None))
 
 
-def eval_pipeline(data, batch_size=1, short_side=None, cache=False, deterministic=True,
-                  input_context=None, ignore_index=IGNORE_INDEX):
+def eval_pipeline(
+    data,
+    batch_size=1,
+    short_side=None,
+    cache=False,
+    deterministic=True,
+    input_context=None,
+    ignore_index=IGNORE_INDEX,
+):
     """The evaluation stream: every example once, in order, no augmentation.
 
     Examples of different sizes in one batch are padded at the bottom/right
@@ -155,7 +178,9 @@ def eval_pipeline(data, batch_size=1, short_side=None, cache=False, deterministi
             return resize_short_side(image, label, short_side)
         return tf.cast(image, tf.float32), label
 
-    dataset = examples.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    dataset = examples.map(
+        prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
+    )
     dataset = dataset.padded_batch(
         batch_size,
         padded_shapes=([None, None, 3], [None, None]),

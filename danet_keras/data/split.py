@@ -143,8 +143,17 @@ def file_split(info, split, pairs, label_map, skip_invalid=False, skipped=None, 
     )
 
 
-def checked_file_split(info, split, pairs, label_map, where, skip_invalid=False, tally=None,
-                       check_files=True, read_label=None):
+def checked_file_split(
+    info,
+    split,
+    pairs,
+    label_map,
+    where,
+    skip_invalid=False,
+    tally=None,
+    check_files=True,
+    read_label=None,
+):
     """`file_split` after the eager header checks of `image_io.check_pairs`.
 
     Args:

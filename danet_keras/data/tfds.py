@@ -29,8 +29,9 @@ TFDS_DATASETS = {
 }  # fmt: skip
 
 
-def tfds_dataset(name, split="train", data_dir=None, download=False, shuffle_files=False,
-                 skip_invalid=False):
+def tfds_dataset(
+    name, split="train", data_dir=None, download=False, shuffle_files=False, skip_invalid=False
+):
     """Opens a split of a TFDS segmentation dataset.
 
     Args:
@@ -67,7 +68,9 @@ def tfds_dataset(name, split="train", data_dir=None, download=False, shuffle_fil
     def make_records(input_context):
         read_config = tfds.ReadConfig(input_context=input_context)
         examples = builder.as_dataset(
-            split=split, shuffle_files=shuffle_files, decoders=skip_decoding,
+            split=split,
+            shuffle_files=shuffle_files,
+            decoders=skip_decoding,
             read_config=read_config,
         )
         return examples.map(lambda e: (e[image_key], e[label_key]))
@@ -76,7 +79,11 @@ def tfds_dataset(name, split="train", data_dir=None, download=False, shuffle_fil
 
     def decode_record(image_bytes, label_bytes):
         return decode_pair(
-            source, source, label_map, info_key, image_contents=image_bytes,
+            source,
+            source,
+            label_map,
+            info_key,
+            image_contents=image_bytes,
             label_contents=label_bytes,
         )
 

@@ -92,7 +92,9 @@ def voc_dataset(root, split="train", sbd_root=None, skip_invalid=False, check_fi
         classes, 255 ignored.
     """
     require_directory(root, "PASCAL VOC")
-    images = os.path.join(require_directory(os.path.join(root, "JPEGImages"), "VOC image"), "{}.jpg")
+    images = os.path.join(
+        require_directory(os.path.join(root, "JPEGImages"), "VOC image"), "{}.jpg"
+    )
     where = f"pascal_voc {split} in {root}"
     tally = SkipTally(f"pascal_voc {split}")
     read_label = None
@@ -101,7 +103,9 @@ def voc_dataset(root, split="train", sbd_root=None, skip_invalid=False, check_fi
         labels = os.path.join(root, "SegmentationClass", "{}.png")
         pairs = pairs_from_names(names, images, labels, skip_invalid, tally, where)
     elif sbd_root is None:
-        aug_dir = require_directory(os.path.join(root, "SegmentationClassAug"), "SegmentationClassAug")
+        aug_dir = require_directory(
+            os.path.join(root, "SegmentationClassAug"), "SegmentationClassAug"
+        )
         names = _aug_list(root, aug_dir)
         pairs = pairs_from_names(
             names, images, os.path.join(aug_dir, "{}.png"), skip_invalid, tally, where
@@ -121,6 +125,13 @@ def voc_dataset(root, split="train", sbd_root=None, skip_invalid=False, check_fi
         pairs += pairs_from_names(sbd_only, images, sbd_label, skip_invalid, tally, where)
         read_label = read_label_png_or_sbd_mat
     return checked_file_split(
-        DATASETS["pascal_voc"], split, pairs, VOC_LABEL_MAP, where, skip_invalid, tally,
-        check_files, read_label,
+        DATASETS["pascal_voc"],
+        split,
+        pairs,
+        VOC_LABEL_MAP,
+        where,
+        skip_invalid,
+        tally,
+        check_files,
+        read_label,
     )

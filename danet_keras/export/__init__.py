@@ -1,10 +1,10 @@
 """Deployment: SavedModel (TF Serving), TFLite / LiteRT, ONNX, and parity checks.
 
-    export_saved_model(model, path)                       serving signatures for TF Serving
-    export_tflite(model, path, quantization=None, ...)     float32 / float16 / dynamic / int8
-    export_onnx(model, path)                               through tf2onnx (`onnx` extra)
-    load_runner(path)                                      any artefact as images -> outputs
-    check_parity(model, path, images)                      artefact vs Keras model
+export_saved_model(model, path)                       serving signatures for TF Serving
+export_tflite(model, path, quantization=None, ...)     float32 / float16 / dynamic / int8
+export_onnx(model, path)                               through tf2onnx (`onnx` extra)
+load_runner(path)                                      any artefact as images -> outputs
+check_parity(model, path, images)                      artefact vs Keras model
 """
 
 from danet_keras.export.onnx import export_onnx

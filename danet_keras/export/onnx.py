@@ -29,13 +29,13 @@ def export_onnx(model, path, input_size=None, opset=DEFAULT_OPSET):
     try:
         import tf2onnx
     except ImportError as error:
-        raise ImportError(
-            "ONNX export needs tf2onnx: `pip install danet-keras[onnx]`."
-        ) from error
+        raise ImportError("ONNX export needs tf2onnx: `pip install danet-keras[onnx]`.") from error
     if input_size is not None:
         input_size = tuple(int(s) for s in input_size)
     signature = [images_spec(None, input_size)]
-    serve = tf.function(lambda images: segmentation_outputs(model, images), input_signature=signature)
+    serve = tf.function(
+        lambda images: segmentation_outputs(model, images), input_signature=signature
+    )
     tf2onnx.convert.from_function(
         serve, input_signature=signature, opset=opset, output_path=str(path)
     )

@@ -33,7 +33,9 @@ def _validate_image_size(image_size):
     if len(image_size) != 2 or any(
         isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in image_size
     ):
-        raise ValueError(f"`image_size` must be None or (height, width) positive ints, got {image_size!r}.")
+        raise ValueError(
+            f"`image_size` must be None or (height, width) positive ints, got {image_size!r}."
+        )
     return image_size
 
 
@@ -149,7 +151,9 @@ def build_export_archive(
     image_size = _validate_image_size(image_size)
     if resize_images and image_size is None:
         raise ValueError("`resize_images=True` needs `image_size=(height, width)`.")
-    options = dict(image_size=image_size, resize_images=resize_images, include_logits=include_logits)
+    options = dict(
+        image_size=image_size, resize_images=resize_images, include_logits=include_logits
+    )
     archive = keras.export.ExportArchive()
     archive.track(model)
 

@@ -30,7 +30,8 @@ _LOOP_OPS = ("While", "StatelessWhile")
 def _validate(quantization, representative_data, input_size):
     if quantization is not None and quantization not in QUANTIZATIONS:
         raise ValueError(
-            f"`quantization` must be None (float32) or one of {QUANTIZATIONS}, got {quantization!r}."
+            f"`quantization` must be None (float32) or one of {QUANTIZATIONS}, "
+            f"got {quantization!r}."
         )
     if quantization == "int8" and representative_data is None:
         raise ValueError(
@@ -112,7 +113,9 @@ def _configure(converter, quantization, calibration_images):
     if quantization == "float16":
         converter.target_spec.supported_types = [tf.float16]
     elif quantization == "int8":
-        converter.representative_dataset = lambda: ({IMAGES_KEY: image} for image in calibration_images)
+        converter.representative_dataset = lambda: (
+            {IMAGES_KEY: image} for image in calibration_images
+        )
         # Every op int8 (the uint8 image input is cast in the graph; logits and
         # probabilities are dequantised at the end).
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]

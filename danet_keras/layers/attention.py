@@ -185,7 +185,9 @@ class PositionAttention(keras.layers.Layer):
             fn_output_signature=tf.TensorSpec(None, value.dtype),
             parallel_iterations=1,
         )
-        attended = ops.reshape(ops.transpose(attended, (1, 0, 2, 3)), (batch, -1, ops.shape(value)[-1]))
+        attended = ops.reshape(
+            ops.transpose(attended, (1, 0, 2, 3)), (batch, -1, ops.shape(value)[-1])
+        )
         return attended[:, :positions, :]
 
     def call(self, inputs, return_attention_scores=False):

@@ -109,7 +109,7 @@ class DANet(keras.Model):
 
     ```python
     model = danet_keras.DANet(num_classes=19, backbone="resnet50")
-    outputs = model(images)          # images: (B, H, W, 3) in [0, 255]
+    outputs = model(images)  # images: (B, H, W, 3) in [0, 255]
     class_ids = keras.ops.argmax(outputs["logits"], axis=-1)
     ```
     """
@@ -164,7 +164,9 @@ class DANet(keras.Model):
         build = LayerBuilder("torch", sync_batchnorm)
 
         def conv_bn_relu(x, filters, name):
-            return build.relu(build.bn(build.conv(x, filters, 3, f"{name}_conv"), f"{name}_bn"), f"{name}_relu")
+            return build.relu(
+                build.bn(build.conv(x, filters, 3, f"{name}_conv"), f"{name}_bn"), f"{name}_relu"
+            )
 
         def classify(x, name):
             x = keras.layers.SpatialDropout2D(dropout, name=f"{name}_dropout")(x)
@@ -202,7 +204,9 @@ class DANet(keras.Model):
         outputs = {"logits": upsample(classify(fused, "fused"), "logits")}
         if len(attention) == 2:
             for name in attention:
-                outputs[f"{name}_logits"] = upsample(classify(branches[name], name), f"{name}_logits")
+                outputs[f"{name}_logits"] = upsample(
+                    classify(branches[name], name), f"{name}_logits"
+                )
         if aux_head:
             x = conv_bn_relu(features["stage3"], aux_channels, "aux")
             outputs["aux_logits"] = upsample(classify(x, "aux"), "aux_logits")

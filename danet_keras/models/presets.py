@@ -33,7 +33,7 @@ PRESETS = {
         },
     },
     "danet_resnet101_d8_cityscapes_769_mmseg": {
-        "description": "mmsegmentation R-101-D8, 769x769 crops: deep stem (ResNetV1c), FCN aux head.",
+        "description": "mmsegmentation R-101-D8, 769x769 crops: deep stem (ResNetV1c), aux head.",
         "source": "mmsegmentation configs/danet",
         "reported": "80.47 Cityscapes val (82.02 multi-scale + flip)",
         "config": {

@@ -11,7 +11,11 @@ Pieces, usable on their own with `model.compile`:
 """
 
 from danet_keras.training.config import TRAINING_PRESETS, TrainConfig, resolve_config
-from danet_keras.training.losses import SegmentationCrossEntropy, segmentation_losses, with_output_labels
+from danet_keras.training.losses import (
+    SegmentationCrossEntropy,
+    segmentation_losses,
+    with_output_labels,
+)
 from danet_keras.training.optimizer import LayerwiseSGD, head_learning_rate_multipliers
 from danet_keras.training.schedules import PolyDecay
 from danet_keras.training.strategy import STRATEGIES, configure_logical_cpus, make_strategy

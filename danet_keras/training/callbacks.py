@@ -130,4 +130,7 @@ class BestCheckpoint(keras.callbacks.Callback):
         with open(self.record_path, "w") as f:
             json.dump({"epoch": epoch + 1, "monitor": self.monitor, "value": value}, f)
         if self.verbose:
-            print(f"\nEpoch {epoch + 1}: {self.monitor} improved to {value:.4f}; saved {self.filepath}")
+            print(
+                f"\nEpoch {epoch + 1}: {self.monitor} improved to {value:.4f}; "
+                f"saved {self.filepath}"
+            )

@@ -16,10 +16,12 @@ from danet_keras.training.strategy import STRATEGIES
 # Cityscapes, batch 16 elsewhere, 240 epochs (180 on COCO-Stuff) with
 # multi-scale augmentation. ADE20K is not in the paper: mmsegmentation's
 # 160k iterations at batch 16 are ~127 epochs of its 20,210 images.
-# Any dataset without its own entry (`"folder"`, `"tfds:<name>"`, `"custom"`): the paper's non-Cityscapes recipe.
+# Any dataset without its own entry (`"folder"`, `"tfds:<name>"`, `"custom"`): the
+# paper's non-Cityscapes recipe.
 GENERIC_PRESET = {
     "crop_size": 512, "batch_size": 16, "learning_rate": 0.01, "epochs": 240,
-    "source": "paper recipe for datasets other than Cityscapes (512 crop, batch 16, lr 0.01, 240 epochs)",
+    "source": "paper recipe for datasets other than Cityscapes "
+    "(512 crop, batch 16, lr 0.01, 240 epochs)",
 }  # fmt: skip
 _COCO_STUFF = dict(GENERIC_PRESET, epochs=180, source="paper recipe, 180 epochs on COCO-Stuff")
 TRAINING_PRESETS = {
@@ -183,7 +185,9 @@ def resolve_config(config=None, **overrides):
     elif isinstance(config, dict):
         fields = dict(config)
     else:
-        raise ValueError(f"`config` must be a TrainConfig, a dict or None, got {type(config).__name__}.")
+        raise ValueError(
+            f"`config` must be a TrainConfig, a dict or None, got {type(config).__name__}."
+        )
     fields.update(overrides)
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(fields) - known)
@@ -215,11 +219,17 @@ def resolve_config(config=None, **overrides):
         raise ValueError(f"`output_stride` must be 8, 16 or 32, got {config.output_stride!r}.")
     if config.backup_freq != "epoch":
         _positive_int(config, "backup_freq")
-    if isinstance(config.warmup_steps, bool) or not isinstance(config.warmup_steps, int) or config.warmup_steps < 0:
+    if (
+        isinstance(config.warmup_steps, bool)
+        or not isinstance(config.warmup_steps, int)
+        or config.warmup_steps < 0
+    ):
         raise ValueError(f"`warmup_steps` must be an integer >= 0, got {config.warmup_steps!r}.")
     if config.tensorboard and importlib.util.find_spec("tensorboard") is None:
-        raise ValueError("`tensorboard=True` needs the tensorboard package (pip install tensorboard), "
-                         "or set tensorboard=False (--no-tensorboard).")
+        raise ValueError(
+            "`tensorboard=True` needs the tensorboard package (pip install tensorboard), "
+            "or set tensorboard=False (--no-tensorboard)."
+        )
     if config.head_lr_multiplier <= 0 or config.weight_decay < 0 or not 0 <= config.momentum <= 1:
         raise ValueError(
             "`head_lr_multiplier` must be > 0, `weight_decay` >= 0 and `momentum` in [0, 1]; got "

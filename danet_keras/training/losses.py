@@ -107,7 +107,11 @@ class SegmentationCrossEntropy(keras.losses.Loss):
             weights = ops.ones_like(logits[..., 0])
         if self.ohem_threshold is not None:
             keep = _ohem_keep_mask(
-                ops.softmax(logits, axis=-1), safe_labels, valid, self.ohem_threshold, self.ohem_min_kept
+                ops.softmax(logits, axis=-1),
+                safe_labels,
+                valid,
+                self.ohem_threshold,
+                self.ohem_min_kept,
             )
         else:
             keep = valid
@@ -166,7 +170,10 @@ def segmentation_losses(output_names, loss_weights=None, **loss_kwargs):
             weights[name] = weight
     if not weights:
         raise ValueError(f"No output has a positive loss weight: {loss_weights}.")
-    losses = {name: SegmentationCrossEntropy(name=f"{name}_cross_entropy", **loss_kwargs) for name in weights}
+    losses = {
+        name: SegmentationCrossEntropy(name=f"{name}_cross_entropy", **loss_kwargs)
+        for name in weights
+    }
     return losses, weights
 
 

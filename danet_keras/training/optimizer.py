@@ -75,9 +75,12 @@ class LayerwiseSGD(keras.optimizers.Optimizer):
         # Python constants per variable index: they fold into the traced step.
         self._multipliers = [self.learning_rate_multipliers.get(v.path, 1.0) for v in variables]
         self._decayed = [
-            self.coupled_weight_decay > 0 and v.name.endswith(self.weight_decay_suffixes) for v in variables
+            self.coupled_weight_decay > 0 and v.name.endswith(self.weight_decay_suffixes)
+            for v in variables
         ]
-        self.momentums = self.add_optimizer_variables(variables, "momentum") if self.momentum else []
+        self.momentums = (
+            self.add_optimizer_variables(variables, "momentum") if self.momentum else []
+        )
 
     def update_step(self, gradient, variable, learning_rate):
         index = self._get_variable_index(variable)
@@ -122,5 +125,7 @@ def head_learning_rate_multipliers(model, multiplier=10.0):
     head = [v for v in model.trainable_variables if id(v) not in backbone_ids]
     paths = [v.path for v in model.trainable_variables]
     if len(set(paths)) != len(paths):
-        raise ValueError("Variable paths of the model are not unique; multipliers cannot be keyed by path.")
+        raise ValueError(
+            "Variable paths of the model are not unique; multipliers cannot be keyed by path."
+        )
     return {v.path: float(multiplier) for v in head}

@@ -74,11 +74,15 @@ def _keras_multi_worker_strategy_class():
 
         def reduce(self, reduce_op, value, axis=None):
             def reduce_leaf(leaf):
-                local = self.experimental_local_results(leaf)[0] if isinstance(
-                    leaf, tf.distribute.DistributedValues
-                ) else leaf
+                local = (
+                    self.experimental_local_results(leaf)[0]
+                    if isinstance(leaf, tf.distribute.DistributedValues)
+                    else leaf
+                )
                 leaf_axis = None if axis is not None and len(local.shape) == 0 else axis
-                return super(KerasMultiWorkerMirroredStrategy, self).reduce(reduce_op, leaf, axis=leaf_axis)
+                return super(KerasMultiWorkerMirroredStrategy, self).reduce(
+                    reduce_op, leaf, axis=leaf_axis
+                )
 
             return tf.nest.map_structure(reduce_leaf, value)
 
@@ -131,7 +135,9 @@ def make_strategy(name="auto", devices=None, tpu=None):
             ) from None
     if name == "tpu":
         try:
-            resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or os.environ.get("TPU_NAME", ""))
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
+                tpu=tpu or os.environ.get("TPU_NAME", "")
+            )
             tf.config.experimental_connect_to_cluster(resolver)
             tf.tpu.experimental.initialize_tpu_system(resolver)
         except (ValueError, RuntimeError, tf.errors.OpError) as error:
@@ -159,4 +165,6 @@ def configure_logical_cpus(count):
     import tensorflow as tf
 
     cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * int(count))
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * int(count)
+    )

@@ -99,7 +99,8 @@ def check_labels(dataset, num_classes, ignore_index, batches=2):
         bad = values[((values < 0) | (values >= num_classes)) & (values != ignore_index)]
         if bad.size:
             raise ValueError(
-                f"The labels hold values {bad.tolist()[:10]} outside [0, num_classes={num_classes}) "
+                f"The labels hold values {bad.tolist()[:10]} outside "
+                f"[0, num_classes={num_classes}) "
                 f"(ignore index {ignore_index}): `num_classes` disagrees with the data."
             )
 
@@ -119,14 +120,22 @@ def _open_splits(config):
     """The training and validation `DatasetSplit`s of `config.dataset`."""
     from danet_keras.data import load_dataset
 
-    train_split = load_dataset(config.dataset, config.data_dir, config.train_split, **config.reader_options)
+    train_split = load_dataset(
+        config.dataset, config.data_dir, config.train_split, **config.reader_options
+    )
     if len(train_split) == 0:
-        raise FileNotFoundError(f"No training images in {config.data_dir} ({config.dataset}, {config.train_split}).")
+        raise FileNotFoundError(
+            f"No training images in {config.data_dir} ({config.dataset}, {config.train_split})."
+        )
     val_split = None
     if config.validation:
-        val_split = load_dataset(config.dataset, config.data_dir, config.val_split, **config.reader_options)
+        val_split = load_dataset(
+            config.dataset, config.data_dir, config.val_split, **config.reader_options
+        )
         if len(val_split) == 0:
-            raise FileNotFoundError(f"No validation images in {config.data_dir} ({config.dataset}, {config.val_split}).")
+            raise FileNotFoundError(
+                f"No validation images in {config.data_dir} ({config.dataset}, {config.val_split})."
+            )
     return train_split, val_split
 
 
@@ -137,15 +146,23 @@ def _reader_datasets(config, strategy, train_split, val_split, outputs):
 
     def train_fn(context):
         dataset = train_pipeline(
-            train_split, config.crop_size, config.batch_size, seed=config.seed, input_context=context,
-            ignore_index=config.ignore_index, **config.data_options,
+            train_split,
+            config.crop_size,
+            config.batch_size,
+            seed=config.seed,
+            input_context=context,
+            ignore_index=config.ignore_index,
+            **config.data_options,
         )
         return with_output_labels(dataset.repeat(), outputs)
 
     def val_fn(context):
         batch_size = config.val_batch_size or strategy.num_replicas_in_sync
         dataset = eval_pipeline(
-            val_split, batch_size, input_context=context, ignore_index=config.ignore_index,
+            val_split,
+            batch_size,
+            input_context=context,
+            ignore_index=config.ignore_index,
             **config.eval_options,
         )
         return with_output_labels(dataset, outputs)
@@ -158,12 +175,18 @@ def _reader_datasets(config, strategy, train_split, val_split, outputs):
 def _callbacks(config, output_dir, steps_per_epoch, monitor, extra):
     import keras
 
-    from danet_keras.training.callbacks import AlignEpochsToSteps, BestCheckpoint, SafeBackupAndRestore
+    from danet_keras.training.callbacks import (
+        AlignEpochsToSteps,
+        BestCheckpoint,
+        SafeBackupAndRestore,
+    )
 
     callbacks = [keras.callbacks.TerminateOnNaN()]
     backup = None
     if config.backup:
-        backup = SafeBackupAndRestore(os.path.join(output_dir, "backup"), save_freq=config.backup_freq)
+        backup = SafeBackupAndRestore(
+            os.path.join(output_dir, "backup"), save_freq=config.backup_freq
+        )
         callbacks.append(backup)
     if monitor:
         callbacks.append(
@@ -175,7 +198,9 @@ def _callbacks(config, output_dir, steps_per_epoch, monitor, extra):
             )
         )
     resuming = config.backup and os.path.exists(os.path.join(output_dir, "backup"))
-    callbacks.append(keras.callbacks.CSVLogger(os.path.join(output_dir, "history.csv"), append=resuming))
+    callbacks.append(
+        keras.callbacks.CSVLogger(os.path.join(output_dir, "history.csv"), append=resuming)
+    )
     if config.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(os.path.join(output_dir, "logs")))
     callbacks.extend(extra)
@@ -185,7 +210,9 @@ def _callbacks(config, output_dir, steps_per_epoch, monitor, extra):
 
 
 def build_training_model(config, num_classes, total_steps):
-    """DANet compiled with the recipe's losses, optimizer and metric (call inside `strategy.scope()`).
+    """DANet compiled with the recipe's losses, optimizer and metric.
+
+    Call it inside `strategy.scope()`.
 
     Args:
         config: a resolved `TrainConfig`.
@@ -317,12 +344,16 @@ def train(config=None, train_data=None, val_data=None, strategy=None, callbacks=
         keras.mixed_precision.set_global_policy(_mixed_precision_policy(strategy))
     try:
         with strategy.scope():
-            model, loss_outputs = build_training_model(config, num_classes, steps_per_epoch * config.epochs)
+            model, loss_outputs = build_training_model(
+                config, num_classes, steps_per_epoch * config.epochs
+            )
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
 
     if train_split is not None:
-        fit_train, fit_val = _reader_datasets(config, strategy, train_split, val_split, loss_outputs)
+        fit_train, fit_val = _reader_datasets(
+            config, strategy, train_split, val_split, loss_outputs
+        )
     else:
         from danet_keras.training.losses import with_output_labels
 

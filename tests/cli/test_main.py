@@ -17,7 +17,14 @@ def test_help_lists_the_commands(capsys):
 def test_info_reports_versions_devices_and_the_model_zoo(capsys):
     assert main(["info"]) == 0
     out = capsys.readouterr().out
-    for expected in ("tensorflow", "keras", "devices:", "CPU", "danet_resnet101_cityscapes", "76.34"):
+    for expected in (
+        "tensorflow",
+        "keras",
+        "devices:",
+        "CPU",
+        "danet_resnet101_cityscapes",
+        "76.34",
+    ):
         assert expected in out
     assert package_versions()["keras"].startswith("3.")
 
@@ -26,7 +33,9 @@ def test_info_can_count_parameters(monkeypatch):
     from danet_keras.models import presets
 
     monkeypatch.setattr(
-        presets, "PRESETS", {"danet_resnet50_cityscapes": presets.PRESETS["danet_resnet50_cityscapes"]}
+        presets,
+        "PRESETS",
+        {"danet_resnet50_cityscapes": presets.PRESETS["danet_resnet50_cityscapes"]},
     )
     assert "trainable parameters: 47,462,651" in info_text(count_parameters=True)
 

@@ -17,7 +17,9 @@ SMALL_CONFIG = {"num_classes": 5, "backbone": "resnet18", "align_corners": True}
 def _reference(arch, seed=0, **config):
     torch.manual_seed(seed)
     reference = DANetReference(arch, **config)
-    return randomize_like_trained(reference, [synthetic_images(2, IMAGE_SIZE, seed=seed + 100)], seed=seed)
+    return randomize_like_trained(
+        reference, [synthetic_images(2, IMAGE_SIZE, seed=seed + 100)], seed=seed
+    )
 
 
 @pytest.fixture(scope="session")
@@ -59,6 +61,8 @@ def zeros_state_dict():
     """A numpy state dict of zeros with a reference's keys and shapes."""
 
     def build(arch, **config):
-        return {k: np.zeros(v.shape, np.float32) for k, v in _meta_state_dict(arch, **config).items()}
+        return {
+            k: np.zeros(v.shape, np.float32) for k, v in _meta_state_dict(arch, **config).items()
+        }
 
     return build

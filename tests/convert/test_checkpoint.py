@@ -38,8 +38,11 @@ def test_official_training_checkpoint_is_unwrapped(tmp_path):
 
 def test_legacy_serialisation_and_half_precision(tmp_path):
     path = tmp_path / "old.pth"
-    torch.save({"model": {k: v.half() if v.is_floating_point() else v for k, v in STATE.items()}},
-               path, _use_new_zipfile_serialization=False)
+    torch.save(
+        {"model": {k: v.half() if v.is_floating_point() else v for k, v in STATE.items()}},
+        path,
+        _use_new_zipfile_serialization=False,
+    )
     state = read_state_dict(str(path))
     assert state["head.conv8.1.weight"].dtype == np.float32
     _assert_same(state)

@@ -37,7 +37,9 @@ def test_failed_verification_writes_nothing(mmseg_file, tmp_path, capsys, monkey
 
     # A converter bug would show as a large difference from the reference.
     off = ParityReport(0.5, 4.0, 0.1, 0.9, 100)
-    monkeypatch.setattr(danet_keras.convert, "verify_conversion", lambda *args, **kwargs: {"logits": off})
+    monkeypatch.setattr(
+        danet_keras.convert, "verify_conversion", lambda *args, **kwargs: {"logits": off}
+    )
     output = tmp_path / "danet.keras"
     assert main(["convert", str(mmseg_file), "-o", str(output), "--verify"]) == 1
     assert "parity check failed" in capsys.readouterr().out
@@ -62,6 +64,14 @@ def test_dropping_the_auxiliary_head_needs_no_strict(mmseg_file, tmp_path, capsy
     assert main(["convert", str(mmseg_file), "-o", str(output), "--aux-head", "false"]) == 2
     assert "unused: auxiliary_head.convs.0.conv.weight" in capsys.readouterr().err
     with pytest.warns(UserWarning, match="auxiliary_head.conv_seg.weight"):
-        arguments = ["convert", str(mmseg_file), "-o", str(output), "--aux-head", "false", "--no-strict"]
+        arguments = [
+            "convert",
+            str(mmseg_file),
+            "-o",
+            str(output),
+            "--aux-head",
+            "false",
+            "--no-strict",
+        ]
         assert main(arguments) == 0
     assert output.exists()

@@ -27,7 +27,9 @@ def test_official_deep_stem_classes_and_head(meta_state_dict):
 
 
 def test_mmseg_deep_stem_and_auxiliary_head(meta_state_dict):
-    state = meta_state_dict("mmseg", num_classes=150, backbone="resnet50", stem="deep", aux_head=True)
+    state = meta_state_dict(
+        "mmseg", num_classes=150, backbone="resnet50", stem="deep", aux_head=True
+    )
     config = config_from_state_dict(state, "mmseg")
     assert config["stem"] == "deep" and config["stem_width"] == 32
     assert config["aux_head"] is True and config["aux_channels"] == 256
@@ -39,13 +41,22 @@ def test_mmseg_deep_stem_and_auxiliary_head(meta_state_dict):
 
 def test_another_architecture_is_named_in_the_error(meta_state_dict):
     # A torchvision-style classification ResNet: no DANet head at all.
-    resnet = {k[len("pretrained."):]: v for k, v in meta_state_dict("official", num_classes=3).items()
-              if k.startswith("pretrained.")}
+    resnet = {
+        k[len("pretrained.") :]: v
+        for k, v in meta_state_dict("official", num_classes=3).items()
+        if k.startswith("pretrained.")
+    }
     resnet["fc.weight"] = np.zeros((1000, 512))
-    with pytest.raises(ValueError, match="Not a DANet checkpoint.*top-level names are bn1, conv1, fc"):
+    with pytest.raises(
+        ValueError, match="Not a DANet checkpoint.*top-level names are bn1, conv1, fc"
+    ):
         detect_arch(resnet)
     # An mmsegmentation PSPNet: right prefixes, another head.
-    pspnet = {k: v for k, v in meta_state_dict("mmseg", num_classes=3).items() if k.startswith("backbone.")}
+    pspnet = {
+        k: v
+        for k, v in meta_state_dict("mmseg", num_classes=3).items()
+        if k.startswith("backbone.")
+    }
     pspnet["decode_head.psp_modules.0.1.conv.weight"] = np.zeros((512, 2048, 1, 1))
     pspnet["decode_head.bottleneck.conv.weight"] = np.zeros((512, 4096, 3, 3))
     with pytest.raises(ValueError, match="its head has bottleneck, psp_modules"):
@@ -85,4 +96,6 @@ def test_mmseg_769x769_files_upsample_with_aligned_corners(meta_state_dict):
     _, config, _ = model_config(state, file_name="danet_r50-d8_512x1024_40k_cityscapes.pth")
     assert config["align_corners"] is False
     official = meta_state_dict("official", num_classes=19)
-    assert model_config(official, file_name="x_769x769.pth")[2]["align_corners"] == "official default"
+    assert (
+        model_config(official, file_name="x_769x769.pth")[2]["align_corners"] == "official default"
+    )

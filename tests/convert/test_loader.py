@@ -20,10 +20,15 @@ PARITY_CASES = {
 
 def _assert_parity(model, reference, images, label):
     reports = compare_with_reference(model, reference, images)
-    expected = {"logits", "position_logits", "channel_logits"} | ({"aux_logits"} if model.aux_head else set())
+    expected = {"logits", "position_logits", "channel_logits"} | (
+        {"aux_logits"} if model.aux_head else set()
+    )
     assert set(reports) == expected
     for name, report in reports.items():
         print(f"{label} {name}: {report}")
+        # The project's conversion promise (README): PyTorch and TensorFlow
+        # differ by ~8e-5 (R50) to ~3e-4 (R101) of the logit range, while a
+        # structural mistake shows as ~1e-1; 1e-3 separates the two on any CPU.
         assert report.relative_logit_diff <= 1e-3, f"{label} {name}: {report}"
         assert report.class_agreement >= 0.999, f"{label} {name}: {report}"
     return reports
@@ -42,8 +47,14 @@ def test_converted_model_matches_the_pytorch_reference(make_reference, test_imag
 
 
 def test_official_deep_stem_at_output_stride_16(make_reference, test_images):
-    config = {"num_classes": 5, "backbone": "resnet18", "stem": "deep", "stem_width": 64,
-              "output_stride": 16, "align_corners": False}
+    config = {
+        "num_classes": 5,
+        "backbone": "resnet18",
+        "stem": "deep",
+        "stem_width": 64,
+        "output_stride": 16,
+        "align_corners": False,
+    }
     reference = make_reference("official", seed=3, **config)
     model = DANet(**config)
     load_torch_checkpoint(model, reference.state_dict(), arch="official")
@@ -90,8 +101,10 @@ def test_another_class_count_names_the_tensors_and_shapes(small_model, zeros_sta
     with pytest.raises(ValueError) as error:
         load_torch_checkpoint(small_model, state)
     message = str(error.value)
-    assert ("head.conv8.1.weight has shape (3, 128, 1, 1) but Keras weight fused_classifier/kernel "
-            "(1, 1, 128, 5) needs (5, 128, 1, 1)") in message
+    assert (
+        "head.conv8.1.weight has shape (3, 128, 1, 1) but Keras weight fused_classifier/kernel "
+        "(1, 1, 128, 5) needs (5, 128, 1, 1)"
+    ) in message
     assert "head.conv6.1.bias has shape (3,)" in message
     assert "num_classes=3 (model: 5)" in message
     # Nothing was assigned, not even the tensors that fit.
@@ -106,14 +119,23 @@ def test_another_depth_is_refused(small_model, zeros_state_dict):
     bottleneck = zeros_state_dict("official", num_classes=5, backbone="resnet50")
     with pytest.raises(ValueError) as error:
         load_torch_checkpoint(small_model, bottleneck)
-    assert ("pretrained.layer1.0.conv1.weight has shape (64, 64, 1, 1) but Keras weight "
-            "backbone/stage1_block0_conv1/kernel (3, 3, 64, 64) needs (64, 64, 3, 3)") in str(error.value)
+    assert (
+        "pretrained.layer1.0.conv1.weight has shape (64, 64, 1, 1) but Keras weight "
+        "backbone/stage1_block0_conv1/kernel (3, 3, 64, 64) needs (64, 64, 3, 3)"
+    ) in str(error.value)
 
 
-def test_strict_lists_unmatched_names_and_non_strict_loads_the_rest(small_model, small_official_state_dict):
-    partial = {k: v for k, v in small_official_state_dict.items() if not k.startswith("head.conv8.")}
-    with pytest.raises(ValueError, match=r"2 Keras weights not in the checkpoint: fused_classifier/kernel, "
-                                         r"fused_classifier/bias.*strict=False"):
+def test_strict_lists_unmatched_names_and_non_strict_loads_the_rest(
+    small_model, small_official_state_dict
+):
+    partial = {
+        k: v for k, v in small_official_state_dict.items() if not k.startswith("head.conv8.")
+    }
+    with pytest.raises(
+        ValueError,
+        match=r"2 Keras weights not in the checkpoint: fused_classifier/kernel, "
+        r"fused_classifier/bias.*strict=False",
+    ):
         load_torch_checkpoint(small_model, partial)
     partial["head.extra.weight"] = small_official_state_dict["head.conv8.1.bias"]
     with pytest.warns(UserWarning, match="1 checkpoint tensors unused: head.extra.weight"):
@@ -124,10 +146,17 @@ def test_strict_lists_unmatched_names_and_non_strict_loads_the_rest(small_model,
     assert len(report.ignored) == sum(k.endswith("num_batches_tracked") for k in partial)
 
 
-def test_the_official_backbones_imagenet_classifier_is_ignored(small_model, small_official_state_dict):
+def test_the_official_backbones_imagenet_classifier_is_ignored(
+    small_model, small_official_state_dict
+):
     # The official 2018 code kept torchvision's `fc` in `pretrained`.
-    state = dict(small_official_state_dict, **{"pretrained.fc.weight": np.zeros((1000, 512), np.float32),
-                                               "pretrained.fc.bias": np.zeros(1000, np.float32)})
+    state = dict(
+        small_official_state_dict,
+        **{
+            "pretrained.fc.weight": np.zeros((1000, 512), np.float32),
+            "pretrained.fc.bias": np.zeros(1000, np.float32),
+        },
+    )
     report = load_torch_checkpoint(small_model, state)
     assert {"pretrained.fc.weight", "pretrained.fc.bias"} <= set(report.ignored)
     assert not report.unused
@@ -151,8 +180,12 @@ def test_verify_conversion_accepts_the_official_2018_checkpoint_layout(
     from danet_keras.convert.verify import parity_ok
 
     # PyTorch < 0.4.1 saved no num_batches_tracked; the 2018 code kept `fc`.
-    old = {k: v for k, v in small_official_state_dict.items() if not k.endswith("num_batches_tracked")}
+    old = {
+        k: v for k, v in small_official_state_dict.items() if not k.endswith("num_batches_tracked")
+    }
     old["pretrained.fc.weight"] = np.zeros((1000, 512), np.float32)
-    reports = verify_conversion(small_model, old, "official", small_official[1], image_size=(33, 47))
+    reports = verify_conversion(
+        small_model, old, "official", small_official[1], image_size=(33, 47)
+    )
     assert set(reports) == {"logits", "position_logits", "channel_logits"}
     assert all(parity_ok(report) for report in reports.values())

@@ -34,7 +34,9 @@ def test_official_layout_has_the_official_keys_and_parameter_count(meta_state_di
 
 
 def test_mmseg_layout_has_mmsegmentation_keys(meta_state_dict):
-    state = meta_state_dict("mmseg", num_classes=19, backbone="resnet50", stem="deep", aux_head=True)
+    state = meta_state_dict(
+        "mmseg", num_classes=19, backbone="resnet50", stem="deep", aux_head=True
+    )
     for key, shape in {
         "backbone.stem.0.weight": (32, 3, 3, 3),
         "backbone.stem.1.weight": (32,),
@@ -76,7 +78,9 @@ def test_dilations_and_strides_follow_the_official_code():
         grid = DANetReference(
             "official", num_classes=3, backbone="resnet101", multi_grid=(4, 8, 16)
         ).pretrained
-        os16 = DANetReference("official", num_classes=3, backbone="resnet50", output_stride=16).pretrained
+        os16 = DANetReference(
+            "official", num_classes=3, backbone="resnet50", output_stride=16
+        ).pretrained
     assert _dilations(plain.layer3) == [1] + [2] * 22
     assert _dilations(plain.layer4) == [2, 4, 4]
     assert plain.layer3[0].conv2.stride == (1, 1)

@@ -33,7 +33,11 @@ def test_label_stays_aligned_with_the_image_through_scale_pad_crop_and_flip():
     checked = 0
     for index in range(12):
         out_image, out_label = augment_for_training(
-            image, label, tf.constant([index, 7]), crop_size=(40, 56), scale_range=(0.5, 2.0),
+            image,
+            label,
+            tf.constant([index, 7]),
+            crop_size=(40, 56),
+            scale_range=(0.5, 2.0),
             photometric=False,
         )
         out_image = np.round(out_image.numpy()).astype(np.int64)

@@ -40,7 +40,7 @@ def test_reads_images_and_maps_label_ids_to_train_ids(tree, read_all):
 def test_label_train_ids_files(tree, read_all):
     tree.image("leftImg8bit", "val", "a", "a_0_0_leftImg8bit.png", size=SIZE)
     tree.label("gtFine", "val", "a", "a_0_0_gtFine_labelTrainIds.png", values=ids(0, 18, 255))
-    (_, label), = read_all(cityscapes_dataset(tree.root, "val", label_type="labelTrainIds"))
+    ((_, label),) = read_all(cityscapes_dataset(tree.root, "val", label_type="labelTrainIds"))
     assert list(label[0, :3]) == [0, 18, 255]
 
 
@@ -56,7 +56,9 @@ def test_missing_directory_and_empty_split(tree):
 def test_unpaired_files_are_named(tree, read_all):
     write_city(tree, "train", "a_0_0", ids(7))
     lonely_image = tree.image("leftImg8bit", "train", "aachen", "a_0_1_leftImg8bit.png")
-    lonely_label = tree.label("gtFine", "train", "aachen", "a_0_2_gtFine_labelIds.png", values=ids(7))
+    lonely_label = tree.label(
+        "gtFine", "train", "aachen", "a_0_2_gtFine_labelIds.png", values=ids(7)
+    )
     with pytest.raises(ValueError) as error:
         cityscapes_dataset(tree.root, "train")
     assert f"{lonely_image}: image has no label file" in str(error.value)
@@ -70,7 +72,9 @@ def test_size_mismatch_is_caught_eagerly_and_in_the_pipeline(tree):
     with pytest.raises(ValueError, match=f"{label}: label size 8x5 .* differs"):
         cityscapes_dataset(tree.root, "train")
     split = cityscapes_dataset(tree.root, "train", check_files=False)
-    with pytest.raises(tf.errors.InvalidArgumentError, match="label size 5x8 .*differs from its image"):
+    with pytest.raises(
+        tf.errors.InvalidArgumentError, match="label size 5x8 .*differs from its image"
+    ):
         list(split.dataset)
 
 
@@ -78,7 +82,9 @@ def test_label_value_outside_the_ids_names_the_file(tree, read_all):
     write_city(tree, "train", "a_0_0", ids(7))
     _, bad = write_city(tree, "train", "a_0_1", ids(7, 34))
     split = cityscapes_dataset(tree.root, "train")
-    with pytest.raises(tf.errors.InvalidArgumentError, match=f"{bad}: label value 34 is not a label id"):
+    with pytest.raises(
+        tf.errors.InvalidArgumentError, match=f"{bad}: label value 34 is not a label id"
+    ):
         list(split.dataset)
     skipping = cityscapes_dataset(tree.root, "train", skip_invalid=True)
     assert len(read_all(skipping)) == 1

@@ -10,12 +10,16 @@ from danet_keras.data.labels import CITYSCAPES_ID, cityscapes_train_id
 
 
 def tree_files(root):
-    return sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs)
+    return sorted(
+        os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs
+    )
 
 
 def test_cli_writes_the_city_and_the_cityscapes_reader_reads_it(tmp_path, read_all):
     out = str(tmp_path / "city")
-    assert main(["make-demo-data", out, "--num-train", "3", "--num-val", "2", "--size", "48x96"]) == 0
+    assert (
+        main(["make-demo-data", out, "--num-train", "3", "--num-val", "2", "--size", "48x96"]) == 0
+    )
     train = cityscapes_dataset(out, "train")
     assert len(train) == 3 and len(cityscapes_dataset(out, "val")) == 2
     demo_train_ids = {cityscapes_train_id(CITYSCAPES_ID[name]) for name in DEMO_CLASSES}

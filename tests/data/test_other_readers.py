@@ -10,7 +10,6 @@ from danet_keras.data import (
     coco_stuff164k_dataset,
     folder_dataset,
     load_dataset,
-    pascal_context_dataset,
 )
 
 ROW = (4, 6)
@@ -81,7 +80,9 @@ def test_folder_with_user_classes(tree, read_all):
     tree.label("labels", "train", "sub", "a_mask.png", values=row(0, 1, 2, 255))
     tree.image("images", "val", "b.jpg", size=ROW, fmt="JPEG")
     tree.label("labels", "val", "b_mask.png", values=row(2))
-    split = folder_dataset(tree.root, "train", class_names=["bg", "cat", "dog"], label_suffix="_mask")
+    split = folder_dataset(
+        tree.root, "train", class_names=["bg", "cat", "dog"], label_suffix="_mask"
+    )
     assert split.info.class_names == ("bg", "cat", "dog") and split.info.palette.shape == (3, 3)
     ((_, label),) = read_all(split)
     assert list(label[0, :4]) == [0, 1, 2, 255]

@@ -71,7 +71,10 @@ def test_eval_pipeline_keeps_order_and_pads_mixed_sizes(tree):
     dataset = tf.data.Dataset.from_generator(
         lambda: iter([(np.full((4, 6, 3), 1, np.uint8), np.zeros((4, 6), np.uint8)),
                       (np.full((6, 4, 3), 2, np.uint8), np.ones((6, 4), np.uint8))]),
-        output_signature=(tf.TensorSpec([None, None, 3], tf.uint8), tf.TensorSpec([None, None], tf.uint8)),
+        output_signature=(
+            tf.TensorSpec([None, None, 3], tf.uint8),
+            tf.TensorSpec([None, None], tf.uint8),
+        ),
     )  # fmt: skip
     ((images, labels),) = batches(eval_pipeline(dataset, batch_size=2))
     assert images.shape == (2, 6, 6, 3) and labels.dtype == np.int32
@@ -82,7 +85,9 @@ def test_eval_pipeline_keeps_order_and_pads_mixed_sizes(tree):
 
 
 def test_plain_datasets_are_accepted_and_others_refused():
-    dataset = tf.data.Dataset.from_tensors((tf.zeros([10, 10, 3], tf.uint8), tf.zeros([10, 10], tf.uint8)))
+    dataset = tf.data.Dataset.from_tensors(
+        (tf.zeros([10, 10, 3], tf.uint8), tf.zeros([10, 10], tf.uint8))
+    )
     ((images, labels),) = batches(train_pipeline(dataset, 6, 1))
     assert images.shape == (1, 6, 6, 3) and labels.shape == (1, 6, 6)
     with pytest.raises(TypeError, match="DatasetSplit or a tf.data.Dataset"):

@@ -65,7 +65,7 @@ def test_tfds_datasets_map_their_labels(monkeypatch, name, image_key, label_key,
     monkeypatch.setattr(tfds, "builder", lambda n, data_dir=None: builder)
     split = load_dataset(f"tfds:{name}", "/fake", "train")
     assert split.num_classes == classes and len(split) == 1
-    ((image, label),) = [(i.numpy(), l.numpy()) for i, l in split.dataset]
+    ((image, label),) = [(i.numpy(), m.numpy()) for i, m in split.dataset]
     assert image.shape == (2, 4, 3) and image.dtype == np.uint8
     assert list(label[0]) == expected
     context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=1)

@@ -1,7 +1,6 @@
 """A small DANet whose attention matters, shared by the export and predict tests."""
 
 import keras
-import numpy as np
 import pytest
 
 import danet_keras
@@ -19,7 +18,11 @@ def calibrate_batchnorm(model, images):
     ResNet, which no trained model does; quantization and tolerance checks
     need realistic ranges.
     """
-    layers = [l for l in model._flatten_layers() if isinstance(l, keras.layers.BatchNormalization)]
+    layers = [
+        layer
+        for layer in model._flatten_layers()
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
     momenta = [layer.momentum for layer in layers]
     for layer in layers:
         layer.momentum = 0.0

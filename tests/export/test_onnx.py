@@ -3,6 +3,8 @@ import pytest
 from danet_keras.export import check_parity, export_onnx
 from danet_keras.export.runners import OnnxRunner
 
+from ..numerics import KERNEL_ORDER_RTOL, MIN_CLASS_AGREEMENT
+
 pytest.importorskip("tf2onnx", reason="the `onnx` extra is not installed")
 pytest.importorskip("onnxruntime", reason="the `onnx` extra is not installed")
 
@@ -17,8 +19,9 @@ def test_onnxruntime_parity_at_two_sizes(small_danet, onnx_path, test_images):
     assert OnnxRunner(onnx_path).input_size is None  # dynamic height and width
     for images in test_images:
         report = check_parity(small_danet, onnx_path, images)
-        assert report.relative_logit_diff <= 1e-4, report
-        assert report.class_agreement >= 0.999, report
+        # onnxruntime's float32 kernels: see tests/numerics.py.
+        assert report.relative_logit_diff <= KERNEL_ORDER_RTOL, report
+        assert report.class_agreement >= MIN_CLASS_AGREEMENT, report
 
 
 @pytest.mark.slow

@@ -13,6 +13,8 @@ from danet_keras.export import export_saved_model
 from danet_keras.export.runners import KerasRunner
 from danet_keras.export.tflite import saved_model_ops
 
+from ..numerics import assert_classes_agree, assert_outputs_match
+
 # Runs in a fresh interpreter: loads the SavedModel without danet_keras and
 # saves the outputs of both signatures on the images it is given (as
 # uint8 tensors and as PNG bytes).
@@ -57,26 +59,45 @@ def loaded_saved_model(saved_model_dir):
 
 
 @pytest.mark.slow
-def test_fresh_process_signatures_match_keras_at_two_sizes(small_danet, saved_model_dir, test_images, tmp_path):
-    np.savez(tmp_path / "inputs.npz", **{f"images{i}": images for i, images in enumerate(test_images)})
+def test_fresh_process_signatures_match_keras_at_two_sizes(
+    small_danet, saved_model_dir, test_images, tmp_path
+):
+    np.savez(
+        tmp_path / "inputs.npz", **{f"images{i}": images for i, images in enumerate(test_images)}
+    )
     script = tmp_path / "serve.py"
     script.write_text(FRESH_PROCESS_SCRIPT)
     subprocess.run(
-        [sys.executable, str(script), saved_model_dir, str(tmp_path / "inputs.npz"), str(tmp_path / "out.npz")],
+        [
+            sys.executable,
+            str(script),
+            saved_model_dir,
+            str(tmp_path / "inputs.npz"),
+            str(tmp_path / "out.npz"),
+        ],
         check=True,
         cwd=tmp_path,  # not the repository: `import danet_keras` must not be possible by accident
     )
     results = np.load(tmp_path / "out.npz")
     for index, images in enumerate(test_images):
         reference = KerasRunner(small_danet)(images)
-        served = {k.split("/")[-1]: results[k] for k in results.files if k.startswith(f"images{index}/tensor/")}
+        served = {
+            k.split("/")[-1]: results[k]
+            for k in results.files
+            if k.startswith(f"images{index}/tensor/")
+        }
         assert served["class_ids"].dtype == np.int32
         assert served["class_ids"].shape == images.shape[:3]
         assert served["probabilities"].shape == images.shape[:3] + (5,)
-        np.testing.assert_array_equal(served["class_ids"], reference["class_ids"])
-        np.testing.assert_allclose(served["probabilities"], reference["probabilities"], atol=1e-5, rtol=0)
-        for name in ("class_ids", "probabilities", "logits"):
-            np.testing.assert_array_equal(results[f"images{index}/bytes/{name}"], served[name])
+        # Another process, and the serving graph: other kernels, other rounding.
+        assert_outputs_match(served, reference)
+        # The bytes signature is another graph (decode, then the model): same bound.
+        from_bytes = {
+            k.split("/")[-1]: results[k]
+            for k in results.files
+            if k.startswith(f"images{index}/bytes/")
+        }
+        assert_outputs_match(from_bytes, reference)
 
 
 def test_saved_model_cli_lists_signatures(saved_model_dir):
@@ -89,7 +110,11 @@ def test_saved_model_cli_lists_signatures(saved_model_dir):
     assert "outputs['class_ids']" in default and "DT_INT32" in default and "(-1, -1, -1)" in default
     assert "outputs['probabilities']" in default and "(-1, -1, -1, 5)" in default
     image_bytes = listing.split("signature_def['serve_image_bytes']")[1].split("signature_def[")[0]
-    assert "inputs['image_bytes']" in image_bytes and "DT_STRING" in image_bytes and "shape: (-1)" in image_bytes
+    assert (
+        "inputs['image_bytes']" in image_bytes
+        and "DT_STRING" in image_bytes
+        and "shape: (-1)" in image_bytes
+    )
 
 
 def test_exported_position_attention_is_the_chunked_loop(small_danet, saved_model_dir):
@@ -102,12 +127,25 @@ def test_exported_position_attention_is_the_chunked_loop(small_danet, saved_mode
     "signature, value, message",
     [
         ("serving_default", np.zeros((1, 64, 96, 3), np.float32), "uint8"),
-        ("serving_default", np.zeros((64, 96, 3), np.uint8), r"not compatible with expected shape \[\?,\?,\?,3\]"),
-        ("serving_default", np.zeros((1, 64, 96, 4), np.uint8), r"not compatible with expected shape \[\?,\?,\?,3\]"),
+        (
+            "serving_default",
+            np.zeros((64, 96, 3), np.uint8),
+            r"not compatible with expected shape \[\?,\?,\?,3\]",
+        ),
+        (
+            "serving_default",
+            np.zeros((1, 64, 96, 4), np.uint8),
+            r"not compatible with expected shape \[\?,\?,\?,3\]",
+        ),
         ("serve_image_bytes", np.array([b"not an image"]), "Unknown image file format"),
         (
             "serve_image_bytes",
-            np.array([png_bytes(np.zeros((64, 96, 3), np.uint8)), png_bytes(np.zeros((48, 80, 3), np.uint8))]),
+            np.array(
+                [
+                    png_bytes(np.zeros((64, 96, 3), np.uint8)),
+                    png_bytes(np.zeros((48, 80, 3), np.uint8)),
+                ]
+            ),
             "must have the same height and width",
         ),
     ],
@@ -123,13 +161,17 @@ def test_bad_input_raises_invalid_argument(loaded_saved_model, signature, value,
 @pytest.mark.slow
 def test_resize_to_model_size(small_danet, test_images, tmp_path):
     path = export_saved_model(
-        small_danet, str(tmp_path / "resized"), image_size=(64, 96), resize_images=True,
+        small_danet,
+        str(tmp_path / "resized"),
+        image_size=(64, 96),
+        resize_images=True,
         include_image_bytes=False,
     )
     function = tf.saved_model.load(path).signatures["serving_default"]
     at_model_size, other_size = test_images
     outputs = function(images=tf.constant(at_model_size))
-    np.testing.assert_array_equal(outputs["class_ids"], KerasRunner(small_danet)(at_model_size)["class_ids"])
+    # At the model's size the resize is the identity; the graph is still another one.
+    assert_classes_agree(outputs["class_ids"], KerasRunner(small_danet)(at_model_size)["logits"])
     outputs = function(images=tf.constant(other_size))
     assert outputs["class_ids"].shape == other_size.shape[:3]
     assert outputs["logits"].shape == other_size.shape[:3] + (5,)

@@ -7,22 +7,46 @@ from danet_keras.export import check_parity, export_tflite, tflite_ops
 from danet_keras.export.runners import TFLiteRunner
 from danet_keras.export.tflite import representative_images
 
+from ..numerics import KERNEL_ORDER_RTOL, MIN_CLASS_AGREEMENT
 from .conftest import IMAGE_SIZE
+
+# float16 weights carry 2**-11 = 4.9e-4 relative rounding each: logits move by
+# ~1e-3 of their range, enough to flip the near-ties of an untrained model's
+# flat logits (measured 99.95-99.96%), never a decided pixel.
+FLOAT16_MIN_CLASS_AGREEMENT = 0.995
 
 # Every op the exported DANet may use; anything else (Flex*, CUSTOM) would
 # need Select TF ops or a custom op resolver.
 BUILTIN_OPS = {
-    "ADD", "ARG_MAX", "BATCH_MATMUL", "CAST", "CONCATENATION", "CONV_2D", "DEQUANTIZE",
-    "FULLY_CONNECTED", "GATHER", "MAX_POOL_2D", "MUL", "PAD", "QUANTIZE", "REDUCE_MAX",
-    "RESHAPE", "SOFTMAX", "STRIDED_SLICE", "SUB", "WHILE", "TRANSPOSE", "SLICE",
+    "ADD",
+    "ARG_MAX",
+    "BATCH_MATMUL",
+    "CAST",
+    "CONCATENATION",
+    "CONV_2D",
+    "DEQUANTIZE",
+    "FULLY_CONNECTED",
+    "GATHER",
+    "MAX_POOL_2D",
+    "MUL",
+    "PAD",
+    "QUANTIZE",
+    "REDUCE_MAX",
+    "RESHAPE",
+    "SOFTMAX",
+    "STRIDED_SLICE",
+    "SUB",
+    "WHILE",
+    "TRANSPOSE",
+    "SLICE",
 }
-
-
 
 
 @pytest.fixture(scope="module")
 def float32_tflite(small_danet, tmp_path_factory):
-    return export_tflite(small_danet, str(tmp_path_factory.mktemp("tflite") / "fp32.tflite"), input_size=IMAGE_SIZE)
+    return export_tflite(
+        small_danet, str(tmp_path_factory.mktemp("tflite") / "fp32.tflite"), input_size=IMAGE_SIZE
+    )
 
 
 def test_float32_builtin_ops_only_and_chunked_attention(float32_tflite):
@@ -43,8 +67,9 @@ def test_float32_builtin_ops_only_and_chunked_attention(float32_tflite):
 @pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated")
 def test_float32_parity(small_danet, float32_tflite, test_images, runner_options):
     report = check_parity(small_danet, float32_tflite, test_images[0], **runner_options)
-    assert report.relative_logit_diff <= 1e-4, report
-    assert report.class_agreement >= 0.999, report
+    # Another runtime's float32 kernels: see tests/numerics.py.
+    assert report.relative_logit_diff <= KERNEL_ORDER_RTOL, report
+    assert report.class_agreement >= MIN_CLASS_AGREEMENT, report
 
 
 def test_runner_resizes_other_image_sizes(float32_tflite, test_images):
@@ -55,11 +80,13 @@ def test_runner_resizes_other_image_sizes(float32_tflite, test_images):
 
 @pytest.mark.slow
 def test_float16_parity(small_danet, test_images, tmp_path):
-    path = export_tflite(small_danet, str(tmp_path / "fp16.tflite"), quantization="float16", input_size=IMAGE_SIZE)
+    path = export_tflite(
+        small_danet, str(tmp_path / "fp16.tflite"), quantization="float16", input_size=IMAGE_SIZE
+    )
     assert set(tflite_ops(path)) <= BUILTIN_OPS
     for use_xnnpack in (True, False):
         report = check_parity(small_danet, path, test_images[0], use_xnnpack=use_xnnpack)
-        assert report.class_agreement >= 0.995, report
+        assert report.class_agreement >= FLOAT16_MIN_CLASS_AGREEMENT, report
 
 
 @pytest.mark.slow
@@ -68,8 +95,11 @@ def test_int8_parity(small_danet, test_images, tmp_path):
         (test_images[0].repeat(4, axis=0), np.zeros((8,) + IMAGE_SIZE, np.uint8))
     ).batch(2)
     path = export_tflite(
-        small_danet, str(tmp_path / "int8.tflite"), quantization="int8",
-        representative_data=calibration, input_size=IMAGE_SIZE,
+        small_danet,
+        str(tmp_path / "int8.tflite"),
+        quantization="int8",
+        representative_data=calibration,
+        input_size=IMAGE_SIZE,
     )
     assert set(tflite_ops(path)) <= BUILTIN_OPS
     for use_xnnpack in (True, False):
@@ -82,11 +112,15 @@ def test_int8_parity(small_danet, test_images, tmp_path):
 def test_int8_refuses_graphs_with_while_loops(tmp_path):
     inputs = keras.Input((4, 4, 3), batch_size=1)
     outputs = keras.layers.Lambda(
-        lambda x: keras.ops.fori_loop(0, keras.ops.cast(keras.ops.max(x), "int32") % 3, lambda i, y: y + 1.0, x)
+        lambda x: keras.ops.fori_loop(
+            0, keras.ops.cast(keras.ops.max(x), "int32") % 3, lambda i, y: y + 1.0, x
+        )
     )(inputs)
     model = keras.Model(inputs, {"logits": outputs})
     with pytest.raises(ValueError, match="while loops"):
-        export_tflite(model, str(tmp_path / "x.tflite"), "int8", np.zeros((2, 4, 4, 3), np.uint8), (4, 4))
+        export_tflite(
+            model, str(tmp_path / "x.tflite"), "int8", np.zeros((2, 4, 4, 3), np.uint8), (4, 4)
+        )
 
 
 @pytest.mark.parametrize(

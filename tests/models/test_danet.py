@@ -1,11 +1,13 @@
+import keras
 import numpy as np
 import pytest
-import keras
 import tensorflow as tf
 
 import danet_keras
 from danet_keras import DANet
 from danet_keras.models.presets import PRESETS, preset_config
+
+from ..numerics import assert_logits_close
 
 
 def trainable_count(model):
@@ -37,7 +39,11 @@ def official_danet_resnet50_parameter_count(num_classes):
             inplanes = 4 * planes
     inter = 2048 // 4
     head = 2 * (conv_params(3, 2048, inter) + bn(inter))  # conv5a, conv5c
-    head += 2 * conv_params(1, inter, inter // 8, bias=True) + conv_params(1, inter, inter, bias=True) + 1  # PAM
+    head += (
+        2 * conv_params(1, inter, inter // 8, bias=True)
+        + conv_params(1, inter, inter, bias=True)
+        + 1
+    )  # PAM
     head += 1  # CAM gamma
     head += 2 * (conv_params(3, inter, inter) + bn(inter))  # conv51, conv52
     head += 3 * conv_params(1, inter, num_classes, bias=True)  # conv6, conv7, conv8
@@ -94,7 +100,9 @@ def test_every_depth_and_output_stride_gives_input_sized_logits(backbone):
 def test_one_model_serves_any_input_size():
     model = DANet(3, backbone="resnet18", head_channels=32, align_corners=True, multi_grid=(2, 4))
     for shape in [(1, 17, 23, 3), (2, 64, 40, 3), (1, 1, 1, 3)]:
-        assert model.predict(np.zeros(shape, "float32"), verbose=0)["logits"].shape == shape[:3] + (3,)
+        assert model.predict(np.zeros(shape, "float32"), verbose=0)["logits"].shape == shape[:3] + (
+            3,
+        )
 
 
 @pytest.mark.parametrize("align_corners", [True, False])
@@ -105,7 +113,8 @@ def test_a_traced_model_serves_sizes_known_only_at_run_time(align_corners):
     )
     for shape in [(1, 37, 29, 3), (2, 16, 64, 3)]:
         images = np.random.default_rng(0).uniform(0, 255, shape).astype("float32")
-        np.testing.assert_allclose(serve(images), model(images)["logits"], atol=1e-4)
+        # A traced graph against eager layers: other kernels, other rounding.
+        assert_logits_close(serve(images), model(images)["logits"])
 
 
 def test_attention_modules_start_as_identity():
@@ -121,13 +130,21 @@ def _perturb_attention_and_batchnorm(model, seed=0):
     for layer in model.backbone.layers + model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             gamma, beta, mean, var = layer.get_weights()
-            layer.set_weights([gamma, rng.normal(0, 0.1, beta.shape), mean, rng.uniform(0.5, 2, var.shape)])
+            layer.set_weights(
+                [gamma, rng.normal(0, 0.1, beta.shape), mean, rng.uniform(0.5, 2, var.shape)]
+            )
 
 
 def test_keras_file_round_trip_gives_identical_outputs(tmp_path):
     model = DANet(
-        6, backbone="resnet18", head_channels=32, aux_head=True, aux_channels=16,
-        align_corners=True, attention_block_size=16, stem="deep",
+        6,
+        backbone="resnet18",
+        head_channels=32,
+        aux_head=True,
+        aux_channels=16,
+        align_corners=True,
+        attention_block_size=16,
+        stem="deep",
     )
     _perturb_attention_and_batchnorm(model)
     images = np.random.default_rng(1).uniform(0, 255, size=(2, 45, 61, 3)).astype("float32")

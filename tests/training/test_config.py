@@ -8,12 +8,23 @@ from danet_keras.training.config import TRAINING_PRESETS, TrainConfig, resolve_c
 def test_presets_fill_unset_fields_and_overrides_win():
     config = resolve_config(dataset="cityscapes")
     assert (config.crop_size, config.batch_size, config.learning_rate) == (768, 8, 0.01)
-    assert (config.momentum, config.weight_decay, config.poly_power, config.head_lr_multiplier) == (0.9, 1e-4, 0.9, 10.0)
+    assert (config.momentum, config.weight_decay, config.poly_power, config.head_lr_multiplier) == (
+        0.9,
+        1e-4,
+        0.9,
+        10.0,
+    )
     assert config.sync_batchnorm and config.backup
     config = resolve_config(TrainConfig(dataset="ade20k"), batch_size=4)
     assert (config.crop_size, config.batch_size) == (512, 4)
     assert resolve_config({"dataset": "tfds:scene_parse150"}).crop_size == 512
-    assert set(TRAINING_PRESETS) >= {"cityscapes", "ade20k", "pascal_voc", "pascal_context", "demo_city"}
+    assert set(TRAINING_PRESETS) >= {
+        "cityscapes",
+        "ade20k",
+        "pascal_voc",
+        "pascal_context",
+        "demo_city",
+    }
 
 
 def test_config_is_json_serialisable():

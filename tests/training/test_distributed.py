@@ -64,11 +64,15 @@ def test_metric_sums_confusion_matrices_over_two_replicas(run_python):
     np.testing.assert_array_equal(np.array(result["matrix"]), expected)
     intersection = np.diag(expected)
     union = expected.sum(0) + expected.sum(1) - intersection
-    np.testing.assert_allclose(result["mean_iou"], np.mean(intersection[union > 0] / union[union > 0]), rtol=1e-6)
+    np.testing.assert_allclose(
+        result["mean_iou"], np.mean(intersection[union > 0] / union[union > 0]), rtol=1e-6
+    )
 
 
 @pytest.mark.slow
-def test_fit_under_mirrored_strategy_with_synchronized_batchnorm(run_python, synthetic_data_code, tmp_path):
+def test_fit_under_mirrored_strategy_with_synchronized_batchnorm(
+    run_python, synthetic_data_code, tmp_path
+):
     output = run_python(
         synthetic_data_code
         + textwrap.dedent(
@@ -123,13 +127,15 @@ def test_multi_worker_training_keeps_workers_identical(start_python, synthetic_d
             from danet_keras.training.train import train
 
             result = train(
-                dict(dataset="custom", num_classes=3, backbone="resnet18", model_options={TINY_MODEL},
-                     strategy="multi_worker", epochs=2, steps_per_epoch=2, batch_size=4,
+                dict(dataset="custom", num_classes=3, backbone="resnet18",
+                     model_options={TINY_MODEL}, strategy="multi_worker", epochs=2,
+                     steps_per_epoch=2, batch_size=4,
                      output_dir={str(output_dir)!r}, tensorboard=False, verbose=0),
                 train_data=lambda: synthetic_segmentation(8, seed={index}),
                 val_data=lambda: synthetic_segmentation(4, seed=9),
             )
-            np.savez({str(tmp_path / f"weights{index}.npz")!r}, *[v.numpy() for v in result.model.weights])
+            weights = [v.numpy() for v in result.model.weights]
+            np.savez({str(tmp_path / f"weights{index}.npz")!r}, *weights)
             print("output_dir", result.output_dir)
             """
         )
@@ -145,6 +151,9 @@ def test_multi_worker_training_keeps_workers_identical(start_python, synthetic_d
 
     chief, worker = np.load(tmp_path / "weights0.npz"), np.load(tmp_path / "weights1.npz")
     assert len(chief.files) > 50
+    # Exact, across processes: both workers apply the same all-reduced
+    # gradients with the same ops on the same machine, and synchronous
+    # training is defined by its replicas never drifting apart.
     for name in chief.files:
         np.testing.assert_array_equal(chief[name], worker[name])
     # The chief writes the checkpoints; worker 1 keeps only its own bookkeeping.

@@ -33,6 +33,7 @@ def test_mean_over_valid_pixels_like_torch_ignore_index():
     valid = labels != 255
     expected = pixel_ce[valid].mean()
     loss = SegmentationCrossEntropy()(labels, logits)
+    # float32 mean of ~60 log-softmax terms vs float64: ~sqrt(60) eps = 1e-6 relative.
     np.testing.assert_allclose(float(loss), expected, rtol=1e-5)
 
 
@@ -44,6 +45,7 @@ def test_class_weights_weighted_mean():
     w = weights[labels[valid]]
     expected = (w * pixel_ce[valid]).sum() / w.sum()
     loss = SegmentationCrossEntropy(class_weights=weights)(labels, logits)
+    # float32 mean of ~60 log-softmax terms vs float64: ~sqrt(60) eps = 1e-6 relative.
     np.testing.assert_allclose(float(loss), expected, rtol=1e-5)
 
 
@@ -53,6 +55,7 @@ def test_channel_axis_labels_and_out_of_range_labels():
     labels_out_of_range[labels == 255] = 9
     a = SegmentationCrossEntropy()(labels[..., None], logits)
     b = SegmentationCrossEntropy()(labels_out_of_range, logits)
+    # The same op sequence on the same logits: at most a rounding of the sum.
     np.testing.assert_allclose(float(a), float(b), rtol=1e-6)
 
 
@@ -77,7 +80,10 @@ def test_ohem_keeps_hard_pixels_as_mmsegmentation(threshold, min_kept):
     cut = max(threshold, sorted_probs[min(min_kept, valid.sum()) - 1])
     keep = valid & (true_prob < cut)
     expected = pixel_ce[keep].mean()
-    loss = SegmentationCrossEntropy(ohem_threshold=threshold, ohem_min_kept=min_kept)(labels, logits)
+    loss = SegmentationCrossEntropy(ohem_threshold=threshold, ohem_min_kept=min_kept)(
+        labels, logits
+    )
+    # float32 mean of ~60 log-softmax terms vs float64: ~sqrt(60) eps = 1e-6 relative.
     np.testing.assert_allclose(float(loss), expected, rtol=1e-5)
     assert keep.sum() >= min(min_kept, valid.sum()) - 1
 
@@ -93,7 +99,9 @@ def test_bad_ohem_settings_and_class_weight_count():
 
 
 def test_config_round_trip():
-    loss = SegmentationCrossEntropy(ignore_index=0, class_weights=[1, 2, 3, 4], ohem_threshold=0.7, ohem_min_kept=7)
+    loss = SegmentationCrossEntropy(
+        ignore_index=0, class_weights=[1, 2, 3, 4], ohem_threshold=0.7, ohem_min_kept=7
+    )
     clone = SegmentationCrossEntropy.from_config(loss.get_config())
     assert clone.get_config() == loss.get_config()
 
@@ -108,7 +116,8 @@ def test_default_weights_follow_the_model_outputs():
 
 def test_weights_override_drop_and_unknown_output():
     _, weights = segmentation_losses(
-        ("logits", "position_logits", "channel_logits"), {"position_logits": 0.0, "channel_logits": 0.5}
+        ("logits", "position_logits", "channel_logits"),
+        {"position_logits": 0.0, "channel_logits": 0.5},
     )
     assert weights == {"logits": 1.0, "channel_logits": 0.5}
     with pytest.raises(ValueError, match="aux_logits"):
@@ -120,7 +129,9 @@ def test_weights_override_drop_and_unknown_output():
 def test_with_output_labels_gives_every_output_the_labels():
     images = np.zeros((2, 4, 4, 3), np.float32)
     labels = np.arange(32, dtype=np.int32).reshape(2, 4, 4)
-    dataset = with_output_labels(tf.data.Dataset.from_tensors((images, labels)), ("logits", "aux_logits"))
+    dataset = with_output_labels(
+        tf.data.Dataset.from_tensors((images, labels)), ("logits", "aux_logits")
+    )
     _, targets = next(iter(dataset))
     assert set(targets) == {"logits", "aux_logits"}
     np.testing.assert_array_equal(targets["aux_logits"].numpy(), labels)

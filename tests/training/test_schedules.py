@@ -9,15 +9,20 @@ def test_poly_formula_and_clamp_after_the_end():
     for step in (0, 1, 50, 99, 100, 150):
         t = min(step, 100) / 100
         expected = (0.01 - 1e-4) * (1 - t) ** 0.9 + 1e-4
+        # float32 power of a float32 fraction vs float64: a few eps.
         np.testing.assert_allclose(float(schedule(step)), expected, rtol=1e-5)
 
 
 def test_linear_warmup_multiplies_the_decay():
     schedule = PolyDecay(0.1, 100, warmup_steps=10, warmup_start_factor=0.1)
     poly = lambda step: 0.1 * (1 - step / 100) ** 0.9  # noqa: E731
+    # float32 power of a float32 fraction vs float64: a few eps.
     np.testing.assert_allclose(float(schedule(0)), 0.1 * poly(0), rtol=1e-5)
+    # float32 power of a float32 fraction vs float64: a few eps.
     np.testing.assert_allclose(float(schedule(5)), (0.1 + 0.9 * 0.5) * poly(5), rtol=1e-5)
+    # float32 power of a float32 fraction vs float64: a few eps.
     np.testing.assert_allclose(float(schedule(10)), poly(10), rtol=1e-5)
+    # float32 power of a float32 fraction vs float64: a few eps.
     np.testing.assert_allclose(float(schedule(40)), poly(40), rtol=1e-5)
 
 

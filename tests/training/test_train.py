@@ -10,7 +10,12 @@ import tensorflow as tf
 from danet_keras.data import make_demo_city
 from danet_keras.training.train import train
 
-TINY = {"backbone": "resnet18", "model_options": {"head_channels": 16}, "tensorboard": False, "verbose": 0}
+TINY = {
+    "backbone": "resnet18",
+    "model_options": {"head_channels": 16},
+    "tensorboard": False,
+    "verbose": 0,
+}
 
 
 def learnable_batches(count, batch_size=2, size=32, seed=0, nan_after=None):
@@ -50,8 +55,12 @@ print(json.dumps({"end_step": int(result.model.optimizer.iterations.numpy()),
 
 
 @pytest.mark.slow
-def test_run_killed_mid_epoch_resumes_from_the_last_backup(start_python, synthetic_data_code, tmp_path):
-    code = synthetic_data_code + f"OUTPUT_DIR = {str(tmp_path)!r}\n" + textwrap.dedent(RESUMABLE_RUN)
+def test_run_killed_mid_epoch_resumes_from_the_last_backup(
+    start_python, synthetic_data_code, tmp_path
+):
+    code = (
+        synthetic_data_code + f"OUTPUT_DIR = {str(tmp_path)!r}\n" + textwrap.dedent(RESUMABLE_RUN)
+    )
 
     def run(kill_at_step):
         process = start_python(code.replace("int(sys.argv[1])", str(kill_at_step)))
@@ -80,8 +89,16 @@ def test_run_killed_mid_epoch_resumes_from_the_last_backup(start_python, synthet
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     # Epoch 1 is finite, epoch 2 feeds NaN images.
     result = train(
-        dict(dataset="custom", num_classes=2, strategy="one_device", epochs=3, steps_per_epoch=2, batch_size=2,
-             output_dir=str(tmp_path), **TINY),
+        dict(
+            dataset="custom",
+            num_classes=2,
+            strategy="one_device",
+            epochs=3,
+            steps_per_epoch=2,
+            batch_size=2,
+            output_dir=str(tmp_path),
+            **TINY,
+        ),
         train_data=learnable_batches(4, nan_after=2),
         val_data=learnable_batches(1, seed=1),
     )
@@ -97,19 +114,44 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
 
 def test_custom_labels_that_disagree_with_num_classes(tmp_path):
     with pytest.raises(ValueError, match="num_classes"):
-        train(dict(dataset="custom", num_classes=1, strategy="one_device", batch_size=2, output_dir=str(tmp_path), **TINY),
-              train_data=learnable_batches(2))
+        train(
+            dict(
+                dataset="custom",
+                num_classes=1,
+                strategy="one_device",
+                batch_size=2,
+                output_dir=str(tmp_path),
+                **TINY,
+            ),
+            train_data=learnable_batches(2),
+        )
 
 
 def test_dataset_num_classes_mismatch_and_missing_images(tmp_path):
     make_demo_city(tmp_path / "city", num_train=2, num_val=1, size=(32, 64))
     with pytest.raises(ValueError, match="num_classes"):
-        train(dict(dataset="demo_city", data_dir=str(tmp_path / "city"), num_classes=5, batch_size=2,
-                   strategy="one_device", output_dir=str(tmp_path / "run"), **TINY))
+        train(
+            dict(
+                dataset="demo_city",
+                data_dir=str(tmp_path / "city"),
+                num_classes=5,
+                batch_size=2,
+                strategy="one_device",
+                output_dir=str(tmp_path / "run"),
+                **TINY,
+            )
+        )
     (tmp_path / "empty").mkdir()
     with pytest.raises((FileNotFoundError, ValueError), match="empty|image|found|No "):
-        train(dict(dataset="cityscapes", data_dir=str(tmp_path / "empty"), strategy="one_device",
-                   output_dir=str(tmp_path / "run"), **TINY))
+        train(
+            dict(
+                dataset="cityscapes",
+                data_dir=str(tmp_path / "empty"),
+                strategy="one_device",
+                output_dir=str(tmp_path / "run"),
+                **TINY,
+            )
+        )
 
 
 def test_settings_are_checked_before_tensorflow_work(tmp_path):
@@ -126,7 +168,10 @@ def test_cli_reports_bad_settings_as_one_line(capsys):
 
     assert main(["train", "--dataset", "kitti", "--data-dir", "/nowhere"]) == 2
     assert "error: `dataset` must be one of" in capsys.readouterr().err
-    assert main(["train", "--dataset", "cityscapes", "--data-dir", "/nowhere", "--loss-weight", "aux"]) == 2
+    assert (
+        main(["train", "--dataset", "cityscapes", "--data-dir", "/nowhere", "--loss-weight", "aux"])
+        == 2
+    )
     assert "OUTPUT=WEIGHT" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["train", "--strategy", "horovod"])
@@ -137,15 +182,40 @@ def test_cli_flags_map_to_config_fields():
     from danet_keras.cli.train import config_from_args
 
     args = build_parser().parse_args(
-        ["train", "--dataset", "ade20k", "--data-dir", "/d", "--backbone", "resnet101", "--aux-head",
-         "--multi-grid", "4", "8", "16", "--loss-weight", "aux_logits=0.2", "--class-weights", "1,2",
-         "--backup-freq", "100", "--no-sync-batchnorm", "--mixed-precision", "--strategy", "mirrored"]
+        [
+            "train",
+            "--dataset",
+            "ade20k",
+            "--data-dir",
+            "/d",
+            "--backbone",
+            "resnet101",
+            "--aux-head",
+            "--multi-grid",
+            "4",
+            "8",
+            "16",
+            "--loss-weight",
+            "aux_logits=0.2",
+            "--class-weights",
+            "1,2",
+            "--backup-freq",
+            "100",
+            "--no-sync-batchnorm",
+            "--mixed-precision",
+            "--strategy",
+            "mirrored",
+        ]
     )
     fields = config_from_args(args)
     assert fields["model_options"] == {"aux_head": True, "multi_grid": [4, 8, 16]}
     assert fields["loss_weights"] == {"aux_logits": 0.2}
     assert fields["class_weights"] == [1.0, 2.0]
-    assert fields["backup_freq"] == 100 and fields["sync_batchnorm"] is False and fields["mixed_precision"]
+    assert (
+        fields["backup_freq"] == 100
+        and fields["sync_batchnorm"] is False
+        and fields["mixed_precision"]
+    )
     assert fields["strategy"] == "mirrored" and fields["backbone"] == "resnet101"
     assert "crop_size" not in fields  # left to the dataset preset
 
@@ -153,10 +223,19 @@ def test_cli_flags_map_to_config_fields():
 def test_single_output_model_still_keeps_its_best_checkpoint(tmp_path):
     options = dict(TINY, model_options={"head_channels": 16, "attention": ("position",)})
     result = train(
-        dict(dataset="custom", num_classes=2, strategy="one_device", epochs=1, batch_size=2,
-             output_dir=str(tmp_path), **options),
+        dict(
+            dataset="custom",
+            num_classes=2,
+            strategy="one_device",
+            epochs=1,
+            batch_size=2,
+            output_dir=str(tmp_path),
+            **options,
+        ),
         train_data=learnable_batches(2),
         val_data=learnable_batches(1, seed=1),
     )
     assert "val_mean_iou" in result.history
-    assert result.best_checkpoint and result.best_mean_iou == pytest.approx(result.history["val_mean_iou"][0])
+    assert result.best_checkpoint and result.best_mean_iou == pytest.approx(
+        result.history["val_mean_iou"][0]
+    )
