@@ -1,52 +1,70 @@
 """danet-keras: DANet (Dual Attention Network for Scene Segmentation) in Keras 3.
 
-Public API:
+Public API (imported on first use, so `import danet_keras` is instant):
 
-    danet_keras.DANet                 the model (functional keras.Model, dict of logits)
+    danet_keras.DANet                 the task model (functional keras.Model, dict of logits)
+    danet_keras.DilatedResNet         the backbone model, with its presets
     danet_keras.layers                PositionAttention, ChannelAttention, ResizeLike, ...
-    danet_keras.backbones             DilatedResNet
     danet_keras.data                  dataset readers, tf.data pipelines, the demo city
     danet_keras.metrics               MeanIoU
     danet_keras.train / .training     model.fit with the paper's recipe
-    danet_keras.evaluate              single/multi-scale, flip, sliding-window evaluation
+    danet_keras.inference             sliding window, multi-scale and flip inference
+    danet_keras.evaluate              mIoU over a dataset (danet_keras.evaluation)
     danet_keras.export                SavedModel, TFLite, ONNX
     danet_keras.convert               PyTorch checkpoints (official DANet, mmsegmentation)
-    danet_keras.visualize             colourised label maps and overlays
+    danet_keras.visualize             coloured label maps, overlays and figures
 """
 
-from danet_keras import (
-    backbones,
-    convert,
-    data,
-    export,
-    layers,
-    metrics,
-    models,
-    training,
-    visualize,
-)
-from danet_keras.backbones import DilatedResNet
-from danet_keras.evaluation import evaluate
-from danet_keras.layers import ChannelAttention, PositionAttention
-from danet_keras.models import DANet
-from danet_keras.training.train import train
+from typing import TYPE_CHECKING
+
+from danet_keras._lazy import lazy_attributes
 from danet_keras.version import __version__
 
-__all__ = [
-    "ChannelAttention",
-    "DANet",
-    "DilatedResNet",
-    "PositionAttention",
-    "__version__",
-    "backbones",
-    "convert",
-    "data",
-    "evaluate",
-    "export",
-    "layers",
-    "metrics",
-    "models",
-    "train",
-    "training",
-    "visualize",
-]
+_EXPORTS = {
+    "ChannelAttention": "danet_keras.layers.attention",
+    "DANet": "danet_keras.models.danet",
+    "DilatedResNet": "danet_keras.backbones.resnet",
+    "PositionAttention": "danet_keras.layers.attention",
+    "evaluate": "danet_keras.evaluation",
+    "train": "danet_keras.training.trainer",
+    **{
+        name: f"danet_keras.{name}:"
+        for name in (
+            "backbones",
+            "convert",
+            "data",
+            "evaluation",
+            "export",
+            "inference",
+            "layers",
+            "metrics",
+            "models",
+            "predict",
+            "training",
+            "visualize",
+        )
+    },
+}
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+if TYPE_CHECKING:  # what the lazy attributes are, for type checkers and IDEs
+    from danet_keras import (  # noqa: F401
+        backbones,
+        convert,
+        data,
+        evaluation,
+        export,
+        inference,
+        layers,
+        metrics,
+        models,
+        predict,
+        training,
+        visualize,
+    )
+    from danet_keras.backbones.resnet import DilatedResNet  # noqa: F401
+    from danet_keras.evaluation import evaluate  # noqa: F401
+    from danet_keras.layers.attention import ChannelAttention, PositionAttention  # noqa: F401
+    from danet_keras.models.danet import DANet  # noqa: F401
+    from danet_keras.training.trainer import train  # noqa: F401

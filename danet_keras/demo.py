@@ -17,7 +17,6 @@
 the workflow end to end, e.g. in CI; its mIoU means nothing.
 """
 
-import csv
 import dataclasses
 import json
 import os
@@ -29,9 +28,7 @@ DEMO_SETTINGS = {
     "num_train": 200,
     "num_val": 40,
     "train": {
-        "backbone": "resnet18",
-        "output_stride": 16,
-        "model_options": {"align_corners": True},
+        "model": {"backbone": "resnet18", "output_stride": 16, "align_corners": True},
         "crop_size": 128,
         "batch_size": 8,
         "epochs": 24,
@@ -48,7 +45,7 @@ QUICK_SETTINGS = {
     "num_val": 2,
     "train": {
         **DEMO_SETTINGS["train"],
-        "model_options": {"align_corners": True, "head_channels": 16},
+        "model": {**DEMO_SETTINGS["train"]["model"], "head_channels": 16},
         "crop_size": 64,
         "batch_size": 4,
         "epochs": 1,
@@ -81,52 +78,11 @@ def _has_demo_city(data_dir):
     )
 
 
-def plot_training_curves(history_csv, path, monitor="val_logits_mean_iou"):
-    """Plots per-epoch training/validation loss and validation mIoU from a `history.csv`.
-
-    Args:
-        history_csv: the CSV that `danet_keras.train` writes.
-        path: output PNG.
-        monitor: the mIoU column.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    with open(history_csv) as f:
-        rows = list(csv.DictReader(f))
-    epochs = [int(row["epoch"]) + 1 for row in rows]
-
-    def column(name):
-        return [float(row[name]) for row in rows if row.get(name) not in (None, "")]
-
-    figure, (loss_axes, iou_axes) = plt.subplots(1, 2, figsize=(10, 4))
-    loss_axes.plot(epochs, column("loss"), marker="o", label="training")
-    if column("val_loss"):
-        loss_axes.plot(
-            epochs[: len(column("val_loss"))], column("val_loss"), marker="o", label="validation"
-        )
-    loss_axes.set_xlabel("epoch")
-    loss_axes.set_ylabel("loss (sum of the outputs' cross entropies)")
-    loss_axes.legend()
-    if column(monitor):
-        iou_axes.plot(
-            epochs[: len(column(monitor))], column(monitor), marker="o", color="tab:green"
-        )
-    iou_axes.set_xlabel("epoch")
-    iou_axes.set_ylabel("validation mIoU")
-    iou_axes.set_ylim(0, 1)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-
-
 def write_overlays(model, dataset, out_dir, count, palette="cityscapes"):
     """Writes `count` PNGs of [image | ground truth | prediction] from `(image, label)` batches.
 
     Args:
-        model: a DANet (or callable; see `danet_keras.evaluation.logits_function`).
+        model: a DANet (or callable; see `danet_keras.inference.logits_function`).
         dataset: iterable of (images, labels) batches.
         out_dir: output directory.
         count: number of images.
@@ -138,7 +94,7 @@ def write_overlays(model, dataset, out_dir, count, palette="cityscapes"):
     import numpy as np
     from PIL import Image
 
-    from danet_keras.evaluation import logits_function
+    from danet_keras.inference import logits_function
     from danet_keras.visualize import overlay
 
     os.makedirs(out_dir, exist_ok=True)
@@ -165,12 +121,10 @@ def write_overlays(model, dataset, out_dir, count, palette="cityscapes"):
 
 
 def _export(model, export_dir, image_size, sample_images):
-    """SavedModel + TFLite through `danet_keras.export`, when that package is there."""
-    try:
-        from danet_keras import export as export_lib
-    except ImportError as error:
-        return {}, f"export skipped: danet_keras.export is not available ({error})"
+    """SavedModel + TFLite, and the TFLite model's parity with the Keras model."""
     import numpy as np
+
+    from danet_keras import export as export_lib
 
     saved_model = export_lib.export_saved_model(model, os.path.join(export_dir, "saved_model"))
     tflite = export_lib.export_tflite(
@@ -185,7 +139,12 @@ def _export(model, export_dir, image_size, sample_images):
 
 
 def run_demo(
-    output_dir="danet_demo", data_dir=None, quick=False, export=True, verbose=1, **train_overrides
+    output_dir="danet_demo",
+    data_dir=None,
+    quick=False,
+    export=True,
+    verbose="auto",
+    **train_overrides,
 ):
     """Runs the demo (see the module docstring).
 
@@ -195,7 +154,8 @@ def run_demo(
             when absent.
         quick: the shortened smoke-test setting.
         export: export SavedModel + TFLite at the end.
-        verbose: `model.fit` verbosity.
+        verbose: `model.fit` verbosity; "auto": a progress bar on a
+            terminal, one line per epoch otherwise; 0: the demo's own lines.
         **train_overrides: `TrainConfig` fields replacing the demo's, e.g.
             `epochs=5`.
 
@@ -204,7 +164,8 @@ def run_demo(
     """
     from danet_keras.data import DATASETS, eval_pipeline, load_dataset, make_demo_city
     from danet_keras.evaluation import evaluate
-    from danet_keras.training.train import train
+    from danet_keras.training.trainer import train
+    from danet_keras.visualize import plot_training_curves, save_figure
 
     settings = QUICK_SETTINGS if quick else DEMO_SETTINGS
     data_dir = data_dir or os.path.join(output_dir, "demo_city")
@@ -251,7 +212,10 @@ def run_demo(
         model, eval_pipeline(val_split, batch_size=4), paths["overlays"], settings["num_overlays"]
     )
     paths["training_curves"] = os.path.join(output_dir, "training_curves.png")
-    plot_training_curves(os.path.join(trained.output_dir, "history.csv"), paths["training_curves"])
+    save_figure(
+        plot_training_curves(os.path.join(trained.output_dir, "history.csv")),
+        paths["training_curves"],
+    )
     seconds["evaluation"] = time.perf_counter() - start - sum(seconds.values())
 
     export_note = "export not requested"

@@ -14,10 +14,8 @@ import os
 
 import numpy as np
 
+from danet_keras.data.image_io import IMAGE_EXTENSIONS, list_files
 from danet_keras.export.runners import KerasRunner, load_runner, outputs_from_logits
-
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
-ATTENTION_ALPHA = 0.6
 
 
 def class_palette(palette, num_classes):
@@ -35,11 +33,7 @@ def image_files(path):
     """The image files at `path` (a file, or a directory's images sorted by name)."""
     path = str(path)
     if os.path.isdir(path):
-        files = sorted(
-            os.path.join(path, name)
-            for name in os.listdir(path)
-            if name.lower().endswith(IMAGE_EXTENSIONS)
-        )
+        files = list_files(path, IMAGE_EXTENSIONS, recursive=False)
         if not files:
             raise FileNotFoundError(
                 f"{path}: no {'/'.join(IMAGE_EXTENSIONS)} images in this directory."
@@ -104,7 +98,7 @@ def segment(runner, image, sliding_window=None):
         runner: a runner from `export.runners` (or `KerasRunner(model)`).
         image: uint8 (H, W, 3).
         sliding_window: None (one pass over the whole image) or
-            (crop_size, stride) for `evaluation.sliding_window_logits`
+            (crop_size, stride) for `inference.sliding_window_logits`
             (stride None: 2/3 of the crop).
 
     Returns:
@@ -112,7 +106,7 @@ def segment(runner, image, sliding_window=None):
     """
     if sliding_window is None:
         return runner(image[None])
-    from danet_keras.evaluation import sliding_window_logits
+    from danet_keras.inference import sliding_window_logits
 
     crop_size, stride = sliding_window
     if runner.format == "keras":
@@ -124,15 +118,6 @@ def segment(runner, image, sliding_window=None):
             return runner(pixels)["logits"]
 
     return outputs_from_logits(sliding_window_logits(model, image[None], crop_size, stride))
-
-
-def heat_map_overlay(image, values, alpha=ATTENTION_ALPHA):
-    """A [0, 1] map (H, W) in matplotlib's `inferno` colours blended over a uint8 image."""
-    from matplotlib import colormaps
-
-    colours = colormaps["inferno"](values)[..., :3] * 255.0
-    mixed = alpha * colours + (1.0 - alpha) * image.astype(np.float32)
-    return np.clip(np.round(mixed), 0, 255).astype(np.uint8)
 
 
 def _save_png(array, path, palette=None):
@@ -178,6 +163,7 @@ def predict_files(
     """
     from tqdm.auto import tqdm
 
+    from danet_keras.visualize import heat_map_overlay
     from danet_keras.visualize import overlay as overlay_classes
 
     runner = (

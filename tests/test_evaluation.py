@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from danet_keras import DANet
-from danet_keras.evaluation import (
+from danet_keras.evaluation import evaluate
+from danet_keras.inference import (
     PAPER_SCALES,
-    evaluate,
     logits_function,
     multi_scale_logits,
     sliding_window_logits,

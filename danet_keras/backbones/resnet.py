@@ -25,6 +25,8 @@ import os
 
 import keras
 
+from danet_keras.layers.conv_blocks import ConvBlockFactory
+
 # depth -> (block type, blocks per stage)
 RESNET_DEPTHS = {
     18: ("basic", (2, 2, 2, 2)),
@@ -39,18 +41,9 @@ BLOCK_LAYOUTS = ("torch", "keras")
 STAGE_WIDTHS = (64, 128, 256, 512)
 EXPANSION = {"basic": 1, "bottleneck": 4}
 BATCHNORM_EPSILON = {"torch": 1e-5, "keras": 1.001e-5}
-# PyTorch BatchNorm momentum 0.1 == Keras momentum 0.9.
-BATCHNORM_MOMENTUM = 0.9
 # Deep stem widths (w, w, 2w): mmsegmentation's ResNetV1c uses w = 32, the
 # official DANet code w = 64.
 DEFAULT_DEEP_STEM_WIDTH = 32
-
-
-def _conv_initializer():
-    # The official code draws N(0, sqrt(2 / (k * k * out_channels))).
-    return keras.initializers.VarianceScaling(
-        2.0, mode="fan_out", distribution="untruncated_normal"
-    )
 
 
 def stage_plan(output_stride, blocks_per_stage, multi_grid=None):
@@ -81,7 +74,7 @@ def stage_plan(output_stride, blocks_per_stage, multi_grid=None):
     return plan
 
 
-def validate_backbone_args(depth, output_stride, multi_grid, stem, block_layout):
+def _validate(depth, output_stride, multi_grid, stem, block_layout, input_shape):
     """Raises a ValueError naming the argument and the allowed values."""
     if depth not in RESNET_DEPTHS:
         raise ValueError(f"`depth` must be one of {sorted(RESNET_DEPTHS)}, got {depth!r}.")
@@ -112,52 +105,12 @@ def validate_backbone_args(depth, output_stride, multi_grid, stem, block_layout)
             )
         if output_stride == 32:
             raise ValueError("`multi_grid` needs a dilated last stage: `output_stride` 8 or 16.")
-
-
-class LayerBuilder:
-    """Adds named conv / BN / ReLU layers with PyTorch-compatible padding."""
-
-    def __init__(self, layout, sync_batchnorm):
-        self.layout = layout
-        self.sync_batchnorm = sync_batchnorm
-        self.use_bias = layout == "keras"
-
-    def conv(self, x, filters, kernel, name, stride=1, dilation=1):
-        if stride > 1 and kernel > 1:
-            # Keras "same" pads strided convs asymmetrically; PyTorch does not.
-            pad = dilation * (kernel - 1) // 2
-            x = keras.layers.ZeroPadding2D(pad, name=f"{name}_pad")(x)
-            padding = "valid"
-        else:
-            padding = "same"
-        return keras.layers.Conv2D(
-            filters,
-            kernel,
-            strides=stride,
-            dilation_rate=dilation,
-            padding=padding,
-            use_bias=self.use_bias,
-            kernel_initializer=_conv_initializer(),
-            name=name,
-        )(x)
-
-    def bn(self, x, name):
-        return keras.layers.BatchNormalization(
-            epsilon=BATCHNORM_EPSILON[self.layout],
-            momentum=BATCHNORM_MOMENTUM,
-            synchronized=self.sync_batchnorm,
-            name=name,
-        )(x)
-
-    @staticmethod
-    def relu(x, name):
-        return keras.layers.ReLU(name=name)(x)
-
-    def max_pool(self, x, name):
-        # Zero padding equals PyTorch's -inf padding here: the input is a ReLU
-        # output (>= 0) and every window holds at least one real pixel.
-        x = keras.layers.ZeroPadding2D(1, name=f"{name}_pad")(x)
-        return keras.layers.MaxPooling2D(3, strides=2, name=name)(x)
+    input_shape = tuple(input_shape)
+    if len(input_shape) != 3 or input_shape[-1] != 3:
+        raise ValueError(
+            f"`input_shape` must be (height, width, 3) for RGB images (height and width may "
+            f"be None), got {input_shape!r}."
+        )
 
 
 def _torch_block(b, x, block_type, filters, stride, dilation, name, downsample):
@@ -165,17 +118,19 @@ def _torch_block(b, x, block_type, filters, stride, dilation, name, downsample):
     shortcut = x
     if downsample:
         shortcut = b.conv(x, out_channels, 1, f"{name}_downsample_conv", stride=stride)
-        shortcut = b.bn(shortcut, f"{name}_downsample_bn")
+        shortcut = b.batch_norm(shortcut, f"{name}_downsample_bn")
     if block_type == "bottleneck":
-        y = b.relu(b.bn(b.conv(x, filters, 1, f"{name}_conv1"), f"{name}_bn1"), f"{name}_relu1")
+        y = b.relu(
+            b.batch_norm(b.conv(x, filters, 1, f"{name}_conv1"), f"{name}_bn1"), f"{name}_relu1"
+        )
         y = b.conv(y, filters, 3, f"{name}_conv2", stride=stride, dilation=dilation)
-        y = b.relu(b.bn(y, f"{name}_bn2"), f"{name}_relu2")
-        y = b.bn(b.conv(y, out_channels, 1, f"{name}_conv3"), f"{name}_bn3")
+        y = b.relu(b.batch_norm(y, f"{name}_bn2"), f"{name}_relu2")
+        y = b.batch_norm(b.conv(y, out_channels, 1, f"{name}_conv3"), f"{name}_bn3")
     else:
         # mmsegmentation's BasicBlock: dilation on the first 3x3 only.
         y = b.conv(x, filters, 3, f"{name}_conv1", stride=stride, dilation=dilation)
-        y = b.relu(b.bn(y, f"{name}_bn1"), f"{name}_relu1")
-        y = b.bn(b.conv(y, filters, 3, f"{name}_conv2"), f"{name}_bn2")
+        y = b.relu(b.batch_norm(y, f"{name}_bn1"), f"{name}_relu1")
+        y = b.batch_norm(b.conv(y, filters, 3, f"{name}_conv2"), f"{name}_bn2")
     y = keras.layers.Add(name=f"{name}_add")([y, shortcut])
     return b.relu(y, f"{name}_out")
 
@@ -184,40 +139,47 @@ def _keras_block(b, x, filters, stride, dilation, name, downsample):
     # keras.applications.resnet.residual_block_v1, with dilation on the 3x3.
     shortcut = x
     if downsample:
-        shortcut = b.bn(b.conv(x, 4 * filters, 1, f"{name}_0_conv", stride=stride), f"{name}_0_bn")
+        shortcut = b.batch_norm(
+            b.conv(x, 4 * filters, 1, f"{name}_0_conv", stride=stride), f"{name}_0_bn"
+        )
     y = b.conv(x, filters, 1, f"{name}_1_conv", stride=stride)
-    y = b.relu(b.bn(y, f"{name}_1_bn"), f"{name}_1_relu")
+    y = b.relu(b.batch_norm(y, f"{name}_1_bn"), f"{name}_1_relu")
     y = b.conv(y, filters, 3, f"{name}_2_conv", dilation=dilation)
-    y = b.relu(b.bn(y, f"{name}_2_bn"), f"{name}_2_relu")
-    y = b.bn(b.conv(y, 4 * filters, 1, f"{name}_3_conv"), f"{name}_3_bn")
+    y = b.relu(b.batch_norm(y, f"{name}_2_bn"), f"{name}_2_relu")
+    y = b.batch_norm(b.conv(y, 4 * filters, 1, f"{name}_3_conv"), f"{name}_3_bn")
     y = keras.layers.Add(name=f"{name}_add")([shortcut, y])
     return b.relu(y, f"{name}_out")
 
 
-def _stem(b, x, stem, stem_width):
-    if b.layout == "keras":
+def _stem(b, x, stem, stem_width, block_layout):
+    if block_layout == "keras":
         x = keras.layers.ZeroPadding2D(3, name="conv1_pad")(x)
         x = keras.layers.Conv2D(64, 7, strides=2, name="conv1_conv")(x)
-        x = b.relu(b.bn(x, "conv1_bn"), "conv1_relu")
+        x = b.relu(b.batch_norm(x, "conv1_bn"), "conv1_relu")
         return b.max_pool(x, "pool1_pool"), 64
     if stem == "standard":
-        x = b.relu(b.bn(b.conv(x, 64, 7, "stem_conv", stride=2), "stem_bn"), "stem_relu")
+        x = b.relu(b.batch_norm(b.conv(x, 64, 7, "stem_conv", stride=2), "stem_bn"), "stem_relu")
         return b.max_pool(x, "stem_pool"), 64
     widths = (stem_width, stem_width, 2 * stem_width)
     for i, width in enumerate(widths, start=1):
         x = b.conv(x, width, 3, f"stem_conv{i}", stride=2 if i == 1 else 1)
-        x = b.relu(b.bn(x, f"stem_bn{i}"), f"stem_relu{i}")
+        x = b.relu(b.batch_norm(x, f"stem_bn{i}"), f"stem_relu{i}")
     return b.max_pool(x, "stem_pool"), widths[-1]
 
 
 @keras.saving.register_keras_serializable(package="danet_keras")
 class DilatedResNet(keras.Model):
-    """A dilated ResNet that returns the features of its four stages.
+    """A dilated ResNet backbone that returns the features of its four stages.
 
     Input: normalised images (B, H, W, 3) (see `ImageNormalization`; the
     `"torch"` layout expects ImageNet mean/std, the `"keras"` layout the caffe
     convention). Output: a dict `{"stage1": ..., "stage4": ...}` of NHWC
     features at strides 4, 8, and then 8/16/32 depending on `output_stride`.
+
+    Build one from its arguments, from a preset (`DilatedResNet.from_preset`:
+    `"resnet50"`, `"resnet101_v1c"`, `"resnet101_imagenet"`, ... or a preset
+    directory), or with keras.applications' ImageNet weights
+    (`DilatedResNet.from_keras_applications`).
 
     Args:
         depth: 18, 34 (basic blocks), 50, 101 or 152 (bottlenecks).
@@ -232,7 +194,8 @@ class DilatedResNet(keras.Model):
         block_layout: `"torch"` or `"keras"`; see the module docstring.
         sync_batchnorm: use `BatchNormalization(synchronized=True)`, which
             averages batch statistics over replicas under `tf.distribute`.
-        input_shape: shape of one image; H and W may be None.
+        input_shape: shape of one image, (height, width, 3); height and width
+            may be None.
         **kwargs: `keras.Model` arguments (`name`, ...).
     """
 
@@ -249,13 +212,17 @@ class DilatedResNet(keras.Model):
         **kwargs,
     ):
         multi_grid = None if multi_grid is None else tuple(multi_grid)
-        validate_backbone_args(depth, output_stride, multi_grid, stem, block_layout)
+        _validate(depth, output_stride, multi_grid, stem, block_layout, input_shape)
         stem_width = DEFAULT_DEEP_STEM_WIDTH if stem_width is None else int(stem_width)
         block_type, blocks_per_stage = RESNET_DEPTHS[depth]
-        builder = LayerBuilder(block_layout, sync_batchnorm)
+        builder = ConvBlockFactory(
+            use_bias=block_layout == "keras",
+            batchnorm_epsilon=BATCHNORM_EPSILON[block_layout],
+            sync_batchnorm=sync_batchnorm,
+        )
 
         inputs = keras.Input(shape=tuple(input_shape), name="normalized_images")
-        x, channels = _stem(builder, inputs, stem, stem_width)
+        x, channels = _stem(builder, inputs, stem, stem_width, block_layout)
         features = {}
         plan = stage_plan(output_stride, blocks_per_stage, multi_grid)
         for stage, (stride, block_dilations) in enumerate(plan, start=1):
@@ -276,6 +243,7 @@ class DilatedResNet(keras.Model):
                     )
                 channels = out_channels
             features[f"stage{stage}"] = x
+        kwargs.setdefault("name", "backbone")
         super().__init__(inputs=inputs, outputs=features, **kwargs)
 
         self.depth = depth
@@ -284,7 +252,7 @@ class DilatedResNet(keras.Model):
         self.stem = stem
         self.stem_width = stem_width
         self.block_layout = block_layout
-        self.sync_batchnorm = sync_batchnorm
+        self.sync_batchnorm = bool(sync_batchnorm)
         self.image_shape = tuple(input_shape)
         self.stage_channels = tuple(w * EXPANSION[block_type] for w in STAGE_WIDTHS)
 
@@ -305,6 +273,67 @@ class DilatedResNet(keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+    @classmethod
+    def from_preset(cls, preset, load_weights=True, **overrides):
+        """A backbone from a named preset or a preset directory.
+
+        Args:
+            preset: a name of `danet_keras.backbones.BACKBONE_PRESETS`
+                (`"resnet50"`, `"resnet101_v1c"`, `"resnet50_imagenet"`, ...)
+                or a preset directory (`config.json`, `model.weights.h5`).
+            load_weights: load the preset's weights where it has some
+                (`*_imagenet`: keras.applications' ImageNet weights,
+                downloaded by Keras when online; a directory: its
+                `model.weights.h5`). Architecture-only presets build fresh
+                weights either way.
+            **overrides: constructor arguments that replace the preset's
+                (e.g. `output_stride=16`, `sync_batchnorm=True`).
+
+        Returns:
+            A `DilatedResNet`.
+        """
+        from danet_keras import preset_io
+        from danet_keras.backbones.presets import backbone_preset
+
+        if preset_io.is_preset_dir(preset):
+            return preset_io.load_preset_model(preset, cls, load_weights, overrides)
+        entry = backbone_preset(preset)
+        config = dict(entry["config"], **overrides)
+        if load_weights and entry.get("weights") == "imagenet":
+            depth = config.pop("depth")
+            config.pop("block_layout", None)
+            return cls.from_keras_applications(depth, "imagenet", **config)
+        return cls(**config)
+
+    @classmethod
+    def from_keras_applications(cls, depth, weights="imagenet", **kwargs):
+        """A `block_layout="keras"` backbone holding keras.applications ResNet weights.
+
+        The two share layer names; dilation and output stride change no weight
+        shape, so ImageNet weights serve any output stride.
+
+        Args:
+            depth: 50, 101 or 152.
+            weights: `"imagenet"` (downloaded by Keras, cached in ~/.keras)
+                or the path of a weights file saved from
+                `keras.applications.ResNet50/101/152` (with or without the
+                classification top).
+            **kwargs: other constructor arguments (`output_stride`,
+                `multi_grid`, `sync_batchnorm`, `input_shape`, `name`).
+
+        Returns:
+            A `DilatedResNet`.
+        """
+        backbone = cls(depth=depth, block_layout="keras", **kwargs)
+        load_keras_applications_weights(backbone, weights)
+        return backbone
+
+    def save_to_preset(self, directory, metadata=None):
+        """Writes this backbone as a preset directory (see `danet_keras.preset_io`)."""
+        from danet_keras.preset_io import save_preset
+
+        return save_preset(self, directory, metadata)
 
 
 def keras_applications_resnet(depth, weights):

@@ -24,13 +24,17 @@ def _boolean(value):
 
 def convert(args):
     from danet_keras.convert import convert_checkpoint, save_atomically, verify_conversion
-    from danet_keras.convert.converter import check_output_path
+    from danet_keras.convert.converter import check_output_path, save_converted_preset
     from danet_keras.convert.verify import DEFAULT_VERIFY_SIZE, parity_ok
 
-    check_output_path(args.output)
+    if not (args.output or args.preset_dir or args.preset):
+        raise ValueError("Say where to write: -o FILE, --preset-dir DIR or --preset NAME.")
+    if args.output:
+        check_output_path(args.output)
     model, report, config, sources = convert_checkpoint(
         args.checkpoint,
         arch=args.arch,
+        preset=args.preset,
         strict=not args.no_strict,
         backbone=args.backbone,
         num_classes=args.num_classes,
@@ -52,10 +56,16 @@ def convert(args):
         for name, parity in reports.items():
             print(f"  {name:<16} {parity}")
         if not all(parity_ok(parity) for parity in reports.values()):
-            print(f"parity check failed; nothing written to {args.output}")
+            print("parity check failed; nothing written")
             return 1
-    save_atomically(model, args.output)
-    print(f"wrote {args.output}")
+    if args.output:
+        save_atomically(model, args.output)
+        print(f"wrote {args.output}")
+    if args.preset_dir or args.preset:
+        directory = save_converted_preset(
+            model, args.preset_dir or True, args.preset, report.arch, args.checkpoint
+        )
+        print(f"wrote preset {directory} (DANet.from_preset({directory!r}))")
     return 0
 
 
@@ -74,8 +84,17 @@ def register(subparsers):
         ),
     )
     parser.add_argument("checkpoint", help="the PyTorch checkpoint file")
+    parser.add_argument("-o", "--output", help="output file: NAME.weights.h5 or NAME.keras")
     parser.add_argument(
-        "-o", "--output", required=True, help="output file: NAME.weights.h5 or NAME.keras"
+        "--preset-dir",
+        help="write a preset directory (config.json, model.weights.h5, metadata.json) for "
+        "DANet.from_preset(DIR)",
+    )
+    parser.add_argument(
+        "--preset",
+        help="the model-zoo preset this checkpoint is (danet-keras info): its settings, and "
+        "without --preset-dir the preset is installed in the local cache for "
+        "DANet.from_preset(NAME)",
     )
     parser.add_argument(
         "--arch", choices=ARCH_CHOICES, default="auto", help="checkpoint layout (default: auto)"

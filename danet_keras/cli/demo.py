@@ -12,7 +12,7 @@ def run(args):
         data_dir=args.data_dir,
         quick=args.quick,
         export=not args.no_export,
-        verbose=args.verbose,
+        verbose="auto" if args.verbose is None else args.verbose,
         **overrides,
     )
     return 0 if result.mean_iou == result.mean_iou else 1  # NaN mIoU: nothing was scored
@@ -38,6 +38,10 @@ def register(subparsers):
         "--no-export", action="store_true", help="skip the SavedModel/TFLite export"
     )
     parser.add_argument(
-        "--verbose", type=int, default=2, choices=(0, 1, 2), help="model.fit verbosity"
+        "--verbose",
+        type=int,
+        choices=(0, 1, 2),
+        help="model.fit verbosity (default: a progress bar on a terminal, one line per epoch "
+        "otherwise)",
     )
     parser.set_defaults(func=run)

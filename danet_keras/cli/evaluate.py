@@ -2,7 +2,7 @@
 
 
 def _scales(args):
-    from danet_keras.evaluation import PAPER_SCALES
+    from danet_keras.inference import PAPER_SCALES
 
     if args.multi_scale:
         return PAPER_SCALES

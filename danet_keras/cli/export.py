@@ -21,9 +21,29 @@ def _parity_images(args, size):
     ), f"{len(files)} images of {args.parity_images}"
 
 
+def _saved_model_limits(args):
+    """`export_saved_model` keyword arguments from --max-image-size (none: its default)."""
+    if args.max_image_size is None:
+        return {}
+    if args.format != "saved_model":
+        raise ValueError(
+            f"--max-image-size applies to --format saved_model only, not {args.format}."
+        )
+    height, width = args.max_image_size
+    if (height, width) == (0, 0):
+        return {"max_image_size": None}
+    if height < 1 or width < 1:
+        raise ValueError(
+            f"--max-image-size takes a positive HEIGHT and WIDTH (or 0 0 for no limit), "
+            f"got {height} {width}."
+        )
+    return {"max_image_size": (height, width)}
+
+
 def export(args):
     if args.quantization is not None and args.format != "tflite":
         raise ValueError(f"--quantization applies to --format tflite only, not {args.format}.")
+    limits = _saved_model_limits(args)
     if args.quantization == "int8" and args.representative_data is None:
         raise ValueError(
             "--quantization int8 needs --representative-data DIR: a directory of training images "
@@ -36,7 +56,7 @@ def export(args):
     model = KerasRunner(args.model).model
     size = tuple(args.input_size) if args.input_size else None
     if args.format == "saved_model":
-        export_lib.export_saved_model(model, args.out, image_size=size)
+        export_lib.export_saved_model(model, args.out, image_size=size, **limits)
     elif args.format == "onnx":
         export_lib.export_onnx(model, args.out, input_size=size)
     else:
@@ -81,6 +101,15 @@ def register(subparsers):
         metavar=("HEIGHT", "WIDTH"),
         default=None,
         help="static input size (TFLite: default 512 512; SavedModel/ONNX: default any size)",
+    )
+    parser.add_argument(
+        "--max-image-size",
+        nargs=2,
+        type=int,
+        metavar=("HEIGHT", "WIDTH"),
+        default=None,
+        help="SavedModel: both signatures refuse larger images, image bytes before decoding "
+        "(default: 4096 4096; 0 0: no limit)",
     )
     parser.add_argument(
         "--representative-data",

@@ -31,7 +31,9 @@ def info_text(count_parameters=False):
     """The report that `danet-keras info` prints."""
     import tensorflow as tf
 
+    from danet_keras.backbones.presets import BACKBONE_PRESETS
     from danet_keras.models.presets import PRESETS
+    from danet_keras.preset_io import cache_dir, local_preset_dir
 
     lines = [f"python               {platform.python_version()} ({platform.platform()})"]
     for name, version in package_versions().items():
@@ -41,21 +43,34 @@ def info_text(count_parameters=False):
     for device in tf.config.list_physical_devices():
         lines.append(f"  {device.device_type:<4} {device.name}")
     lines.append("")
-    lines.append("model zoo (configurations; `DANet.from_preset(name)`):")
+    lines.append(f"model zoo (`DANet.from_preset(name)`; weights are looked up in {cache_dir()}):")
     for name, preset in PRESETS.items():
         lines.append(f"  {name}")
         lines.append(f"      {preset['description']}")
         config = ", ".join(f"{k}={v!r}" for k, v in preset["config"].items())
         lines.append(f"      config: {config}")
         lines.append(f"      reported: {preset['reported']} ({preset['source']})")
+        if preset["weights"] is None:
+            weights = "none published (fresh weights)"
+        elif local_preset_dir(name):
+            weights = f"installed in {local_preset_dir(name)}"
+        else:
+            weights = (
+                f"not installed: danet-keras convert <{preset['weights']['url']}> --preset {name}"
+            )
+        lines.append(f"      weights: {weights}")
         if count_parameters:
             from danet_keras.models.danet import DANet
 
-            model = DANet.from_preset(name)
+            model = DANet.from_preset(name, load_weights=False)
             lines.append(
                 f"      trainable parameters: "
                 f"{sum(int(v.numpy().size) for v in model.trainable_weights):,}"
             )
+    lines.append("")
+    lines.append("backbones (`DilatedResNet.from_preset(name)`, or `DANet(backbone=name)`):")
+    for name, preset in BACKBONE_PRESETS.items():
+        lines.append(f"  {name:<20} {preset['description']}")
     return "\n".join(lines)
 
 

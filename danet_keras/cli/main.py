@@ -3,13 +3,15 @@
 Each subcommand lives in its own module of this package and defines
 `register(subparsers)`, which adds its parser and sets `func` to a handler
 taking the parsed arguments. Handlers import TensorFlow lazily so that
-`danet-keras --help` answers at once.
+`danet-keras --help` answers at once; `main` imports it quietly (see
+`danet_keras.native_log`) before running a handler.
 """
 
 import argparse
 import importlib
 import sys
 
+from danet_keras.native_log import import_tensorflow_quietly
 from danet_keras.version import __version__
 
 # Modules of danet_keras.cli, in the order `--help` lists their commands.
@@ -40,6 +42,8 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    if getattr(args, "needs_tensorflow", True):
+        import_tensorflow_quietly()
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError) as error:

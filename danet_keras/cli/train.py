@@ -4,6 +4,9 @@ import json
 
 from danet_keras.training.strategy import STRATEGIES
 
+# --check-files values -> the readers' `check_files`.
+CHECK_FILES = {"header": True, "full": "full", "none": False}
+
 
 def _loss_weight(text):
     name, _, weight = text.partition("=")
@@ -19,9 +22,8 @@ def config_from_args(args):
         with open(args.config) as f:
             fields.update(json.load(f))
     direct = (
-        "dataset", "data_dir", "train_split", "val_split", "backbone", "output_stride",
-        "num_classes", "crop_size", "batch_size", "epochs", "steps_per_epoch", "learning_rate",
-        "head_lr_multiplier",
+        "dataset", "data_dir", "train_split", "val_split", "preset", "num_classes", "crop_size",
+        "batch_size", "epochs", "steps_per_epoch", "learning_rate", "head_lr_multiplier",
         "momentum", "weight_decay", "poly_power", "warmup_steps", "ohem_threshold", "ohem_min_kept",
         "ignore_index", "strategy", "tpu", "output_dir", "validation_freq", "validation_steps",
         "val_batch_size", "seed",
@@ -30,15 +32,24 @@ def config_from_args(args):
         value = getattr(args, name)
         if value is not None:
             fields[name] = value
-    model_options = dict(fields.get("model_options", {}))
+    model = dict(fields.get("model", {}))
     for name in ("aux_head", "align_corners"):
         if getattr(args, name):
-            model_options[name] = True
-    for name in ("multi_grid", "stem", "backbone_weights", "head_channels"):
+            model[name] = True
+    for name in (
+        "backbone", "output_stride", "multi_grid", "stem", "backbone_weights", "head_channels",
+    ):  # fmt: skip
         if getattr(args, name) is not None:
-            model_options[name] = getattr(args, name)
-    if model_options:
-        fields["model_options"] = model_options
+            model[name] = getattr(args, name)
+    if model:
+        fields["model"] = model
+    reader_options = dict(fields.get("reader_options", {}))
+    if args.skip_invalid:
+        reader_options["skip_invalid"] = True
+    if args.check_files:
+        reader_options["check_files"] = CHECK_FILES[args.check_files]
+    if reader_options:
+        fields["reader_options"] = reader_options
     if args.loss_weight:
         fields["loss_weights"] = dict(_loss_weight(text) for text in args.loss_weight)
     if args.class_weights:
@@ -59,12 +70,14 @@ def config_from_args(args):
 
 def run(args):
     from danet_keras.training.config import resolve_config
-    from danet_keras.training.train import train
+    from danet_keras.training.trainer import train
 
     # Checked here so that bad settings fail before TensorFlow starts.
     config = resolve_config(config_from_args(args))
     result = train(config)
     print(f"outputs in {result.output_dir}")
+    for tally in result.skipped.values():
+        print(tally.summary())
     if result.best_checkpoint:
         print(f"best validation mIoU {result.best_mean_iou:.4f}: {result.best_checkpoint}")
     if result.stopped_on_nan:
@@ -91,7 +104,26 @@ def register(subparsers):
     add("--data-dir", help="the dataset's root directory")
     add("--train-split", help="training split name (default train)")
     add("--val-split", help="validation split name (default val)")
-    add("--backbone", help="resnet18, resnet34, resnet50 (default), resnet101 or resnet152")
+    add(
+        "--skip-invalid",
+        action="store_true",
+        help="skip damaged or inconsistent image/label files (reported) instead of stopping",
+    )
+    add(
+        "--check-files",
+        choices=tuple(CHECK_FILES),
+        help="check files when the dataset is opened: header (default), full (decode every "
+        "file once; cached) or none",
+    )
+    add(
+        "--preset",
+        help="a model preset (danet-keras info) or preset directory: the model's "
+        "configuration, its dataset, and its weights when installed",
+    )
+    add(
+        "--backbone",
+        help="resnet18, resnet34, resnet50 (default), resnet101, resnet152, resnet101_v1c, ...",
+    )
     add("--output-stride", type=int, choices=(8, 16, 32))
     add("--num-classes", type=int, help="default: the dataset's")
     add("--multi-grid", type=int, nargs="+", metavar="DILATION", help="e.g. 4 8 16")

@@ -14,7 +14,6 @@ Importing this package does not import torch; reading `.pth` files,
 
 from danet_keras.convert.checkpoint import read_state_dict
 from danet_keras.convert.config import (
-    ARCH_DEFAULTS,
     config_from_state_dict,
     detect_arch,
     model_config,
@@ -26,7 +25,6 @@ from danet_keras.convert.verify import compare_with_reference, verify_conversion
 
 __all__ = [
     "ARCHS",
-    "ARCH_DEFAULTS",
     "ConversionReport",
     "compare_with_reference",
     "config_from_state_dict",

@@ -1,37 +1,31 @@
-"""The DANet configuration a checkpoint needs: read from its tensors, or the publishers' settings.
+"""The DANet configuration a checkpoint needs: read from its tensors, or the published settings.
 
 What the tensors tell (shapes and key names): the backbone depth (blocks per
 stage), the stem (standard 7x7 or deep, and its width), the number of
 classes, the head's width and attention reduction, and the auxiliary head.
 What they cannot tell (no weight depends on it): output stride, multi-grid
-dilations and the upsampling convention. For those, `ARCH_DEFAULTS` holds
-the settings of the published models:
+dilations and the upsampling convention. Those come from the preset that
+describes the published model (`danet_keras.models.presets`, the one table of
+published configurations):
 
-- official (github junfu1115/DANet): the released DANet-101 Cityscapes model
-  is evaluated with `--multi-grid --multi-dilation 4 8 16 --os 8
-  --no-deepstem` and upsamples with `align_corners=True`.
-- mmsegmentation: ResNetV1c-D8 (output stride 8, no multi-grid), deep stem of
-  width 32, FCN auxiliary head; `align_corners=False` (512x1024 Cityscapes,
-  ADE20K, VOC configs) except the 769x769 Cityscapes configs, which set
-  `align_corners=True`. The model zoo's file names carry the crop size
-  (`danet_r101-d8_769x769_80k_cityscapes_*.pth`), so `model_config` takes
-  True for mmsegmentation files whose name contains `769x769`.
+- official (github junfu1115/DANet): `danet_resnet101_cityscapes`, the
+  released DANet-101, evaluated with `--multi-grid --multi-dilation 4 8 16
+  --os 8 --no-deepstem` and upsampling with `align_corners=True`.
+- mmsegmentation: the preset whose release file name the checkpoint's name
+  matches (`*769x769*` Cityscapes files: `align_corners=True`), else
+  ResNetV1c-D8 at output stride 8, no multi-grid, `align_corners=False`.
 
 Models trained with other settings need them passed explicitly.
 """
 
-import os
 import re
 
 from danet_keras.backbones.resnet import RESNET_DEPTHS
 from danet_keras.convert.names import ARCH_NAMES, ARCHS, PREFIXES
+from danet_keras.models.presets import preset_config, preset_for_checkpoint
 
-ARCH_DEFAULTS = {
-    "official": {"output_stride": 8, "multi_grid": (4, 8, 16), "align_corners": True},
-    "mmseg": {"output_stride": 8, "multi_grid": None, "align_corners": False},
-}
-# mmsegmentation's 769x769 Cityscapes configs upsample with aligned corners.
-MMSEG_ALIGNED_CORNERS_MARK = "769x769"
+# What a checkpoint's preset contributes: the settings no weight depends on.
+SETTINGS_FROM_PRESET = ("output_stride", "multi_grid", "align_corners")
 # Keys whose presence identifies each layout's DANet head.
 _HEAD_MARKERS = {
     "official": ("head.sa.query_conv.weight", "head.conv5a.0.weight"),
@@ -129,7 +123,7 @@ def config_from_state_dict(state_dict, arch="auto"):
         for the standard stem), `aux_head`, `aux_channels` (with the
         auxiliary head), `head_channels` and `attention_reduction`. Output
         stride, multi-grid and `align_corners` are not in the weights; see
-        `ARCH_DEFAULTS` and `model_config`.
+        `model_config`.
 
     Raises:
         ValueError: not a DANet checkpoint of that layout.
@@ -170,38 +164,34 @@ def config_from_state_dict(state_dict, arch="auto"):
     return config
 
 
-def model_config(state_dict, arch="auto", file_name=None, **overrides):
+def model_config(state_dict, arch="auto", file_name=None, preset=None, **overrides):
     """The full `DANet` configuration for a checkpoint, and where each value came from.
 
     Precedence: `overrides` (values that are not None), then what the state
-    dict determines (`config_from_state_dict`), then the layout's
-    `ARCH_DEFAULTS` (for mmsegmentation files named `*769x769*`:
-    `align_corners=True`).
+    dict determines (`config_from_state_dict`), then the settings of the
+    preset that describes the checkpoint: `preset` when given, else found by
+    layout and file name (`preset_for_checkpoint`).
 
     Args:
         state_dict: mapping of parameter names to tensors or arrays.
         arch: `"auto"`, `"official"` or `"mmseg"`.
         file_name: the checkpoint's file name, if any.
+        preset: the name of the preset this checkpoint is (None: found from
+            the layout and the file name).
         **overrides: `DANet` arguments; None means "not given". Pass
             `multi_grid=()` for no multi-grid.
 
     Returns:
         `(arch, config, sources)`: the layout, the `DANet` keyword arguments,
         and for each argument where it came from: `"argument"`,
-        `"checkpoint"`, `"<arch> default"` or `"mmseg 769x769 file name"`.
+        `"checkpoint"` or `"preset <name>"`.
     """
     arch = resolve_arch(state_dict, arch)
-    name_defaults = {}
-    if (
-        arch == "mmseg"
-        and file_name
-        and MMSEG_ALIGNED_CORNERS_MARK in os.path.basename(str(file_name))
-    ):
-        name_defaults = {"align_corners": True}
+    preset = preset or preset_for_checkpoint(arch, file_name)
+    from_preset = {key: preset_config(preset).get(key) for key in SETTINGS_FROM_PRESET}
     config, sources = {}, {}
     layers = (
-        (ARCH_DEFAULTS[arch], f"{arch} default"),
-        (name_defaults, f"mmseg {MMSEG_ALIGNED_CORNERS_MARK} file name"),
+        (from_preset, f"preset {preset}"),
         (config_from_state_dict(state_dict, arch), "checkpoint"),
         ({k: v for k, v in overrides.items() if v is not None}, "argument"),
     )

@@ -84,9 +84,9 @@ def _keras_value(kind, value):
 def _model_config(model):
     config = {
         "num_classes": model.num_classes,
-        "backbone": model.backbone_name,
-        "stem": model.stem,
-        "stem_width": model.backbone.stem_width if model.stem == "deep" else None,
+        "backbone": f"resnet{model.backbone.depth}",
+        "stem": model.backbone.stem,
+        "stem_width": model.backbone.stem_width if model.backbone.stem == "deep" else None,
         "aux_head": model.aux_head,
         "head_channels": model.head_channels,
         "attention_reduction": model.attention_reduction,

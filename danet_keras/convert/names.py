@@ -213,10 +213,11 @@ def weight_sources(model, arch):
     """
     if arch not in ARCHS:
         raise ValueError(f"`arch` must be one of {ARCHS}, got {arch!r}.")
-    if getattr(model, "block_layout", "torch") != "torch":
+    layout = model.backbone.block_layout
+    if layout != "torch":
         raise ValueError(
             "PyTorch checkpoints need a model built with block_layout='torch' (the official / "
-            f"mmsegmentation layout); this model has block_layout={model.block_layout!r}."
+            f"mmsegmentation layout); this model has block_layout={layout!r}."
         )
     pairs, unmapped = [], []
     for in_backbone, layers in ((True, model.backbone.layers), (False, model.head_layers)):

@@ -28,7 +28,9 @@ def ade20k_dataset(root, split="train", skip_invalid=False, check_files=True):
         root: `ADEChallengeData2016` or the directory holding it.
         split: "train"/"training" or "val"/"validation".
         skip_invalid: drop invalid examples with a warning instead of raising.
-        check_files: read every file header when opening.
+        check_files: True (or "header") reads every file header when opening;
+            "full" decodes every file whole once (cached by path, size and
+            mtime); False checks nothing eagerly. See `checked_file_split`.
 
     Returns:
         `DatasetSplit` of (image uint8 (H, W, 3), label uint8 (H, W)), 150

@@ -35,7 +35,9 @@ def cityscapes_dataset(
         annotation: "gtFine" or "gtCoarse".
         label_type: "labelIds" (mapped to train ids) or "labelTrainIds".
         skip_invalid: drop invalid examples with a warning instead of raising.
-        check_files: read every file header when opening.
+        check_files: True (or "header") reads every file header when opening;
+            "full" decodes every file whole once (cached by path, size and
+            mtime); False checks nothing eagerly. See `checked_file_split`.
 
     Returns:
         `DatasetSplit` yielding (image uint8 (H, W, 3), label uint8 (H, W))

@@ -37,7 +37,9 @@ def coco_stuff_dataset(
         split: folder name: "train2017", "val2017", "train2014" or "test2014".
         label_type: "labelTrainIds" (converted) or "stuffthingmaps" (raw 164k).
         skip_invalid: drop invalid examples with a warning instead of raising.
-        check_files: read every file header when opening.
+        check_files: True (or "header") reads every file header when opening;
+            "full" decodes every file whole once (cached by path, size and
+            mtime); False checks nothing eagerly. See `checked_file_split`.
 
     Returns:
         `DatasetSplit` of (image uint8 (H, W, 3), label uint8 (H, W)), 171

@@ -32,7 +32,9 @@ def pascal_context_dataset(root, split="train", skip_invalid=False, check_files=
         root: `VOCdevkit/VOC2010`.
         split: "train" or "val".
         skip_invalid: drop invalid examples with a warning instead of raising.
-        check_files: read every file header when opening.
+        check_files: True (or "header") reads every file header when opening;
+            "full" decodes every file whole once (cached by path, size and
+            mtime); False checks nothing eagerly. See `checked_file_split`.
 
     Returns:
         `DatasetSplit` of (image uint8 (H, W, 3), label uint8 (H, W)), 59

@@ -30,7 +30,8 @@ def load_dataset(name, root=None, split="train", **kwargs):
             "tfds:scene_parse150"), for which `root` is the TFDS `data_dir`.
         root: the dataset's directory (see each reader's docstring).
         split: split name as the reader knows it.
-        **kwargs: passed to the reader (`skip_invalid`, `check_files`, ...).
+        **kwargs: passed to the reader (`skip_invalid`, `check_files` True,
+            "full" or False, ...).
 
     Returns:
         `DatasetSplit`.

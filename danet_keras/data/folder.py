@@ -56,7 +56,9 @@ def folder_dataset(
         ignore_values: label values (other than 0..K-1) that mean "ignore".
         name: dataset name for messages and `DatasetInfo`.
         skip_invalid: drop invalid examples with a warning instead of raising.
-        check_files: read every file header when opening.
+        check_files: True (or "header") reads every file header when opening;
+            "full" decodes every file whole once (cached by path, size and
+            mtime); False checks nothing eagerly. See `checked_file_split`.
 
     Returns:
         `DatasetSplit` of (image uint8 (H, W, 3), label uint8 (H, W)).

@@ -89,6 +89,7 @@ def train_pipeline(
     input_context=None,
     drop_remainder=True,
     ignore_index=IGNORE_INDEX,
+    augmenter=None,
 ):
     """The augmented, shuffled, batched training stream.
 
@@ -113,6 +114,16 @@ def train_pipeline(
             batch per replica.
         drop_remainder: drop the last incomplete batch (static batch shape).
         ignore_index: label value for padding.
+        augmenter: None, or extra augmentation applied to each batch after
+            the built-in one: a Keras or keras-cv preprocessing layer (or any
+            callable) taking and returning keras-cv's segmentation format,
+            `{"images": (B, h, w, 3) float32, "segmentation_masks": (B, h, w,
+            1)}`, e.g. `keras_cv.layers.RandomRotation(0.1,
+            segmentation_classes=19)` or `keras.layers.RandomFlip()`. Turn
+            the built-in steps off (`scale_range=None, flip=False,
+            photometric=False`) to use only yours. Pixels a layer invents
+            (rotation corners, say) get the label it fills them with, which
+            is not `ignore_index` unless the layer is told so.
 
     Returns:
         tf.data.Dataset of (images float32 (B, h, w, 3) in [0, 255], labels int32 (B, h, w)).
@@ -136,8 +147,32 @@ def train_pipeline(
         augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
     )
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    if augmenter is not None:
+        dataset = dataset.map(
+            lambda images, labels: apply_augmenter(augmenter, images, labels),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=deterministic,
+        )
     dataset = dataset.prefetch(tf.data.AUTOTUNE)
     return dataset.with_options(_options(deterministic, input_context is not None))
+
+
+def apply_augmenter(augmenter, images, labels):
+    """Runs a keras-cv-style segmentation augmenter on a batch of (images, labels).
+
+    Args:
+        augmenter: a callable on `{"images", "segmentation_masks"}` dicts.
+        images: float32 (B, h, w, 3).
+        labels: int (B, h, w).
+
+    Returns:
+        `(images float32 (B, h', w', 3), labels int32 (B, h', w'))`.
+    """
+    outputs = augmenter({"images": images, "segmentation_masks": labels[..., None]})
+    images = tf.cast(outputs["images"], tf.float32)
+    # Masks come back float from some layers: round, never truncate, before the cast.
+    masks = tf.cast(tf.round(tf.cast(outputs["segmentation_masks"], tf.float32)), tf.int32)
+    return images, masks[..., 0]
 
 
 def eval_pipeline(

@@ -11,7 +11,7 @@ the pipeline's parallel map decodes them, so shuffling and sharding
 records is cheap; with an `input_context` TFDS shards by file.
 """
 
-from danet_keras.data.image_io import decode_pair
+from danet_keras.data.image_io import decode_failure_problem, decode_pair
 from danet_keras.data.labels import (
     ADE20K_LABEL_MAP,
     CITYSCAPES_LABEL_ID_MAP,
@@ -87,6 +87,9 @@ def tfds_dataset(
             label_contents=label_bytes,
         )
 
+    def explain_failure(image_bytes, label_bytes):
+        return decode_failure_problem(source, source, image_bytes, label_bytes)
+
     return DatasetSplit(
         info=DATASETS[info_key],
         split=split,
@@ -94,4 +97,5 @@ def tfds_dataset(
         make_records=make_records,
         decode_record=decode_record,
         skip_invalid=skip_invalid,
+        explain_failure=explain_failure,
     )

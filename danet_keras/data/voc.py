@@ -85,7 +85,9 @@ def voc_dataset(root, split="train", sbd_root=None, skip_invalid=False, check_fi
         sbd_root: SBD `benchmark_RELEASE/dataset` directory, for "trainaug"
             from `.mat` files; None uses `SegmentationClassAug`.
         skip_invalid: drop invalid examples with a warning instead of raising.
-        check_files: read every file header when opening.
+        check_files: True (or "header") reads every file header when opening;
+            "full" decodes every file whole once (cached by path, size and
+            mtime); False checks nothing eagerly. See `checked_file_split`.
 
     Returns:
         `DatasetSplit` of (image uint8 (H, W, 3), label uint8 (H, W)), 21

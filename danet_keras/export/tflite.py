@@ -198,10 +198,10 @@ def tflite_interpreter(path, runtime="litert", use_xnnpack=True, num_threads=Non
         try:
             from ai_edge_litert import interpreter as module
         except ImportError:
-            # `pip install danet-keras` alone has no LiteRT; TensorFlow's own
-            # interpreter runs the same file.
+            # LiteRT is a base dependency, but an environment may lack it;
+            # TensorFlow's own interpreter runs the same file.
             warnings.warn(
-                "ai_edge_litert is not installed (pip install 'danet-keras[tflite]'); "
+                "ai_edge_litert is not installed (pip install ai-edge-litert); "
                 "running the model with tf.lite.Interpreter instead.",
                 stacklevel=2,
             )
@@ -213,8 +213,12 @@ def tflite_interpreter(path, runtime="litert", use_xnnpack=True, num_threads=Non
     kwargs = {}
     if not use_xnnpack:
         kwargs["experimental_op_resolver_type"] = resolver_types.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    interpreter = module.Interpreter(model_path=str(path), num_threads=num_threads, **kwargs)
-    interpreter.allocate_tensors()
+    from danet_keras.native_log import filtered_native_stderr, native_info_hidden
+
+    # LiteRT logs "INFO: Created TensorFlow Lite XNNPACK delegate" here.
+    with filtered_native_stderr(native_info_hidden()):
+        interpreter = module.Interpreter(model_path=str(path), num_threads=num_threads, **kwargs)
+        interpreter.allocate_tensors()
     return interpreter
 
 

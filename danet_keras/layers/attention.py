@@ -45,6 +45,19 @@ class PositionAttention(keras.layers.Layer):
     graph loop (`tf.map_fn`, one block at a time). Both trace into SavedModel,
     have gradients and hold one block's energy at a time.
 
+    Training memory: autodiff would keep every block's softmax for the
+    backward pass, N x N values per image again. With `recompute` the blocked
+    core out = softmax(Q K^T) V has a hand-written gradient that recomputes
+    each block's softmax P = softmax(Q_b K^T) from Q, K, V, block after block
+    (upstream gradient dO_b of the block's output):
+
+        dV += P^T dO_b,  dP = dO_b V^T,  dS = P * (dP - rowsum(dP * P)),
+        dQ_b = dS K,     dK += dS^T Q_b
+
+    so only Q, K, V (N x C) are kept between the forward and backward passes
+    and the backward pass holds one (B x block x N) block at a time. The
+    projections, biases, `gamma` and the residual keep their usual autodiff.
+
     Args:
         reduction: int, channel reduction of the query and key projections
             (official: 8, so C / 8 channels).
@@ -53,6 +66,11 @@ class PositionAttention(keras.layers.Layer):
             (B x N x N) energy fits, else the largest block that fits.
         energy_budget: int, the number of energy elements one block may hold
             when `block_size` is None.
+        recompute: bool. If True (default), the gradient of the blocked
+            attention recomputes each block's softmax instead of keeping it
+            from the forward pass: O(N x block) training memory instead of
+            O(N^2), at the cost of computing Q K^T twice. The forward pass is
+            the same either way; False gives plain autodiff.
         kernel_initializer: initializer of the three projection kernels.
         bias_initializer: initializer of the three projection biases.
         gamma_initializer: initializer of `gamma` (zeros, as the paper).
@@ -75,6 +93,7 @@ class PositionAttention(keras.layers.Layer):
         reduction=8,
         block_size=None,
         energy_budget=DEFAULT_ENERGY_BUDGET,
+        recompute=True,
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
         gamma_initializer="zeros",
@@ -90,6 +109,7 @@ class PositionAttention(keras.layers.Layer):
         self.reduction = int(reduction)
         self.block_size = None if block_size is None else int(block_size)
         self.energy_budget = int(energy_budget)
+        self.recompute = bool(recompute)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.gamma_initializer = keras.initializers.get(gamma_initializer)
@@ -125,11 +145,44 @@ class PositionAttention(keras.layers.Layer):
         return query, key, value
 
     @staticmethod
-    def _attend(query, key, value):
-        """softmax(Q K^T) V for one block of queries; the softmax in float32."""
+    def _attention_weights(query, key):
+        """P = softmax(Q K^T) over the keys, (B, queries, N); the softmax in float32."""
         energy = ops.einsum("bqc,bkc->bqk", query, key)
-        attention = ops.softmax(ops.cast(energy, "float32"), axis=-1)
+        return ops.softmax(ops.cast(energy, "float32"), axis=-1)
+
+    @staticmethod
+    def _attend(query, key, value):
+        """softmax(Q K^T) V for one block of queries, and the float32 weights."""
+        attention = PositionAttention._attention_weights(query, key)
         return ops.einsum("bqk,bkc->bqc", ops.cast(attention, value.dtype), value), attention
+
+    @staticmethod
+    def _attend_gradients(query_block, key, value, grad_block):
+        """Gradients of one query block's output, from its recomputed softmax.
+
+        With P = softmax(Q_b K^T) and dO_b the upstream gradient of O_b = P V:
+
+            dV_b = P^T dO_b,  dP = dO_b V^T,  dS = P * (dP - rowsum(dP * P)),
+            dQ_b = dS K,      dK_b = dS^T Q_b
+
+        The matmuls run in the inputs' dtype and the softmax terms in float32,
+        as autodiff of `_attend` would.
+
+        Returns:
+            `(dQ_b, dK_b, dV_b)`: dQ_b in the queries' dtype; dK_b and dV_b,
+            this block's share of sums over all blocks, in float32.
+        """
+        attention = PositionAttention._attention_weights(query_block, key)
+        # transpose_a/b: no transposed copy of a (B x block x N) tensor.
+        grad_value = tf.matmul(ops.cast(attention, value.dtype), grad_block, transpose_a=True)
+        grad_attention = ops.cast(tf.matmul(grad_block, value, transpose_b=True), "float32")
+        grad_energy = attention * (
+            grad_attention - ops.sum(grad_attention * attention, axis=-1, keepdims=True)
+        )
+        grad_energy = ops.cast(grad_energy, query_block.dtype)
+        grad_query = tf.matmul(grad_energy, key)
+        grad_key = tf.matmul(grad_energy, query_block, transpose_a=True)
+        return grad_query, ops.cast(grad_key, "float32"), ops.cast(grad_value, "float32")
 
     def _block_size(self, batch, positions):
         """Query rows per block; Python ints in, Python int out (else tensors)."""
@@ -142,11 +195,46 @@ class PositionAttention(keras.layers.Layer):
         rows = ops.maximum(self.energy_budget // ops.maximum(batch * positions, 1), 1)
         return ops.minimum(positions, rows)
 
-    def _chunked_attention(self, query, key, value):
+    def _static_block_size(self, query):
+        """The block size as a Python int when the shape is static, else None."""
         batch, positions = query.shape[0], query.shape[1]
         if isinstance(batch, int) and isinstance(positions, int):
-            return self._unrolled_attention(query, key, value, self._block_size(batch, positions))
+            return self._block_size(batch, positions)
+        return None
+
+    def _blocked_attention(self, query, key, value):
+        block = self._static_block_size(query)
+        if block is not None:
+            return self._unrolled_attention(query, key, value, block)
         return self._looped_attention(query, key, value)
+
+    def _blocked_gradients(self, query, key, value, grad):
+        """(dQ, dK, dV) of the blocked attention, one recomputed block at a time."""
+        block = self._static_block_size(query)
+        if block is not None:
+            grads = self._unrolled_gradients(query, key, value, grad, block)
+        else:
+            grads = self._looped_gradients(query, key, value, grad)
+        grad_query, grad_key, grad_value = grads
+        return grad_query, ops.cast(grad_key, key.dtype), ops.cast(grad_value, value.dtype)
+
+    def _chunked_attention(self, query, key, value):
+        if not self.recompute:
+            return self._blocked_attention(query, key, value)
+
+        @tf.custom_gradient
+        def attend(query, key, value):
+            # Unwatched inputs: no tape (eager or in a graph) records the
+            # forward blocks, so none keeps their softmaxes alive.
+            inputs = [tf.stop_gradient(tensor) for tensor in (query, key, value)]
+            outputs = self._blocked_attention(*inputs)
+
+            def gradient(grad):
+                return self._blocked_gradients(query, key, value, grad)
+
+            return outputs, gradient
+
+        return attend(query, key, value)
 
     def _unrolled_attention(self, query, key, value, block):
         """Static shapes: one graph node chain per block.
@@ -190,6 +278,76 @@ class PositionAttention(keras.layers.Layer):
         )
         return attended[:, :positions, :]
 
+    def _unrolled_gradients(self, query, key, value, grad, block):
+        """Static shapes: the backward blocks as a chain, like the forward's.
+
+        Each block waits for the previous block's gradients, so a graph
+        executor holds one block's recomputed softmax at a time; dK and dV
+        are running float32 sums.
+        """
+        positions = query.shape[1]
+        grad_queries, grad_key, grad_value = [], None, None
+        for start in range(0, positions, block):
+            previous = [] if grad_key is None else [grad_queries[-1], grad_key, grad_value]
+            # Both slices wait: dP = dO_b V^T does not depend on the queries,
+            # and would otherwise be computed for all blocks up front.
+            with tf.control_dependencies(previous):
+                query_block = query[:, start : start + block]
+                grad_block = grad[:, start : start + block]
+            grad_query, block_key, block_value = self._attend_gradients(
+                query_block, key, value, grad_block
+            )
+            grad_queries.append(grad_query)
+            grad_key = block_key if grad_key is None else grad_key + block_key
+            grad_value = block_value if grad_value is None else grad_value + block_value
+        if len(grad_queries) > 1:
+            grad_query = ops.concatenate(grad_queries, axis=1)
+        return grad_query, grad_key, grad_value
+
+    def _looped_gradients(self, query, key, value, grad):
+        """Dynamic shapes: a graph loop over query blocks, one at a time."""
+        shape = ops.shape(query)
+        batch, positions, key_channels = shape[0], shape[1], shape[2]
+        channels = ops.shape(value)[2]
+        block = self._block_size(batch, positions)
+        num_blocks = (positions + block - 1) // block
+
+        def to_blocks(x, width):
+            # Padded rows have a zero upstream gradient, so their (uniform)
+            # softmax adds nothing to dK, dV; their dQ rows are dropped.
+            x = ops.pad(x, [[0, 0], [0, num_blocks * block - positions], [0, 0]])
+            return ops.transpose(ops.reshape(x, (batch, num_blocks, block, width)), (1, 0, 2, 3))
+
+        query_blocks, grad_blocks = to_blocks(query, key_channels), to_blocks(grad, channels)
+
+        def body(index, grad_key, grad_value, grad_queries):
+            grad_query, block_key, block_value = self._attend_gradients(
+                query_blocks[index], key, value, grad_blocks[index]
+            )
+            return (
+                index + 1,
+                grad_key + block_key,
+                grad_value + block_value,
+                grad_queries.write(index, grad_query),
+            )
+
+        # parallel_iterations=1: one block's softmax at a time, as the forward.
+        _, grad_key, grad_value, grad_queries = tf.while_loop(
+            lambda index, *_: index < num_blocks,
+            body,
+            (
+                tf.zeros_like(num_blocks),
+                tf.zeros(ops.shape(key), "float32"),
+                tf.zeros(ops.shape(value), "float32"),
+                tf.TensorArray(query.dtype, size=num_blocks),
+            ),
+            parallel_iterations=1,
+        )
+        grad_query = ops.reshape(
+            ops.transpose(grad_queries.stack(), (1, 0, 2, 3)), (batch, -1, key_channels)
+        )
+        return grad_query[:, :positions, :], grad_key, grad_value
+
     def call(self, inputs, return_attention_scores=False):
         flat = _flatten_positions(inputs)
         query, key, value = self._project(flat)
@@ -215,6 +373,7 @@ class PositionAttention(keras.layers.Layer):
                 "reduction": self.reduction,
                 "block_size": self.block_size,
                 "energy_budget": self.energy_budget,
+                "recompute": self.recompute,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
                 "bias_initializer": keras.initializers.serialize(self.bias_initializer),
                 "gamma_initializer": keras.initializers.serialize(self.gamma_initializer),

@@ -2,28 +2,16 @@
 
 import keras
 
-from danet_keras.backbones.resnet import (
-    BLOCK_LAYOUTS,
-    RESNET_DEPTHS,
-    DilatedResNet,
-    LayerBuilder,
-    load_keras_applications_weights,
-    validate_backbone_args,
-)
+from danet_keras.backbones.resnet import DilatedResNet
 from danet_keras.layers.attention import ChannelAttention, PositionAttention
+from danet_keras.layers.conv_blocks import ConvBlockFactory
 from danet_keras.layers.normalization import ImageNormalization
 from danet_keras.layers.resize import ResizeLike
-from danet_keras.models.presets import preset_config
 
-BACKBONES = tuple(f"resnet{depth}" for depth in RESNET_DEPTHS)
 ATTENTIONS = ("position", "channel")
 
 
-def _validate(num_classes, backbone, attention, input_shape, backbone_weights, block_layout):
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"`num_classes` must be an integer >= 1, got {num_classes!r}.")
-    if backbone not in BACKBONES:
-        raise ValueError(f"`backbone` must be one of {BACKBONES}, got {backbone!r}.")
+def _attention_names(attention):
     if isinstance(attention, str):
         attention = (attention,)
     attention = tuple(attention)
@@ -32,60 +20,64 @@ def _validate(num_classes, backbone, attention, input_shape, backbone_weights, b
             "`attention` must be a tuple of distinct names from "
             f"{ATTENTIONS} (empty for the dilated FCN baseline), got {attention!r}."
         )
-    input_shape = tuple(input_shape)
-    if len(input_shape) != 3 or input_shape[-1] != 3:
+    return attention
+
+
+def _backbone_from_name(name, backbone_weights, sync_batchnorm, options):
+    """The `DilatedResNet` that a backbone name and the shortcut options describe."""
+    from danet_keras.backbones.presets import BACKBONE_PRESETS
+
+    if not isinstance(name, str) or name not in BACKBONE_PRESETS:
         raise ValueError(
-            f"`input_shape` must be (height, width, 3) for RGB images (height and width may be "
-            f"None), got {input_shape!r}."
+            f"`backbone` must be a DilatedResNet or one of {sorted(BACKBONE_PRESETS)}, "
+            f"got {name!r}."
         )
-    if block_layout is not None and block_layout not in BLOCK_LAYOUTS:
-        raise ValueError(f"`block_layout` must be one of {BLOCK_LAYOUTS}, got {block_layout!r}.")
-    if backbone_weights is not None and not isinstance(backbone_weights, str):
+    options = {k: v for k, v in options.items() if v is not None}
+    options["sync_batchnorm"] = bool(sync_batchnorm)
+    if backbone_weights is None:
+        return DilatedResNet.from_preset(name, load_weights=False, **options)
+    if not isinstance(backbone_weights, str):
         raise ValueError(
             f"`backbone_weights` must be None, 'imagenet' or a file path, got {backbone_weights!r}."
         )
-    return attention, input_shape
+    config = dict(BACKBONE_PRESETS[name]["config"], **options)
+    config.pop("block_layout", None)
+    return DilatedResNet.from_keras_applications(config.pop("depth"), backbone_weights, **config)
 
 
 @keras.saving.register_keras_serializable(package="danet_keras")
 class DANet(keras.Model):
     """Dual Attention Network for semantic segmentation.
 
-    A dilated ResNet feeds two parallel branches on its last stage: position
-    attention (PAM) and channel attention (CAM). Each branch is, as in the
-    official code, a 3x3 conv-BN-ReLU to C/4 channels, the attention module,
-    and a 3x3 conv-BN-ReLU. The fused prediction classifies (dropout 0.1, 1x1
-    conv) the sum of the two branches; each branch is also classified on its
-    own (the official three-loss training). All logits are bilinearly resized
-    to the input's size.
+    A dilated ResNet backbone feeds two parallel branches on its last stage:
+    position attention (PAM) and channel attention (CAM). Each branch is, as
+    in the official code, a 3x3 conv-BN-ReLU to C/4 channels, the attention
+    module, and a 3x3 conv-BN-ReLU. The fused prediction classifies (dropout
+    0.1, 1x1 conv) the sum of the two branches; each branch is also classified
+    on its own (the official three-loss training). All logits are bilinearly
+    resized to the input's size.
 
     The model takes RGB pixel values in [0, 255] (any dtype, any height and
     width) and normalises them itself, so saved and exported models take raw
     images.
 
+    The backbone is a `DilatedResNet` object (keras-hub's backbone/task
+    split), or a backbone preset name as a shortcut: `DANet(19, "resnet50",
+    output_stride=8)` is `DANet(19, DilatedResNet.from_preset("resnet50",
+    load_weights=False, output_stride=8))`. The backbone options below apply
+    to a name only; a `DilatedResNet` carries its own.
+
     Args:
         num_classes: number of classes, >= 1.
-        backbone: `"resnet18"`, `"resnet34"`, `"resnet50"`, `"resnet101"` or
-            `"resnet152"`.
-        output_stride: 8 (the paper), 16 or 32.
-        multi_grid: None, or the last stage's dilations, e.g. (4, 8, 16).
-        stem: `"standard"` (7x7 conv; the official Cityscapes model) or
-            `"deep"` (three 3x3 convs, ResNetV1c as mmsegmentation).
+        backbone: a `DilatedResNet`, or a name of
+            `danet_keras.backbones.BACKBONE_PRESETS` (`"resnet18"` ...
+            `"resnet152"`, `"resnet101_v1c"`, `"resnet50_imagenet"`, ...).
         attention: the attention branches, a tuple from
             `("position", "channel")`; `()` is the dilated FCN baseline.
         aux_head: add mmsegmentation's FCN auxiliary head on stage 3
             (one 3x3 conv-BN-ReLU to `aux_channels`, dropout, 1x1 conv).
         align_corners: upsampling convention: True as the official code,
             False as mmsegmentation (and `tf.image.resize`).
-        backbone_weights: None, `"imagenet"` (keras.applications ResNet
-            weights, downloaded when online) or the path of a file saved from
-            `keras.applications.ResNet50/101/152`. Needs
-            `block_layout="keras"`, which it selects by default.
-        block_layout: `"torch"` (official / mmsegmentation layout, default)
-            or `"keras"` (keras.applications layout); None picks `"keras"`
-            when `backbone_weights` is given, else `"torch"`.
-        stem_width: width w of the deep stem (w, w, 2w); default 32
-            (mmsegmentation), 64 for the official deep stem.
         head_channels: channels of the attention branches; default C/4 of
             the backbone's last stage (512 for ResNet-50).
         attention_reduction: channel reduction of the position attention's
@@ -95,8 +87,15 @@ class DANet(keras.Model):
         dropout: dropout rate (channel-wise, as `Dropout2d`) before each
             classifier.
         aux_channels: channels of the auxiliary head.
-        sync_batchnorm: synchronise BatchNorm statistics over replicas.
-        input_shape: (height, width, 3); height and width may be None.
+        sync_batchnorm: synchronise BatchNorm statistics over replicas; None
+            follows the backbone (False for a name).
+        output_stride, multi_grid, stem, stem_width, block_layout,
+            input_shape: `DilatedResNet` arguments, with a backbone name only
+            (None: the preset's).
+        backbone_weights: with a backbone name only: None, `"imagenet"` or
+            the path of a keras.applications ResNet weights file; loads them
+            through `DilatedResNet.from_keras_applications` (the
+            `block_layout="keras"` backbone).
         **kwargs: `keras.Model` arguments (`name`, ...).
 
     Returns (when called):
@@ -109,6 +108,8 @@ class DANet(keras.Model):
 
     ```python
     model = danet_keras.DANet(num_classes=19, backbone="resnet50")
+    backbone = danet_keras.DilatedResNet.from_preset("resnet101_v1c", output_stride=16)
+    model = danet_keras.DANet(num_classes=19, backbone=backbone, aux_head=True)
     outputs = model(images)  # images: (B, H, W, 3) in [0, 255]
     class_ids = keras.ops.argmax(outputs["logits"], axis=-1)
     ```
@@ -118,55 +119,51 @@ class DANet(keras.Model):
         self,
         num_classes,
         backbone="resnet50",
-        output_stride=8,
-        multi_grid=None,
-        stem="standard",
         attention=ATTENTIONS,
         aux_head=False,
         align_corners=False,
-        backbone_weights=None,
-        block_layout=None,
-        stem_width=None,
         head_channels=None,
         attention_reduction=8,
         attention_block_size=None,
         dropout=0.1,
         aux_channels=256,
-        sync_batchnorm=False,
-        input_shape=(None, None, 3),
+        sync_batchnorm=None,
+        output_stride=None,
+        multi_grid=None,
+        stem=None,
+        stem_width=None,
+        block_layout=None,
+        input_shape=None,
+        backbone_weights=None,
         **kwargs,
     ):
-        attention, input_shape = _validate(
-            num_classes, backbone, attention, input_shape, backbone_weights, block_layout
-        )
-        if block_layout is None:
-            block_layout = "torch" if backbone_weights is None else "keras"
-        depth = int(backbone[len("resnet") :])
-        multi_grid = None if multi_grid is None else tuple(multi_grid)
-        validate_backbone_args(depth, output_stride, multi_grid, stem, block_layout)
-
-        # === Layers ===
-        encoder = DilatedResNet(
-            depth=depth,
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(f"`num_classes` must be an integer >= 1, got {num_classes!r}.")
+        attention = _attention_names(attention)
+        options = dict(
             output_stride=output_stride,
             multi_grid=multi_grid,
             stem=stem,
             stem_width=stem_width,
             block_layout=block_layout,
-            sync_batchnorm=sync_batchnorm,
             input_shape=input_shape,
-            name="backbone",
         )
-        if backbone_weights is not None:
-            load_keras_applications_weights(encoder, backbone_weights)
-        in_channels = encoder.stage_channels[3]
+        if isinstance(backbone, DilatedResNet):
+            given = sorted(k for k, v in options.items() if v is not None)
+            if backbone_weights is not None:
+                given.append("backbone_weights")
+            if given:
+                raise ValueError(
+                    f"{given} describe the backbone: pass them to DilatedResNet (or give "
+                    "`backbone` as a name)."
+                )
+        else:
+            backbone = _backbone_from_name(backbone, backbone_weights, sync_batchnorm, options)
+        if sync_batchnorm is None:
+            sync_batchnorm = backbone.sync_batchnorm
+        in_channels = backbone.stage_channels[3]
         head_channels = in_channels // 4 if head_channels is None else int(head_channels)
-        build = LayerBuilder("torch", sync_batchnorm)
-
-        def conv_bn_relu(x, filters, name):
-            return build.relu(
-                build.bn(build.conv(x, filters, 3, f"{name}_conv"), f"{name}_bn"), f"{name}_relu"
-            )
+        blocks = ConvBlockFactory(sync_batchnorm=sync_batchnorm)
 
         def classify(x, name):
             x = keras.layers.SpatialDropout2D(dropout, name=f"{name}_dropout")(x)
@@ -177,15 +174,15 @@ class DANet(keras.Model):
             return ResizeLike(align_corners, dtype="float32", name=name)(x, images)
 
         # === Functional model ===
-        images = keras.Input(shape=input_shape, name="images")
-        mode = "caffe" if block_layout == "keras" else "torch"
+        images = keras.Input(shape=backbone.image_shape, name="images")
+        mode = "caffe" if backbone.block_layout == "keras" else "torch"
         normalized = ImageNormalization(mode, name="normalization")(images)
-        features = encoder(normalized)
+        features = backbone(normalized)
         top = features["stage4"]
 
         branches = {}
         for name in attention:
-            x = conv_bn_relu(top, head_channels, f"{name}_reduce")
+            x = blocks.conv_bn_relu(top, head_channels, 3, f"{name}_reduce")
             if name == "position":
                 x = PositionAttention(
                     reduction=attention_reduction,
@@ -194,10 +191,10 @@ class DANet(keras.Model):
                 )(x)
             else:
                 x = ChannelAttention(name="channel_attention")(x)
-            branches[name] = conv_bn_relu(x, head_channels, f"{name}_project")
+            branches[name] = blocks.conv_bn_relu(x, head_channels, 3, f"{name}_project")
         if not branches:
             # Dilated FCN baseline (the official FCNHead without attention).
-            branches["fcn"] = conv_bn_relu(top, head_channels, "fcn_reduce")
+            branches["fcn"] = blocks.conv_bn_relu(top, head_channels, 3, "fcn_reduce")
         fused = list(branches.values())
         fused = fused[0] if len(fused) == 1 else keras.layers.Add(name="fused_add")(fused)
 
@@ -208,73 +205,103 @@ class DANet(keras.Model):
                     classify(branches[name], name), f"{name}_logits"
                 )
         if aux_head:
-            x = conv_bn_relu(features["stage3"], aux_channels, "aux")
+            x = blocks.conv_bn_relu(features["stage3"], aux_channels, 3, "aux")
             outputs["aux_logits"] = upsample(classify(x, "aux"), "aux_logits")
 
         kwargs.setdefault("name", "danet")
         super().__init__(inputs=images, outputs=outputs, **kwargs)
 
         # === Config ===
+        self.backbone = backbone
         self.num_classes = num_classes
-        self.backbone_name = backbone
-        self.output_stride = output_stride
-        self.multi_grid = multi_grid
-        self.stem = stem
         self.attention = attention
         self.aux_head = bool(aux_head)
         self.align_corners = bool(align_corners)
-        self.block_layout = block_layout
-        self.stem_width = stem_width
         self.head_channels = head_channels
         self.attention_reduction = attention_reduction
         self.attention_block_size = attention_block_size
         self.dropout = dropout
         self.aux_channels = aux_channels
         self.sync_batchnorm = bool(sync_batchnorm)
-        self.image_shape = input_shape
-        self.backbone = encoder
 
     def get_config(self):
         return {
             "name": self.name,
             "trainable": self.trainable,
             "num_classes": self.num_classes,
-            "backbone": self.backbone_name,
-            "output_stride": self.output_stride,
-            "multi_grid": self.multi_grid,
-            "stem": self.stem,
+            # The backbone travels as an object; its weights travel with the model.
+            "backbone": keras.saving.serialize_keras_object(self.backbone),
             "attention": self.attention,
             "aux_head": self.aux_head,
             "align_corners": self.align_corners,
-            # The weights travel with the saved model; never re-download them.
-            "backbone_weights": None,
-            "block_layout": self.block_layout,
-            "stem_width": self.stem_width,
             "head_channels": self.head_channels,
             "attention_reduction": self.attention_reduction,
             "attention_block_size": self.attention_block_size,
             "dropout": self.dropout,
             "aux_channels": self.aux_channels,
             "sync_batchnorm": self.sync_batchnorm,
-            "input_shape": self.image_shape,
         }
 
     @classmethod
     def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config.get("backbone"), dict):
+            config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
+        else:
+            # Saved before the backbone was serialised as an object: a name
+            # plus its options, and weights that the file itself carries.
+            config.pop("backbone_weights", None)
         return cls(**config)
 
     @classmethod
-    def from_preset(cls, preset, **overrides):
-        """Builds a named configuration (see `danet_keras.models.presets.PRESETS`).
+    def from_preset(cls, preset, load_weights=True, **overrides):
+        """A DANet from a named preset or a preset directory, with its weights.
 
         Args:
-            preset: preset name, e.g. `"danet_resnet101_cityscapes"`.
-            **overrides: DANet arguments that replace the preset's.
+            preset: a name of `danet_keras.models.presets.PRESETS` (e.g.
+                `"danet_resnet101_cityscapes"`) or a preset directory in
+                keras-hub's layout (`config.json`, `model.weights.h5`,
+                `metadata.json`), as `save_to_preset` and
+                `danet-keras convert --preset-dir` write it.
+            load_weights: load the preset's weights. A named preset's come
+                from the local preset cache, where `danet-keras convert
+                CHECKPOINT --preset NAME` puts them (a FileNotFoundError says
+                where to download the checkpoint when they are missing); a
+                preset without published weights builds fresh weights. False:
+                the configuration with fresh weights.
+            **overrides: DANet arguments that replace the preset's (ones that
+                keep every weight's shape when weights are loaded, e.g.
+                `attention_block_size`).
 
         Returns:
-            A `DANet` with freshly initialised weights.
+            A `DANet`.
         """
-        return cls(**preset_config(preset, **overrides))
+        from danet_keras import preset_io
+        from danet_keras.models import presets
+
+        if preset_io.is_preset_dir(preset):
+            return preset_io.load_preset_model(preset, cls, load_weights, overrides)
+        entry = presets.preset(preset)
+        if load_weights and entry["weights"]:
+            directory = preset_io.local_preset_dir(preset)
+            if directory is None:
+                raise FileNotFoundError(presets.missing_weights_message(preset))
+            return preset_io.load_preset_model(directory, cls, True, overrides)
+        return cls(**presets.preset_config(preset, **overrides))
+
+    def save_to_preset(self, directory, metadata=None):
+        """Writes this model as a preset directory (`config.json`, `model.weights.h5`, ...).
+
+        Args:
+            directory: where to write; replaced atomically if it exists.
+            metadata: extra facts for `metadata.json` (e.g. the source).
+
+        Returns:
+            `directory`.
+        """
+        from danet_keras.preset_io import save_preset
+
+        return save_preset(self, directory, metadata)
 
     @property
     def head_layers(self):

@@ -1,16 +1,42 @@
 """Named DANet configurations: the paper's models and mmsegmentation's model zoo.
 
-A preset is a configuration, not weights: nothing is downloaded. Load trained
-weights into it with `danet_keras.convert` (PyTorch checkpoints) or
-`model.load_weights`. Reported mIoU figures are the sources' own, on the
-dataset's validation split, single scale unless stated.
+This table is the one description of each published model. `DANet.from_preset`
+builds them, `danet-keras train --preset` trains them with their dataset's
+recipe, and the checkpoint converter reads from them what the weights cannot
+tell (output stride, multi-grid, the upsampling convention) and which dataset a
+checkpoint was trained on.
+
+Each entry:
+    description, source, reported: what it is and the source's own mIoU
+        (validation split, single scale unless stated).
+    dataset: the dataset it was trained on (a name of `danet_keras.data`).
+    config: `DANet` keyword arguments.
+    weights: None (no published weights), or where the published PyTorch
+        checkpoint is: `arch` (`"official"` or `"mmseg"`), `url`, and
+        `file_pattern`, a substring of the released file's name.
+
+Weights are never downloaded at run time: convert a downloaded checkpoint into
+the local preset cache with `danet-keras convert CHECKPOINT --preset NAME`, and
+`DANet.from_preset(NAME)` loads it from there.
 """
+
+_MMSEG = "https://download.openmmlab.com/mmsegmentation/v0.5/danet"
+_MMSEG_R101 = {
+    "num_classes": 19,
+    "backbone": "resnet101",
+    "output_stride": 8,
+    "stem": "deep",
+    "stem_width": 32,
+    "aux_head": True,
+    "align_corners": False,
+}
 
 PRESETS = {
     "danet_resnet50_cityscapes": {
         "description": "Paper ablation model: ResNet-50, OS 8, standard stem, official head.",
         "source": "Fu et al. 2019, Table 1",
         "reported": "76.34 mIoU Cityscapes val",
+        "dataset": "cityscapes",
         "config": {
             "num_classes": 19,
             "backbone": "resnet50",
@@ -18,11 +44,13 @@ PRESETS = {
             "stem": "standard",
             "align_corners": True,
         },
+        "weights": None,
     },
     "danet_resnet101_cityscapes": {
         "description": "Official released model: ResNet-101, multi-grid (4, 8, 16), standard stem.",
         "source": "github junfu1115/DANet (--multi-grid --multi-dilation 4 8 16 --no-deepstem)",
         "reported": "79.93 val single scale; 81.50 val multi-scale + flip; 81.5 test",
+        "dataset": "cityscapes",
         "config": {
             "num_classes": 19,
             "backbone": "resnet101",
@@ -31,56 +59,120 @@ PRESETS = {
             "stem": "standard",
             "align_corners": True,
         },
+        "weights": {
+            "arch": "official",
+            "url": "https://drive.google.com/open?id=1XmpFEF-tbPH0Rmv4eKRxYJngr3pTbj6p",
+            "file_pattern": "DANet101",
+        },
     },
     "danet_resnet101_d8_cityscapes_769_mmseg": {
-        "description": "mmsegmentation R-101-D8, 769x769 crops: deep stem (ResNetV1c), aux head.",
+        "description": "mmsegmentation R-101-D8, 769x769 crops, deep stem, aux head.",
         "source": "mmsegmentation configs/danet",
         "reported": "80.47 Cityscapes val (82.02 multi-scale + flip)",
-        "config": {
-            "num_classes": 19,
-            "backbone": "resnet101",
-            "output_stride": 8,
-            "stem": "deep",
-            "stem_width": 32,
-            "aux_head": True,
-            "align_corners": True,
+        "dataset": "cityscapes",
+        # mmsegmentation's 769x769 Cityscapes configs upsample with aligned corners.
+        "config": dict(_MMSEG_R101, align_corners=True),
+        "weights": {
+            "arch": "mmseg",
+            "url": f"{_MMSEG}/danet_r101-d8_769x769_80k_cityscapes/"
+            "danet_r101-d8_769x769_80k_cityscapes_20200607_132918-f3a929e7.pth",
+            "file_pattern": "769x769",
+        },
+    },
+    "danet_resnet101_d8_cityscapes_512x1024_mmseg": {
+        "description": "mmsegmentation R-101-D8, 512x1024 crops, deep stem, aux head.",
+        "source": "mmsegmentation configs/danet",
+        "reported": "80.41 Cityscapes val",
+        "dataset": "cityscapes",
+        "config": dict(_MMSEG_R101),
+        "weights": {
+            "arch": "mmseg",
+            "url": f"{_MMSEG}/danet_r101-d8_512x1024_80k_cityscapes/"
+            "danet_r101-d8_512x1024_80k_cityscapes_20200607_132918-955e6350.pth",
+            "file_pattern": "512x1024",
         },
     },
     "danet_resnet101_d8_ade20k_mmseg": {
-        "description": "mmsegmentation R-101-D8 on ADE20K (150 classes), 512x512 crops.",
+        "description": "mmsegmentation R-101-D8 on ADE20K (150 classes), 512x512 crops, 80k.",
         "source": "mmsegmentation configs/danet",
-        "reported": "43.64 ADE20K val",
-        "config": {
-            "num_classes": 150,
-            "backbone": "resnet101",
-            "output_stride": 8,
-            "stem": "deep",
-            "stem_width": 32,
-            "aux_head": True,
-            "align_corners": False,
+        "reported": "43.64 ADE20K val (45.19 multi-scale + flip)",
+        "dataset": "ade20k",
+        "config": dict(_MMSEG_R101, num_classes=150),
+        "weights": {
+            "arch": "mmseg",
+            "url": f"{_MMSEG}/danet_r101-d8_512x512_80k_ade20k/"
+            "danet_r101-d8_512x512_80k_ade20k_20200615_015126-d0357c73.pth",
+            "file_pattern": "ade20k",
         },
     },
     "danet_resnet101_d8_voc12aug_mmseg": {
-        "description": "mmsegmentation R-101-D8 on PASCAL VOC 2012 + SBD aug (21 classes).",
+        "description": "mmsegmentation R-101-D8 on PASCAL VOC 2012 + SBD aug (21 classes), 20k.",
         "source": "mmsegmentation configs/danet",
-        "reported": "76.02 VOC 2012 val",
-        "config": {
-            "num_classes": 21,
-            "backbone": "resnet101",
-            "output_stride": 8,
-            "stem": "deep",
-            "stem_width": 32,
-            "aux_head": True,
-            "align_corners": False,
+        "reported": "76.02 VOC 2012 val (77.23 multi-scale + flip)",
+        "dataset": "pascal_voc",
+        "config": dict(_MMSEG_R101, num_classes=21),
+        "weights": {
+            "arch": "mmseg",
+            "url": f"{_MMSEG}/danet_r101-d8_512x512_20k_voc12aug/"
+            "danet_r101-d8_512x512_20k_voc12aug_20200618_070026-d48d23b2.pth",
+            "file_pattern": "voc12aug",
         },
     },
 }
 
+# The preset whose settings a checkpoint of each layout gets when its file name
+# matches no preset: the official release, and mmsegmentation's common
+# setting (output stride 8, no multi-grid, align_corners=False).
+DEFAULT_PRESET_OF_ARCH = {
+    "official": "danet_resnet101_cityscapes",
+    "mmseg": "danet_resnet101_d8_cityscapes_512x1024_mmseg",
+}
+
+
+def preset(name):
+    """The entry of `PRESETS` named `name`; a ValueError lists the names."""
+    if name not in PRESETS:
+        raise ValueError(
+            f"Unknown preset {name!r}; available: {sorted(PRESETS)} or a preset directory."
+        )
+    return PRESETS[name]
+
 
 def preset_config(name, **overrides):
     """The DANet keyword arguments of preset `name`, updated with `overrides`."""
-    if name not in PRESETS:
-        raise ValueError(f"Unknown preset {name!r}; available: {sorted(PRESETS)}.")
-    config = dict(PRESETS[name]["config"])
+    config = dict(preset(name)["config"])
     config.update(overrides)
     return config
+
+
+def preset_for_checkpoint(arch, file_name=None):
+    """The name of the preset that describes a checkpoint of layout `arch`.
+
+    The preset of that layout whose `file_pattern` occurs in the file's name,
+    else the layout's default (`DEFAULT_PRESET_OF_ARCH`).
+    """
+    import os
+
+    base = os.path.basename(str(file_name or ""))
+    for name, entry in PRESETS.items():
+        weights = entry["weights"]
+        if weights and weights["arch"] == arch and base and weights["file_pattern"] in base:
+            return name
+    return DEFAULT_PRESET_OF_ARCH[arch]
+
+
+def missing_weights_message(name):
+    """How to get the weights of named preset `name` into the local cache."""
+    from danet_keras.preset_io import cache_dir
+
+    weights = preset(name)["weights"]
+    if not weights:
+        return (
+            f"Preset {name!r} has no published weights; use load_weights=False for a freshly "
+            "initialised model, or train it (danet-keras train --preset ...)."
+        )
+    return (
+        f"The weights of preset {name!r} are not installed in {cache_dir()}. Download "
+        f"{weights['url']} and convert it: `danet-keras convert <file> --preset {name}` "
+        "(or pass load_weights=False for a freshly initialised model)."
+    )

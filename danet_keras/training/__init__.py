@@ -10,31 +10,55 @@ Pieces, usable on their own with `model.compile`:
     make_strategy                                   tf.distribute strategy by name
 """
 
-from danet_keras.training.config import TRAINING_PRESETS, TrainConfig, resolve_config
-from danet_keras.training.losses import (
-    SegmentationCrossEntropy,
-    segmentation_losses,
-    with_output_labels,
-)
-from danet_keras.training.optimizer import LayerwiseSGD, head_learning_rate_multipliers
-from danet_keras.training.schedules import PolyDecay
-from danet_keras.training.strategy import STRATEGIES, configure_logical_cpus, make_strategy
-from danet_keras.training.train import TrainResult, build_training_model, train
+from typing import TYPE_CHECKING
 
-__all__ = [
-    "STRATEGIES",
-    "TRAINING_PRESETS",
-    "LayerwiseSGD",
-    "PolyDecay",
-    "SegmentationCrossEntropy",
-    "TrainConfig",
-    "TrainResult",
-    "build_training_model",
-    "configure_logical_cpus",
-    "head_learning_rate_multipliers",
-    "make_strategy",
-    "resolve_config",
-    "segmentation_losses",
-    "train",
-    "with_output_labels",
-]
+from danet_keras._lazy import lazy_attributes
+
+_EXPORTS = {
+    "STRATEGIES": "danet_keras.training.strategy",
+    "TRAINING_PRESETS": "danet_keras.training.config",
+    "LayerwiseSGD": "danet_keras.training.optimizer",
+    "PolyDecay": "danet_keras.training.schedules",
+    "SegmentationCrossEntropy": "danet_keras.training.losses",
+    "TrainConfig": "danet_keras.training.config",
+    "TrainResult": "danet_keras.training.trainer",
+    "build_model": "danet_keras.training.trainer",
+    "build_training_model": "danet_keras.training.trainer",
+    "configure_logical_cpus": "danet_keras.training.strategy",
+    "head_learning_rate_multipliers": "danet_keras.training.optimizer",
+    "make_strategy": "danet_keras.training.strategy",
+    "resolve_config": "danet_keras.training.config",
+    "segmentation_losses": "danet_keras.training.losses",
+    "train": "danet_keras.training.trainer",
+    "with_output_labels": "danet_keras.training.losses",
+}
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:  # what the lazy attributes are, for type checkers and IDEs
+    from danet_keras.training.config import (  # noqa: F401
+        TRAINING_PRESETS,
+        TrainConfig,
+        resolve_config,
+    )
+    from danet_keras.training.losses import (  # noqa: F401
+        SegmentationCrossEntropy,
+        segmentation_losses,
+        with_output_labels,
+    )
+    from danet_keras.training.optimizer import (  # noqa: F401
+        LayerwiseSGD,
+        head_learning_rate_multipliers,
+    )
+    from danet_keras.training.schedules import PolyDecay  # noqa: F401
+    from danet_keras.training.strategy import (  # noqa: F401
+        STRATEGIES,
+        configure_logical_cpus,
+        make_strategy,
+    )
+    from danet_keras.training.trainer import (  # noqa: F401
+        TrainResult,
+        build_model,
+        build_training_model,
+        train,
+    )

@@ -6,7 +6,6 @@ so that a bad name or number fails before TensorFlow starts.
 """
 
 import dataclasses
-import importlib.util
 import json
 from typing import Optional, Union
 
@@ -67,13 +66,16 @@ class TrainConfig:
         data_dir: root directory of the dataset.
         train_split, val_split: split names for the reader.
         reader_options: keyword arguments of the reader (e.g.
-            `class_names` for `"folder"`).
-        backbone: `"resnet18"` ... `"resnet152"`.
-        output_stride: 8 (paper), 16 or 32.
+            `class_names` for `"folder"`, `skip_invalid=True`).
+        preset: None, a name of `danet_keras.models.presets.PRESETS` or a
+            preset directory: the model's configuration (and the dataset,
+            when `dataset` is not given). A directory's weights, or a named
+            preset's installed weights, are the starting point.
+        model: `DANet` keyword arguments (`backbone`, `output_stride`,
+            `aux_head`, `multi_grid`, `stem`, `head_channels`,
+            `align_corners`, `backbone_weights`, ...), over the preset's;
+            default `{"backbone": "resnet50"}` without a preset.
         num_classes: None for the dataset's class count.
-        model_options: further `DANet` arguments (e.g. `aux_head`,
-            `multi_grid`, `stem`, `head_channels`, `align_corners`,
-            `backbone_weights`).
         crop_size: training crop (square); None: preset.
         batch_size: global batch size (all replicas); None: preset.
         epochs: None: preset.
@@ -111,15 +113,14 @@ class TrainConfig:
         verbose: `model.fit` verbosity ("auto", 0, 1, 2).
     """
 
-    dataset: str = "cityscapes"
+    dataset: Optional[str] = None
     data_dir: Optional[str] = None
     train_split: str = "train"
     val_split: str = "val"
     reader_options: dict = dataclasses.field(default_factory=dict)
-    backbone: str = "resnet50"
-    output_stride: int = 8
+    preset: Optional[str] = None
+    model: dict = dataclasses.field(default_factory=dict)
     num_classes: Optional[int] = None
-    model_options: dict = dataclasses.field(default_factory=dict)
     crop_size: Optional[int] = None
     batch_size: Optional[int] = None
     epochs: Optional[int] = None
@@ -162,6 +163,44 @@ def _positive_int(config, name):
         raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}.")
 
 
+# Keys of earlier configurations, folded into `model`: a `config.json` written
+# before the model settings were one dict still resumes.
+LEGACY_MODEL_KEYS = ("backbone", "output_stride")
+
+
+def _fold_legacy_model_keys(fields):
+    model = fields.get("model") or {}
+    if not isinstance(model, dict):
+        raise ValueError(f"`model` must be a dict of DANet arguments, got {model!r}.")
+    model = dict(fields.pop("model_options", None) or {}, **model)
+    for key in LEGACY_MODEL_KEYS:
+        if key in fields:
+            model.setdefault(key, fields.pop(key))
+    fields["model"] = model
+    return fields
+
+
+def model_arguments(config):
+    """The `DANet` keyword arguments of a resolved config, besides `num_classes`.
+
+    The preset's configuration (when `config.preset` names one), updated by
+    `config.model` and `config.sync_batchnorm`.
+    """
+    from danet_keras.preset_io import is_preset_dir
+
+    arguments = {}
+    if config.preset and not is_preset_dir(config.preset):
+        from danet_keras.models.presets import preset_config
+
+        arguments = preset_config(config.preset)
+        arguments.pop("num_classes", None)
+    elif not config.preset:
+        arguments["backbone"] = "resnet50"
+    arguments.update(config.model)
+    arguments["sync_batchnorm"] = config.sync_batchnorm
+    return arguments
+
+
 def resolve_config(config=None, **overrides):
     """A complete, checked `TrainConfig`.
 
@@ -170,14 +209,13 @@ def resolve_config(config=None, **overrides):
         **overrides: fields that replace `config`'s.
 
     Returns:
-        A new `TrainConfig` with the dataset preset's values filled in.
+        A new `TrainConfig` with the preset's dataset and the dataset
+        recipe's values filled in.
 
     Raises:
-        ValueError: an unknown field, dataset, backbone or strategy, or a
-            value out of range.
+        ValueError: an unknown field, dataset, preset or strategy, or a
+            value out of range. (Model arguments are checked by the model.)
     """
-    from danet_keras.models.danet import BACKBONES
-
     if config is None:
         fields = {}
     elif isinstance(config, TrainConfig):
@@ -189,25 +227,35 @@ def resolve_config(config=None, **overrides):
             f"`config` must be a TrainConfig, a dict or None, got {type(config).__name__}."
         )
     fields.update(overrides)
+    fields = _fold_legacy_model_keys(fields)
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(fields) - known)
     if unknown:
         raise ValueError(f"Unknown training settings {unknown}; known: {sorted(known)}.")
     config = TrainConfig(**fields)
 
+    if config.preset is not None:
+        from danet_keras.preset_io import is_preset_dir
+
+        if not is_preset_dir(config.preset):
+            from danet_keras.models.presets import preset
+
+            entry = preset(config.preset)  # raises for an unknown name
+            if config.dataset is None:
+                config.dataset = entry["dataset"]
+    if config.dataset is None:
+        config.dataset = "cityscapes"
     if not config.dataset.startswith("tfds:") and config.dataset not in known_datasets():
         raise ValueError(
-            f"`dataset` must be one of {known_datasets()} or 'tfds:<name>' ('custom' with your own "
-            f"tf.data datasets), got {config.dataset!r}."
+            f"`dataset` must be one of {known_datasets()} or 'tfds:<name>' ('custom' with your "
+            f"own tf.data datasets), got {config.dataset!r}."
         )
-    if config.backbone not in BACKBONES:
-        raise ValueError(f"`backbone` must be one of {BACKBONES}, got {config.backbone!r}.")
     if config.strategy not in STRATEGIES:
         raise ValueError(f"`strategy` must be one of {STRATEGIES}, got {config.strategy!r}.")
-    preset = training_preset(config.dataset)
+    recipe = training_preset(config.dataset)
     for name in ("crop_size", "batch_size", "learning_rate", "epochs"):
         if getattr(config, name) is None:
-            setattr(config, name, preset[name])
+            setattr(config, name, recipe[name])
     for name in ("crop_size", "batch_size", "epochs", "validation_freq", "ohem_min_kept"):
         _positive_int(config, name)
     for name in ("steps_per_epoch", "validation_steps", "val_batch_size", "num_classes"):
@@ -215,8 +263,6 @@ def resolve_config(config=None, **overrides):
             _positive_int(config, name)
     if not float(config.learning_rate) > 0:
         raise ValueError(f"`learning_rate` must be > 0, got {config.learning_rate!r}.")
-    if config.output_stride not in (8, 16, 32):
-        raise ValueError(f"`output_stride` must be 8, 16 or 32, got {config.output_stride!r}.")
     if config.backup_freq != "epoch":
         _positive_int(config, "backup_freq")
     if (
@@ -225,11 +271,6 @@ def resolve_config(config=None, **overrides):
         or config.warmup_steps < 0
     ):
         raise ValueError(f"`warmup_steps` must be an integer >= 0, got {config.warmup_steps!r}.")
-    if config.tensorboard and importlib.util.find_spec("tensorboard") is None:
-        raise ValueError(
-            "`tensorboard=True` needs the tensorboard package (pip install tensorboard), "
-            "or set tensorboard=False (--no-tensorboard)."
-        )
     if config.head_lr_multiplier <= 0 or config.weight_decay < 0 or not 0 <= config.momentum <= 1:
         raise ValueError(
             "`head_lr_multiplier` must be > 0, `weight_decay` >= 0 and `momentum` in [0, 1]; got "

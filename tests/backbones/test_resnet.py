@@ -166,3 +166,32 @@ def test_depth_table_matches_resnet_definitions():
     for depth, (kind, blocks) in RESNET_DEPTHS.items():
         per_block = 3 if kind == "bottleneck" else 2
         assert 2 + per_block * sum(blocks) == depth
+
+
+def test_backbone_presets_build_and_round_trip_through_a_directory(tmp_path):
+    from danet_keras.backbones import BACKBONE_PRESETS
+
+    assert {"resnet50", "resnet101_v1c", "resnet101_imagenet"} <= set(BACKBONE_PRESETS)
+    backbone = DilatedResNet.from_preset("resnet50_v1c", output_stride=16)
+    assert (backbone.depth, backbone.stem, backbone.stem_width) == (50, "deep", 32)
+    assert backbone.output_stride == 16
+    small = DilatedResNet.from_preset("resnet18", multi_grid=(1, 2))
+    directory = small.save_to_preset(str(tmp_path / "resnet18"))
+    restored = DilatedResNet.from_preset(directory)
+    assert restored.get_config() == small.get_config()
+    x = np.random.default_rng(0).normal(size=(1, 32, 32, 3)).astype("float32")
+    np.testing.assert_array_equal(restored(x)["stage4"], small(x)["stage4"])
+    with pytest.raises(ValueError, match="Unknown backbone preset"):
+        DilatedResNet.from_preset("vgg16")
+
+
+def test_from_keras_applications_loads_a_local_weights_file(tmp_path):
+    reference = keras.applications.ResNet50(weights=None, include_top=False)
+    path = str(tmp_path / "resnet50.weights.h5")
+    reference.save_weights(path)
+    backbone = DilatedResNet.from_keras_applications(50, path, output_stride=16)
+    assert backbone.block_layout == "keras" and backbone.output_stride == 16
+    kernel = reference.get_layer("conv5_block3_3_conv").get_weights()[0]
+    np.testing.assert_array_equal(
+        backbone.get_layer("conv5_block3_3_conv").get_weights()[0], kernel
+    )

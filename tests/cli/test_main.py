@@ -1,3 +1,5 @@
+import os
+import re
 import subprocess
 import sys
 
@@ -52,3 +54,58 @@ def test_console_script_runs():
     )
     assert result.returncode == 0
     assert result.stdout.startswith("danet-keras ")
+
+
+COMMANDS = ("info", "demo", "make-demo-data", "train", "evaluate", "benchmark", "export",
+            "predict", "convert")  # fmt: skip
+
+
+def test_help_does_not_import_tensorflow():
+    # In a fresh interpreter: every command's --help, then a look at what got imported.
+    code = (
+        "import sys\n"
+        "from danet_keras.cli.main import main\n"
+        f"for command in ([], *[[c] for c in {COMMANDS!r}]):\n"
+        "    try:\n"
+        "        main(command + ['--help'])\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('tensorflow', 'keras', 'numpy', 'torch'))\n"
+        "print('HEAVY', heavy[:5])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "HEAVY []" in result.stdout, result.stdout[-500:]
+
+
+def test_import_danet_keras_is_lazy():
+    code = (
+        "import sys, danet_keras\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
+        "assert danet_keras.DANet.__name__ == 'DANet' and 'keras' in sys.modules\n"
+        "assert callable(danet_keras.train) and callable(danet_keras.evaluate)\n"
+        "assert set(danet_keras.__all__) <= set(dir(danet_keras)) | {'__version__'}\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_tensorflow_start_up_log_is_silenced_unless_asked_for():
+    code = "from danet_keras.cli.main import main; main(['info'])"
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    quiet = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr[-2000:]
+    env["TF_CPP_MIN_LOG_LEVEL"] = "0"
+    loud = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    plain = subprocess.run(
+        [sys.executable, "-c", "import tensorflow as t; t.config.list_physical_devices()"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    # The user's setting wins: TensorFlow's own start-up lines come through, as they do
+    # for a plain `import tensorflow` (which lines depends on the machine).
+    log_line = re.compile(r"^[IWEF]\d{4} ", re.MULTILINE)
+    assert loud.returncode == 0
+    assert len(log_line.findall(loud.stderr)) == len(log_line.findall(plain.stderr))

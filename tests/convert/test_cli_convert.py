@@ -25,7 +25,10 @@ def test_convert_with_verification(mmseg_file, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "mmsegmentation checkpoint: " in out
     assert "aux_head             True" in out and "(checkpoint)" in out
-    assert "align_corners        False" in out and "(mmseg default)" in out
+    assert (
+        "align_corners        False" in out
+        and "(preset danet_resnet101_d8_cityscapes_512x1024_mmseg)" in out
+    )
     for name in ("logits", "position_logits", "channel_logits", "aux_logits"):
         assert f"  {name} " in out
     assert f"wrote {output}" in out and output.exists()
@@ -75,3 +78,31 @@ def test_dropping_the_auxiliary_head_needs_no_strict(mmseg_file, tmp_path, capsy
         ]
         assert main(arguments) == 0
     assert output.exists()
+
+
+def test_convert_writes_a_preset_directory_and_installs_a_named_preset(
+    mmseg_file, tmp_path, capsys, monkeypatch
+):
+    from danet_keras import DANet
+
+    directory = tmp_path / "preset"
+    assert main(["convert", str(mmseg_file), "--preset-dir", str(directory)]) == 0
+    assert f"wrote preset {directory}" in capsys.readouterr().out
+    model = DANet.from_preset(str(directory))
+    assert model.aux_head and model.num_classes == 4 and model.backbone.stem == "deep"
+    metadata = (directory / "metadata.json").read_text()
+    assert '"checkpoint": "danet_r18_mmseg.pth"' in metadata and '"mmseg"' in metadata
+
+    # --preset NAME: that preset's settings (align_corners=True for the 769x769 model),
+    # installed in the local cache where DANet.from_preset(NAME) finds it.
+    monkeypatch.setenv("DANET_KERAS_HOME", str(tmp_path / "home"))
+    name = "danet_resnet101_d8_cityscapes_769_mmseg"
+    assert main(["convert", str(mmseg_file), "--preset", name]) == 0
+    assert f"(preset {name})" in capsys.readouterr().out
+    installed = DANet.from_preset(name)
+    assert installed.align_corners and installed.num_classes == 4
+
+
+def test_convert_needs_a_destination(mmseg_file, capsys):
+    assert main(["convert", str(mmseg_file)]) == 2
+    assert "-o FILE, --preset-dir DIR or --preset NAME" in capsys.readouterr().err

@@ -3,7 +3,8 @@ import pytest
 
 pytest.importorskip("torch")
 
-from danet_keras.convert import ARCH_DEFAULTS, config_from_state_dict, detect_arch, model_config  # noqa: E402
+from danet_keras.convert import config_from_state_dict, detect_arch, model_config  # noqa: E402
+from danet_keras.models.presets import PRESETS  # noqa: E402
 
 
 @pytest.mark.parametrize("arch", ["official", "mmseg"])
@@ -75,8 +76,10 @@ def test_model_config_precedence_and_sources(meta_state_dict):
     state = meta_state_dict("official", num_classes=19, backbone="resnet101")
     arch, config, sources = model_config(state)
     assert arch == "official"
-    assert config["multi_grid"] == ARCH_DEFAULTS["official"]["multi_grid"] == (4, 8, 16)
-    assert config["align_corners"] is True and sources["align_corners"] == "official default"
+    official = PRESETS["danet_resnet101_cityscapes"]["config"]
+    assert config["multi_grid"] == official["multi_grid"] == (4, 8, 16)
+    assert config["align_corners"] is True
+    assert sources["align_corners"] == "preset danet_resnet101_cityscapes"
     assert config["backbone"] == "resnet101" and sources["backbone"] == "checkpoint"
     _, config, sources = model_config(state, multi_grid=(), align_corners=False, num_classes=None)
     assert config["multi_grid"] is None and sources["multi_grid"] == "argument"
@@ -90,12 +93,14 @@ def test_mmseg_769x769_files_upsample_with_aligned_corners(meta_state_dict):
     state = meta_state_dict("mmseg", num_classes=19, stem="deep", aux_head=True)
     name = "checkpoints/danet_r50-d8_769x769_40k_cityscapes_20200530_025703-76681c60.pth"
     _, config, sources = model_config(state, file_name=name)
-    assert config["align_corners"] is True and sources["align_corners"] == "mmseg 769x769 file name"
+    assert config["align_corners"] is True
+    assert sources["align_corners"] == "preset danet_resnet101_d8_cityscapes_769_mmseg"
     _, config, _ = model_config(state, file_name=name, align_corners=False)
     assert config["align_corners"] is False
     _, config, _ = model_config(state, file_name="danet_r50-d8_512x1024_40k_cityscapes.pth")
     assert config["align_corners"] is False
     official = meta_state_dict("official", num_classes=19)
     assert (
-        model_config(official, file_name="x_769x769.pth")[2]["align_corners"] == "official default"
+        model_config(official, file_name="x_769x769.pth")[2]["align_corners"]
+        == "preset danet_resnet101_cityscapes"
     )

@@ -33,7 +33,8 @@ def test_weights_file_and_config_from_the_checkpoint(
     assert report.arch == "official" and not report.unused
     assert config["backbone"] == "resnet18" and sources["backbone"] == "checkpoint"
     assert config["num_classes"] == 5 and config["align_corners"] is True
-    assert sources["align_corners"] == "official default" and sources["multi_grid"] == "argument"
+    assert sources["align_corners"] == "preset danet_resnet101_cityscapes"
+    assert sources["multi_grid"] == "argument"
     expected = small_official[1]
     assert {key: config[key] for key in expected} == expected
     from danet_keras import DANet

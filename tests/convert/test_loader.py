@@ -170,7 +170,9 @@ def test_official_checkpoint_has_no_auxiliary_head(small_official, small_officia
 
 def test_keras_block_layout_is_refused():
     with pytest.raises(ValueError, match="block_layout='torch'"):
-        weight_sources(types.SimpleNamespace(block_layout="keras"), "official")
+        weight_sources(
+            types.SimpleNamespace(backbone=types.SimpleNamespace(block_layout="keras")), "official"
+        )
 
 
 def test_verify_conversion_accepts_the_official_2018_checkpoint_layout(

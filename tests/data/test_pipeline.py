@@ -92,3 +92,40 @@ def test_plain_datasets_are_accepted_and_others_refused():
     assert images.shape == (1, 6, 6, 3) and labels.shape == (1, 6, 6)
     with pytest.raises(TypeError, match="DatasetSplit or a tf.data.Dataset"):
         train_pipeline([1, 2], 6, 1)
+
+
+def halves(count=4, size=(8, 12)):
+    """Images whose left half is colour 40 (label 2) and right half colour 200 (label 5)."""
+    height, width = size
+    images = np.full((count, height, width, 3), 40, np.uint8)
+    images[:, :, width // 2 :] = 200
+    labels = np.full((count, height, width), 2, np.uint8)
+    labels[:, :, width // 2 :] = 5
+    return tf.data.Dataset.from_tensor_slices((images, labels))
+
+
+def assert_aligned(images, labels):
+    for image, label in zip(images, labels):
+        np.testing.assert_array_equal(np.where(image[..., 0] > 120, 5, 2), label)
+
+
+@pytest.mark.parametrize("source", ["keras_cv", "keras"])
+def test_keras_and_keras_cv_augmenters_keep_labels_aligned(source):
+    if source == "keras_cv":
+        keras_cv = pytest.importorskip("keras_cv", reason="the `keras-cv` extra is not installed")
+        layer = keras_cv.layers.RandomFlip(mode="horizontal", rate=1.0)
+    else:
+        import keras
+
+        layer = keras.layers.RandomFlip("horizontal", seed=0)
+    dataset = train_pipeline(
+        halves(), (8, 12), 2, scale_range=None, flip=False, photometric=False, shuffle=False,
+        augmenter=layer,
+    )  # fmt: skip
+    flipped = 0
+    for images, labels in batches(dataset):
+        assert images.dtype == np.float32 and labels.dtype == np.int32
+        assert_aligned(images, labels)
+        flipped += int(np.sum(labels[:, 0, 0] == 5))
+    if source == "keras_cv":
+        assert flipped == 4  # rate=1.0: every example was mirrored

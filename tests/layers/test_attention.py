@@ -223,10 +223,231 @@ def test_gradients_flow_through_the_chunked_loop():
         assert_close_to_scale(a, b, 1e-4, "gradient")
 
 
+# Gradients of the recomputed blocks against plain autodiff of one block, both
+# float32: every gradient element is a reduction over the N = 45 positions (dQ,
+# dK, dV) or the B x N = 90 positions (weights), summed in another order (other
+# blocks, a running float32 sum over blocks), ~sqrt(90) eps = 1.1e-6 of its
+# scale each; the backward chains ~3 of them (dP, the rowsum of dS, dK/dQ) and
+# the projection's weight sum: ~4e-6. Measured: at most 2e-7.
+RECOMPUTED_GRADIENT_RTOL = 1e-5
+
+
+def position_gradients(layer, x, cotangent):
+    """d sum(layer(x) * cotangent) with respect to x and every trainable weight."""
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        loss = tf.reduce_sum(tf.cast(layer(x), "float32") * cotangent)
+    return tape.gradient(loss, [x] + layer.trainable_weights)
+
+
+def gradient_names(layer):
+    return ["inputs"] + [weight.name for weight in layer.trainable_weights]
+
+
+@pytest.mark.parametrize(
+    "signature",
+    ["eager", None, (None, None, None, 16), (None, 5, 9, 16)],
+    ids=["eager", "unrolled", "looped", "looped_unknown_batch"],
+)
+@pytest.mark.parametrize(
+    "block_size",
+    [7, 1, 4, 45],  # 45 positions: 7 -> 7 blocks, the last one 3 rows; 4 -> last 1 row
+)
+def test_recomputed_gradients_equal_plain_autodiff(block_size, signature):
+    x = tf.constant(random_features((2, 5, 9, 16)))
+    cotangent = tf.constant(random_features((2, 5, 9, 16), seed=3))
+    plain = PositionAttention(recompute=False)  # one block (small map), autodiff
+    plain.build(x.shape)
+    set_position_weights(plain, 16, alpha=0.8)
+    recomputed = PositionAttention(block_size=block_size)
+    recomputed.build(x.shape)
+    recomputed.set_weights(plain.get_weights())
+    assert recomputed.recompute
+    expected = position_gradients(plain, x, cotangent)
+    # A static size unrolls the blocks (forward and backward; eagerly too);
+    # an unknown size (or batch) runs the forward map_fn and the backward loop.
+    if signature == "eager":
+        actual = position_gradients(recomputed, x, cotangent)
+    else:
+        input_signature = None if signature is None else [tf.TensorSpec(signature)]
+        run = tf.function(
+            lambda x: position_gradients(recomputed, x, cotangent),
+            input_signature=input_signature,
+        )
+        actual = run(x)
+    names = gradient_names(plain)
+    assert len(actual) == len(expected) == 8  # inputs, 3 kernels, 3 biases, gamma
+    for name, a, e in zip(names, actual, expected):
+        if "key_bias" in name:
+            # Exactly zero in exact arithmetic (softmax over keys ignores the
+            # constant Q_j . b_k of each row): both are rounding noise of the
+            # dK rows it sums, which the key kernel's gradient sums weighted
+            # by unit-scale inputs, so compare at that scale.
+            scale = np.abs(np.asarray(expected[names.index("key_kernel")])).max()
+            assert np.abs(np.asarray(a) - np.asarray(e)).max() <= RECOMPUTED_GRADIENT_RTOL * scale
+            continue
+        assert float(tf.reduce_max(tf.abs(e))) > 0, name
+        assert_close_to_scale(a, e, RECOMPUTED_GRADIENT_RTOL, f"gradient of {name}")
+
+
+def forward_tensors_used_by_backward(layer, signature):
+    """Forward tensors the backward ops read: what a train step keeps between the two.
+
+    Traces loss and `tape.gradient` in one function, as a Keras train step
+    does; ops created by `tape.gradient` form the backward pass.
+    """
+    forward_ops = set()
+
+    @tf.function(input_signature=[tf.TensorSpec(signature)])
+    def train_step(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(layer(x) ** 2)
+        forward_ops.update(tf.compat.v1.get_default_graph().get_operations())
+        return tape.gradient(loss, [x] + layer.trainable_weights)
+
+    graph = train_step.get_concrete_function().graph
+    backward_ops = [op for op in graph.get_operations() if op not in forward_ops]
+    kept = {t.name: t for op in backward_ops for t in op.inputs if t.op in forward_ops}
+    return list(kept.values()), backward_ops
+
+
+def test_backward_pass_keeps_no_energy_block():
+    # 45 positions, 16 channels, 2 key channels: a (B, rows, 45) tensor can
+    # only be an energy or softmax block.
+    batch, positions = 2, 45
+    signature = (batch, 5, 9, 16)
+
+    def energy_like(tensors):
+        return sorted(t.name for t in tensors if t.shape.rank == 3 and t.shape[-1] == positions)
+
+    autodiff = PositionAttention(block_size=7, recompute=False)
+    autodiff.build(signature)
+    kept, _ = forward_tensors_used_by_backward(autodiff, signature)
+    # Autodiff keeps every block's softmax: 7 blocks, N x N values in all.
+    assert len(energy_like(kept)) == 7
+
+    recomputed = PositionAttention(block_size=7)
+    recomputed.build(signature)
+    kept, backward_ops = forward_tensors_used_by_backward(recomputed, signature)
+    assert energy_like(kept) == []
+    # What is kept is O(N x C): inputs, projections, Q, K, V.
+    assert max(t.shape.num_elements() for t in kept) <= batch * positions * 16
+    # The backward pass recomputes the 7 blocks, unrolled as the forward (no loop).
+    recomputed_blocks = [op for op in backward_ops if op.type == "Softmax"]
+    assert len(recomputed_blocks) == 7
+    assert not any("While" in op.type for op in backward_ops)
+
+
+def energy_blocks_in_sequence(backward_ops, positions):
+    """Whether the backward's energy-sized work runs one block after another.
+
+    Ops with a (B, rows, N) output are grouped into blocks by the data edges
+    between them (energy -> softmax -> dS <- dP). The blocks run in sequence
+    if each block's ops all follow (through data or control edges) every op
+    of the block before: then a graph executor holds one block's energies at
+    a time, whatever order it picks among ready ops.
+    """
+    energy_ops = [
+        op
+        for op in backward_ops
+        if op.outputs and op.outputs[0].shape.rank == 3 and op.outputs[0].shape[-1] == positions
+    ]
+    names = {op.name for op in energy_ops}
+    block_of = {name: name for name in names}  # union-find over data edges
+
+    def root(name):
+        while block_of[name] != name:
+            name = block_of[name]
+        return name
+
+    for op in energy_ops:
+        for tensor in op.inputs:
+            if tensor.op.name in names:
+                block_of[root(tensor.op.name)] = root(op.name)
+    ancestors = {}
+
+    def ancestors_of(op):
+        if op.name not in ancestors:
+            ancestors[op.name] = set()
+            for parent in [t.op for t in op.inputs] + list(op.control_inputs):
+                ancestors[op.name] |= {parent.name} | ancestors_of(parent)
+        return ancestors[op.name]
+
+    blocks = {}
+    for op in energy_ops:
+        blocks.setdefault(root(op.name), []).append(op)
+    # Order the blocks by how much precedes them; then check each against the one before.
+    ordered = sorted(blocks.values(), key=lambda ops: min(len(ancestors_of(op)) for op in ops))
+    for before, after in zip(ordered, ordered[1:]):
+        if not all({op.name for op in before} <= ancestors_of(op) for op in after):
+            return False
+    return len(ordered) > 1
+
+
+def test_recomputed_backward_blocks_run_one_after_another():
+    # 45 positions in blocks of 7: 7 blocks of energy-sized ops in the backward.
+    signature = (2, 5, 9, 16)
+    recomputed = PositionAttention(block_size=7)
+    recomputed.build(signature)
+    _, backward_ops = forward_tensors_used_by_backward(recomputed, signature)
+    assert energy_blocks_in_sequence(backward_ops, 45)
+    # Autodiff's backward blocks are independent: the check tells them apart.
+    autodiff = PositionAttention(block_size=7, recompute=False)
+    autodiff.build(signature)
+    _, backward_ops = forward_tensors_used_by_backward(autodiff, signature)
+    assert not energy_blocks_in_sequence(backward_ops, 45)
+
+
+def test_backward_loop_keeps_nothing_from_the_forward_loop():
+    # Unknown size: autodiff of the forward map_fn makes it accumulate every
+    # iteration's softmax (extra loop outputs read by the backward loop); the
+    # recomputed gradient reads only Q, K, V and runs its own loop.
+    signature = (None, None, None, 16)
+
+    def forward_loop_outputs(layer):
+        layer.build(signature)
+        kept, backward_ops = forward_tensors_used_by_backward(layer, signature)
+        assert any("While" in op.type for op in backward_ops)
+        return [t for t in kept if "While" in t.op.type]
+
+    assert forward_loop_outputs(PositionAttention(block_size=7, recompute=False))
+    assert forward_loop_outputs(PositionAttention(block_size=7)) == []
+
+
+def test_recomputed_gradient_under_mixed_bfloat16():
+    features = random_features((1, 8, 8, 32))
+    cotangent = tf.constant(random_features((1, 8, 8, 32), seed=3))
+    reference = PositionAttention(recompute=False)
+    reference.build(features.shape)
+    set_position_weights(reference, 32, alpha=1.0)
+    expected = position_gradients(reference, tf.constant(features), cotangent)
+    try:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        layer = PositionAttention(block_size=24)  # 64 positions: blocks of 24, 24, 16
+        layer.build(features.shape)
+        layer.set_weights(reference.get_weights())
+        gradients = position_gradients(layer, tf.constant(features), cotangent)
+        # Large activations: energies far beyond float16's range (bfloat16 has float32's).
+        large = position_gradients(layer, tf.constant(30.0 * features), cotangent)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    for name, a, b, e in zip(gradient_names(layer), gradients, large, expected):
+        assert a.dtype == b.dtype == "float32", name  # the float32 inputs and variables
+        assert np.all(np.isfinite(a)) and np.all(np.isfinite(b)), name
+        if "key_bias" in name:  # zero up to rounding: see the float32 test
+            continue
+        # bfloat16 keeps 8 bits (eps 2**-8 = 3.9e-3): inputs, weights, Q, K, V
+        # and the energies are each rounded to it, which the softmax turns
+        # into ~1e-2 relative changes of the weights (measured 2.6e-2 at
+        # most, autodiff of the same bfloat16 layer alike); 0.1 is ~25 eps.
+        assert_close_to_scale(a, e, 0.1, f"bfloat16 gradient of {name}")
+
+
 @pytest.mark.parametrize("layer_class", [PositionAttention, ChannelAttention])
 def test_attention_layers_round_trip_through_config(layer_class):
     kwargs = (
-        {"reduction": 4, "block_size": 16, "energy_budget": 4096}
+        {"reduction": 4, "block_size": 16, "energy_budget": 4096, "recompute": False}
         if layer_class is PositionAttention
         else {}
     )

@@ -1,3 +1,6 @@
+import json
+import os
+
 import keras
 import numpy as np
 import pytest
@@ -232,3 +235,69 @@ def test_public_api():
     assert danet_keras.layers.PositionAttention is danet_keras.PositionAttention
     assert danet_keras.layers.ChannelAttention is danet_keras.ChannelAttention
     assert isinstance(danet_keras.__version__, str)
+
+
+def test_a_backbone_object_and_the_name_shortcut_give_the_same_model():
+    from danet_keras import DilatedResNet
+
+    options = dict(output_stride=16, multi_grid=(2, 4), stem="deep")
+    by_name = DANet(4, "resnet18", head_channels=16, **options)
+    backbone = DilatedResNet.from_preset("resnet18", **options)
+    by_object = DANet(4, backbone=backbone, head_channels=16)
+    assert by_object.backbone is backbone
+    assert by_object.get_config() == by_name.get_config()
+    assert [w.shape for w in by_object.weights] == [w.shape for w in by_name.weights]
+    by_object.set_weights(by_name.get_weights())
+    images = np.random.default_rng(0).uniform(0, 255, (1, 40, 56, 3)).astype("float32")
+    # Same weights, same layers, same process: exact.
+    np.testing.assert_array_equal(by_object(images)["logits"], by_name(images)["logits"])
+    # The backbone's own arguments belong to the backbone object.
+    with pytest.raises(ValueError, match="output_stride.*DilatedResNet"):
+        DANet(4, backbone=backbone, output_stride=8)
+
+
+def test_config_serialises_the_backbone_object():
+    model = DANet(3, backbone="resnet18", head_channels=16, sync_batchnorm=True)
+    config = model.get_config()
+    assert config["backbone"]["class_name"] == "DilatedResNet"
+    assert config["backbone"]["config"]["depth"] == 18
+    assert config["backbone"]["config"]["sync_batchnorm"] is True
+    assert DANet.from_config(config).get_config() == config
+
+
+def test_a_preset_directory_round_trips_config_and_weights(tmp_path):
+    model = DANet(3, backbone="resnet18", head_channels=16, aux_head=True, aux_channels=8)
+    _perturb_attention_and_batchnorm(model)
+    directory = model.save_to_preset(str(tmp_path / "preset"), metadata={"source": "test"})
+    assert sorted(os.listdir(directory)) == ["config.json", "metadata.json", "model.weights.h5"]
+    metadata = json.loads((tmp_path / "preset" / "metadata.json").read_text())
+    assert metadata["class_name"] == "DANet" and metadata["source"] == "test"
+    assert metadata["parameter_count"] == model.count_params()
+    restored = DANet.from_preset(directory)
+    assert restored.get_config() == model.get_config()
+    images = np.random.default_rng(2).uniform(0, 255, (1, 40, 56, 3)).astype("float32")
+    np.testing.assert_array_equal(restored(images)["logits"], model(images)["logits"])
+    fresh = DANet.from_preset(directory, load_weights=False)
+    assert not np.array_equal(fresh(images)["logits"], model(images)["logits"])
+    # Overrides that keep the weight shapes.
+    assert DANet.from_preset(directory, attention_block_size=8).attention_block_size == 8
+
+
+def test_a_named_preset_loads_installed_weights_or_says_where_to_get_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("DANET_KERAS_HOME", str(tmp_path))
+    name = "danet_resnet101_d8_voc12aug_mmseg"
+    with pytest.raises(FileNotFoundError, match=r"download\.openmmlab\.com.*--preset " + name):
+        DANet.from_preset(name)
+    # Installed in the cache (as `danet-keras convert CHECKPOINT --preset NAME` does); a small
+    # stand-in model keeps the test fast.
+    small = DANet(21, backbone="resnet18", head_channels=16)
+    small.save_to_preset(str(tmp_path / "presets" / name))
+    loaded = DANet.from_preset(name)
+    assert loaded.get_config() == small.get_config()
+    # A preset without published weights builds fresh ones.
+    assert (
+        DANet.from_preset(
+            "danet_resnet50_cityscapes", backbone="resnet18", num_classes=2
+        ).num_classes
+        == 2
+    )

@@ -35,13 +35,13 @@ def test_config_is_json_serialisable():
     "overrides,match",
     [
         ({"dataset": "kitti"}, "dataset"),
-        ({"backbone": "resnet42"}, "backbone"),
+        ({"preset": "danet_resnet42"}, "Unknown preset"),
+        ({"model": "resnet50"}, "`model` must be a dict"),
         ({"strategy": "parameter_server"}, "strategy"),
         ({"batch_size": 0}, "batch_size"),
         ({"crop_size": -1}, "crop_size"),
         ({"epochs": 1.5}, "epochs"),
         ({"learning_rate": 0.0}, "learning_rate"),
-        ({"output_stride": 4}, "output_stride"),
         ({"backup_freq": "hourly"}, "backup_freq"),
         ({"warmup_steps": -1}, "warmup_steps"),
         ({"momentum": 1.5}, "momentum"),
@@ -51,3 +51,16 @@ def test_config_is_json_serialisable():
 def test_bad_settings_fail_with_the_name(overrides, match):
     with pytest.raises(ValueError, match=match):
         resolve_config(**overrides)
+
+
+def test_a_model_preset_gives_the_dataset_and_the_model_arguments():
+    from danet_keras.training.config import model_arguments
+
+    config = resolve_config(preset="danet_resnet101_d8_ade20k_mmseg", model={"aux_head": False})
+    assert config.dataset == "ade20k" and config.crop_size == 512  # the ADE20K recipe
+    arguments = model_arguments(config)
+    assert arguments["backbone"] == "resnet101" and arguments["stem"] == "deep"
+    assert arguments["aux_head"] is False and "num_classes" not in arguments
+    assert resolve_config(preset="danet_resnet101_cityscapes", dataset="demo_city").dataset == (
+        "demo_city"
+    )

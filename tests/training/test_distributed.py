@@ -7,7 +7,7 @@ import textwrap
 import numpy as np
 import pytest
 
-TINY_MODEL = '{"head_channels": 16}'
+TINY_MODEL = '{"backbone": "resnet18", "head_channels": 16}'
 
 
 def last_json_line(output):
@@ -80,10 +80,10 @@ def test_fit_under_mirrored_strategy_with_synchronized_batchnorm(
         import json
         from danet_keras.training.strategy import configure_logical_cpus
         configure_logical_cpus(2)
-        from danet_keras.training.train import train
+        from danet_keras.training.trainer import train
 
         result = train(
-            dict(dataset="custom", num_classes=3, backbone="resnet18", model_options={TINY_MODEL},
+            dict(dataset="custom", num_classes=3, model={TINY_MODEL},
                  strategy="mirrored", epochs=4, steps_per_epoch=4, batch_size=4, learning_rate=0.01,
                  output_dir={str(tmp_path)!r}, tensorboard=False, verbose=0),
             train_data=synthetic_segmentation(16),
@@ -124,11 +124,11 @@ def test_multi_worker_training_keeps_workers_identical(start_python, synthetic_d
         # Each worker has its own data: only the gradient all-reduce can keep them equal.
         code = synthetic_data_code + textwrap.dedent(
             f"""
-            from danet_keras.training.train import train
+            from danet_keras.training.trainer import train
 
             result = train(
-                dict(dataset="custom", num_classes=3, backbone="resnet18",
-                     model_options={TINY_MODEL}, strategy="multi_worker", epochs=2,
+                dict(dataset="custom", num_classes=3, model={TINY_MODEL},
+                     strategy="multi_worker", epochs=2,
                      steps_per_epoch=2, batch_size=4,
                      output_dir={str(output_dir)!r}, tensorboard=False, verbose=0),
                 train_data=lambda: synthetic_segmentation(8, seed={index}),

@@ -8,14 +8,13 @@ import pytest
 import tensorflow as tf
 
 from danet_keras.data import make_demo_city
-from danet_keras.training.train import train
+from danet_keras.training.trainer import train
 
-TINY = {
-    "backbone": "resnet18",
-    "model_options": {"head_channels": 16},
-    "tensorboard": False,
-    "verbose": 0,
-}
+from ..data.test_damaged import CLASSES
+from ..data.test_damaged import damaged as damaged  # a fixture
+
+TINY_SETTINGS = {"tensorboard": False, "verbose": 0}
+TINY = {"model": {"backbone": "resnet18", "head_channels": 16}, **TINY_SETTINGS}
 
 
 def learnable_batches(count, batch_size=2, size=32, seed=0, nan_after=None):
@@ -30,7 +29,7 @@ def learnable_batches(count, batch_size=2, size=32, seed=0, nan_after=None):
 RESUMABLE_RUN = """
 import json, os, signal
 import keras
-from danet_keras.training.train import train
+from danet_keras.training.trainer import train
 
 KILL_AT_STEP = int(sys.argv[1])
 
@@ -43,7 +42,7 @@ class Probe(keras.callbacks.Callback):
             os.kill(os.getpid(), signal.SIGKILL)
 
 result = train(
-    dict(dataset="custom", num_classes=3, backbone="resnet18", model_options={"head_channels": 16},
+    dict(dataset="custom", num_classes=3, model={"backbone": "resnet18", "head_channels": 16},
          strategy="one_device", epochs=3, steps_per_epoch=4, batch_size=2, backup_freq=3,
          validation=False, tensorboard=False, verbose=0, output_dir=OUTPUT_DIR),
     train_data=synthetic_segmentation(8, batch_size=2),
@@ -159,8 +158,23 @@ def test_settings_are_checked_before_tensorflow_work(tmp_path):
         train(dict(dataset="cityscapes", **TINY))
     with pytest.raises(ValueError, match="train_data"):
         train(dict(dataset="custom", **TINY))
-    with pytest.raises(ValueError, match="backbone"):
-        train(dict(dataset="custom", backbone="vgg16"))
+    with pytest.raises(ValueError, match="Unknown preset 'danet_vgg'"):
+        train(dict(dataset="custom", preset="danet_vgg", **TINY))
+    # Model arguments are checked once, by the model.
+    with pytest.raises(ValueError, match="`backbone` must be a DilatedResNet or one of"):
+        train(
+            dict(dataset="custom", num_classes=2, model={"backbone": "vgg16"}, **TINY_SETTINGS),
+            train_data=learnable_batches(1),
+        )
+
+
+def test_legacy_model_keys_fold_into_model():
+    from danet_keras.training.config import resolve_config
+
+    config = resolve_config(
+        {"backbone": "resnet101", "output_stride": 16, "model_options": {"aux_head": True}}
+    )
+    assert config.model == {"backbone": "resnet101", "output_stride": 16, "aux_head": True}
 
 
 def test_cli_reports_bad_settings_as_one_line(capsys):
@@ -208,7 +222,7 @@ def test_cli_flags_map_to_config_fields():
         ]
     )
     fields = config_from_args(args)
-    assert fields["model_options"] == {"aux_head": True, "multi_grid": [4, 8, 16]}
+    assert fields["model"] == {"aux_head": True, "multi_grid": [4, 8, 16], "backbone": "resnet101"}
     assert fields["loss_weights"] == {"aux_logits": 0.2}
     assert fields["class_weights"] == [1.0, 2.0]
     assert (
@@ -216,12 +230,14 @@ def test_cli_flags_map_to_config_fields():
         and fields["sync_batchnorm"] is False
         and fields["mixed_precision"]
     )
-    assert fields["strategy"] == "mirrored" and fields["backbone"] == "resnet101"
+    assert fields["strategy"] == "mirrored"
     assert "crop_size" not in fields  # left to the dataset preset
 
 
 def test_single_output_model_still_keeps_its_best_checkpoint(tmp_path):
-    options = dict(TINY, model_options={"head_channels": 16, "attention": ("position",)})
+    options = dict(
+        TINY, model={"backbone": "resnet18", "head_channels": 16, "attention": ("position",)}
+    )
     result = train(
         dict(
             dataset="custom",
@@ -239,3 +255,23 @@ def test_single_output_model_still_keeps_its_best_checkpoint(tmp_path):
     assert result.best_checkpoint and result.best_mean_iou == pytest.approx(
         result.history["val_mean_iou"][0]
     )
+
+
+@pytest.mark.slow
+def test_cli_training_on_damaged_data_skips_and_reports(damaged, tmp_path, capsys):  # noqa: F811
+    from danet_keras.cli.main import main
+
+    settings = tmp_path / "settings.json"
+    settings.write_text(
+        json.dumps({"reader_options": {"class_names": CLASSES}, "train_split": None, **TINY})
+    )
+    arguments = ["train", "--config", str(settings), "--dataset", "folder"]
+    arguments += ["--data-dir", damaged.root, "--output-dir", str(tmp_path / "run")]
+    arguments += ["--epochs", "2", "--batch-size", "4", "--crop-size", "16", "--no-validation"]
+    # Strict by default: the first bad file stops the run before training, named.
+    assert main(arguments) == 2
+    assert "invalid example" in capsys.readouterr().err
+    assert main(arguments + ["--skip-invalid"]) == 0
+    out = capsys.readouterr().out
+    assert "folder: 44 example(s) skipped" in out, out
+    assert "final model:" in out

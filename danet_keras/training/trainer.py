@@ -22,6 +22,7 @@ import json
 import math
 import os
 import shutil
+import sys
 from typing import Optional
 
 from danet_keras.training.config import resolve_config
@@ -52,6 +53,9 @@ class TrainResult:
             a NaN loss.
         stopped_on_nan: True when `TerminateOnNaN` stopped the run; the last
             good backup and checkpoint are kept.
+        skipped: {split name: `SkipTally`} of the dataset splits read (empty
+            for custom data): how many examples were skipped as invalid and
+            why (`reader_options={"skip_invalid": True}`).
     """
 
     model: object
@@ -62,6 +66,17 @@ class TrainResult:
     best_mean_iou: Optional[float]
     final_model: Optional[str]
     stopped_on_nan: bool
+    skipped: dict = dataclasses.field(default_factory=dict)
+
+
+def fit_verbosity(verbose):
+    """`model.fit`'s verbosity: for "auto", a progress bar on a terminal, one line per epoch else.
+
+    (A progress bar written to a file or a pipe is a stream of carriage returns.)
+    """
+    if verbose == "auto":
+        return 1 if sys.stdout.isatty() else 2
+    return verbose
 
 
 def worker_output_dir(output_dir):
@@ -209,6 +224,53 @@ def _callbacks(config, output_dir, steps_per_epoch, monitor, extra):
     return callbacks
 
 
+def build_model(config, num_classes):
+    """The DANet a resolved `TrainConfig` describes, with its starting weights.
+
+    Without a preset: `DANet(num_classes, **config.model)` (ResNet-50 by
+    default). With a named preset: its configuration updated by
+    `config.model`, starting from its weights when they are installed in the
+    local preset cache. With a preset directory: its model and weights.
+
+    Args:
+        config: a resolved `TrainConfig`.
+        num_classes: the dataset's class count.
+
+    Returns:
+        A `DANet`.
+
+    Raises:
+        ValueError: the preset's weights predict another number of classes.
+    """
+    from danet_keras import preset_io
+    from danet_keras.models.danet import DANet
+    from danet_keras.training.config import model_arguments
+
+    directory = None
+    if config.preset:
+        directory = (
+            config.preset
+            if preset_io.is_preset_dir(config.preset)
+            else preset_io.local_preset_dir(config.preset)
+        )
+    if directory is None:
+        return DANet(num_classes=num_classes, **model_arguments(config))
+    arguments = preset_io.read_json(directory, preset_io.CONFIG_FILE)["config"]
+    if arguments["num_classes"] != num_classes:
+        raise ValueError(
+            f"The preset {config.preset} predicts {arguments['num_classes']} classes and the "
+            f"dataset has {num_classes}: train from its configuration only (a preset name "
+            "without installed weights, or `model` settings without `preset`)."
+        )
+    backbone = arguments["backbone"]
+    if isinstance(backbone, dict):
+        backbone["config"]["sync_batchnorm"] = config.sync_batchnorm
+    arguments.update(config.model, sync_batchnorm=config.sync_batchnorm)
+    model = DANet.from_config(arguments)
+    model.load_weights(os.path.join(directory, preset_io.WEIGHTS_FILE))
+    return model
+
+
 def build_training_model(config, num_classes, total_steps):
     """DANet compiled with the recipe's losses, optimizer and metric.
 
@@ -224,18 +286,11 @@ def build_training_model(config, num_classes, total_steps):
         carry a loss (the labels must be given to each).
     """
     from danet_keras.metrics import MeanIoU
-    from danet_keras.models.danet import DANet
     from danet_keras.training.losses import segmentation_losses
     from danet_keras.training.optimizer import LayerwiseSGD, head_learning_rate_multipliers
     from danet_keras.training.schedules import PolyDecay
 
-    model = DANet(
-        num_classes=num_classes,
-        backbone=config.backbone,
-        output_stride=config.output_stride,
-        sync_batchnorm=config.sync_batchnorm,
-        **config.model_options,
-    )
+    model = build_model(config, num_classes)
     losses, loss_weights = segmentation_losses(
         model.output_names,
         config.loss_weights,
@@ -361,7 +416,7 @@ def train(config=None, train_data=None, val_data=None, strategy=None, callbacks=
         fit_val = None if val_data is None else with_output_labels(val_data, loss_outputs)
     monitor = monitor_key(model) if fit_val is not None else None
     callbacks = _callbacks(config, output_dir, steps_per_epoch, monitor, list(callbacks or []))
-    verbose = config.verbose if is_chief() else 0
+    verbose = fit_verbosity(config.verbose) if is_chief() else 0
     history = model.fit(
         fit_train,
         epochs=config.epochs,
@@ -403,4 +458,7 @@ def train(config=None, train_data=None, val_data=None, strategy=None, callbacks=
         best_mean_iou=best_mean_iou,
         final_model=final_model,
         stopped_on_nan=stopped_on_nan,
+        skipped={
+            split.split: split.skipped for split in (train_split, val_split) if split is not None
+        },
     )

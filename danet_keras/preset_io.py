@@ -1,0 +1,139 @@
+"""Preset directories in keras-hub's layout: `config.json`, `model.weights.h5`, `metadata.json`.
+
+A preset directory holds one model: its Keras-serialised configuration, its
+weights and a few facts about where it came from. `DANet.from_preset` and
+`DilatedResNet.from_preset` read them; `model.save_to_preset(directory)` and
+`danet-keras convert ... --preset-dir DIR` write them.
+
+Named presets whose weights are published elsewhere (the official DANet-101,
+mmsegmentation's model zoo) are looked up in the local preset cache,
+`$DANET_KERAS_HOME/presets/<name>` (default `~/.keras/danet_keras/presets/<name>`),
+where `danet-keras convert CHECKPOINT --preset NAME` puts them. Nothing is
+downloaded at run time.
+"""
+
+import datetime
+import json
+import os
+import shutil
+import tempfile
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.weights.h5"
+METADATA_FILE = "metadata.json"
+
+
+def cache_dir():
+    """The local preset cache: `$DANET_KERAS_HOME/presets` or `~/.keras/danet_keras/presets`."""
+    home = os.environ.get("DANET_KERAS_HOME") or os.path.join(
+        os.path.expanduser("~"), ".keras", "danet_keras"
+    )
+    return os.path.join(home, "presets")
+
+
+def is_preset_dir(path):
+    """True when `path` is a directory holding a preset's `config.json`."""
+    return os.path.isdir(str(path)) and os.path.isfile(os.path.join(str(path), CONFIG_FILE))
+
+
+def local_preset_dir(name):
+    """The cached directory of named preset `name`, or None when it is not installed."""
+    path = os.path.join(cache_dir(), name)
+    return path if is_preset_dir(path) else None
+
+
+def read_json(directory, file_name):
+    with open(os.path.join(directory, file_name)) as f:
+        return json.load(f)
+
+
+def load_preset_model(directory, expected_class, load_weights=True, overrides=None):
+    """Rebuilds the model of a preset directory (and loads its weights).
+
+    Args:
+        directory: a preset directory.
+        expected_class: the class the preset must hold (or a subclass of).
+        load_weights: load `model.weights.h5` (it must exist) or keep the
+            fresh initialisation.
+        overrides: constructor arguments that replace the saved ones (any
+            that leave the weight shapes as they are, e.g. `output_stride`).
+
+    Returns:
+        The model.
+
+    Raises:
+        ValueError: the directory holds another kind of model.
+        FileNotFoundError: weights asked for but absent.
+    """
+    import keras
+
+    import danet_keras.layers  # noqa: F401  (registers the custom layers)
+
+    config = read_json(directory, CONFIG_FILE)
+    config["config"].update(overrides or {})
+    model = keras.saving.deserialize_keras_object(config)
+    if not isinstance(model, expected_class):
+        raise ValueError(
+            f"{directory} holds a {type(model).__name__}, not a {expected_class.__name__}."
+        )
+    if load_weights:
+        weights = os.path.join(directory, WEIGHTS_FILE)
+        if not os.path.isfile(weights):
+            raise FileNotFoundError(
+                f"{directory} has no {WEIGHTS_FILE}; pass load_weights=False for fresh weights."
+            )
+        model.load_weights(weights)
+    return model
+
+
+def save_preset(model, directory, metadata=None):
+    """Writes `model` as a preset directory, atomically.
+
+    The files are written into a temporary directory beside `directory`,
+    which is then renamed into place: a crash never leaves a partly written
+    preset under `directory`.
+
+    Args:
+        model: a Keras model whose class is registered serialisable.
+        directory: the preset directory to write (replaced if it exists).
+        metadata: extra facts for `metadata.json` (e.g. the source checkpoint).
+
+    Returns:
+        `directory`.
+    """
+    import keras
+
+    from danet_keras.version import __version__
+
+    directory = os.path.abspath(str(directory))
+    parent = os.path.dirname(directory)
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(directory)}.", dir=parent)
+    try:
+        with open(os.path.join(staging, CONFIG_FILE), "w") as f:
+            json.dump(keras.saving.serialize_keras_object(model), f, indent=2)
+        model.save_weights(os.path.join(staging, WEIGHTS_FILE))
+        facts = {
+            "danet_keras_version": __version__,
+            "keras_version": keras.__version__,
+            "class_name": type(model).__name__,
+            "parameter_count": int(model.count_params()),
+            "date_saved": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                timespec="seconds"
+            ),
+        }
+        facts.update(metadata or {})
+        with open(os.path.join(staging, METADATA_FILE), "w") as f:
+            json.dump(facts, f, indent=2, default=str)
+        old = None
+        if os.path.exists(directory):
+            old = tempfile.mkdtemp(prefix=f".{os.path.basename(directory)}.old.", dir=parent)
+            os.rmdir(old)
+            os.replace(directory, old)
+        os.replace(staging, directory)
+        if old:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return directory
