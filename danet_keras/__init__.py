@@ -17,7 +17,7 @@ Public API (imported on first use, so `import danet_keras` is instant):
 
 from typing import TYPE_CHECKING
 
-from danet_keras._lazy import lazy_attributes
+from danet_keras._lazy import lazy_attributes, register_serializables_with_keras
 from danet_keras.version import __version__
 
 _EXPORTS = {
@@ -47,6 +47,8 @@ _EXPORTS = {
 }
 __getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS) + ["__version__"]
+# `.keras` files holding a DANet load with plain `keras.saving.load_model`.
+register_serializables_with_keras()
 
 if TYPE_CHECKING:  # what the lazy attributes are, for type checkers and IDEs
     from danet_keras import (  # noqa: F401

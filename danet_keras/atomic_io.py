@@ -139,3 +139,26 @@ def remove_partials(directory, recursive=True):
         if not recursive:
             break
     return removed
+
+
+def save_png(path, array, palette=None):
+    """Writes a uint8 array as a PNG atomically: RGB (H, W, 3), grey (H, W), or palette indices.
+
+    Args:
+        path: the `.png` file.
+        array: (H, W, 3) or (H, W) uint8.
+        palette: None, or (K, 3) uint8 colours: writes a palette ("P" mode) PNG
+            whose pixel values are the indices.
+    """
+    import numpy as np
+    from PIL import Image
+
+    array = np.asarray(array)
+    if palette is None:
+        image = Image.fromarray(array)
+    else:
+        image = Image.fromarray(array.astype(np.uint8), mode="P")
+        image.putpalette(np.asarray(palette, np.uint8).reshape(-1).tolist())
+    with atomic_path(path) as temporary:
+        image.save(temporary, format="PNG")
+    return path

@@ -18,7 +18,6 @@ the workflow end to end, e.g. in CI; its mIoU means nothing.
 """
 
 import dataclasses
-import json
 import os
 import time
 
@@ -92,8 +91,8 @@ def write_overlays(model, dataset, out_dir, count, palette="cityscapes"):
         The written paths.
     """
     import numpy as np
-    from PIL import Image
 
+    from danet_keras.atomic_io import save_png
     from danet_keras.inference import logits_function
     from danet_keras.visualize import overlay
 
@@ -115,7 +114,7 @@ def write_overlays(model, dataset, out_dir, count, palette="cityscapes"):
                 axis=1,
             )
             path = os.path.join(out_dir, f"val_{len(paths):03d}.png")
-            Image.fromarray(panel).save(path)
+            save_png(path, panel)
             paths.append(path)
     return paths
 
@@ -162,6 +161,7 @@ def run_demo(
     Returns:
         A `DemoResult`.
     """
+    from danet_keras.atomic_io import write_json
     from danet_keras.data import DATASETS, eval_pipeline, load_dataset, make_demo_city
     from danet_keras.evaluation import evaluate
     from danet_keras.training.trainer import train
@@ -194,9 +194,9 @@ def run_demo(
         raise RuntimeError("the demo training diverged (NaN loss); see " + trained.output_dir)
     paths.update(training=trained.output_dir, best_model=trained.best_checkpoint)
 
-    import keras
+    from danet_keras.models.loading import load_keras_model
 
-    model = keras.saving.load_model(trained.best_checkpoint, compile=False)
+    model = load_keras_model(trained.best_checkpoint)
     val_split = load_dataset("demo_city", data_dir, "val")
     print("[demo] evaluating the best checkpoint on the validation city ...", flush=True)
     evaluation = evaluate(
@@ -234,8 +234,7 @@ def run_demo(
     seconds["total"] = time.perf_counter() - start
 
     result = DemoResult(evaluation.mean_iou, seconds, paths, export_note)
-    with open(os.path.join(output_dir, "summary.json"), "w") as f:
-        json.dump(dataclasses.asdict(result), f, indent=2)
+    write_json(os.path.join(output_dir, "summary.json"), dataclasses.asdict(result))
     print()
     print(
         f"[demo] validation mIoU {100 * result.mean_iou:.1f} (best checkpoint), "

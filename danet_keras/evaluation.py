@@ -9,12 +9,13 @@ writes the per-class table (JSON, CSV) and a confusion-matrix plot
 
 import csv
 import dataclasses
-import json
+import io
 import math
 import os
 
 import numpy as np
 
+from danet_keras.atomic_io import write_json, write_text
 from danet_keras.inference import multi_scale_logits, resize_logits
 
 
@@ -85,24 +86,24 @@ def save_evaluation(result, output_dir):
         "csv": os.path.join(output_dir, "per_class_iou.csv"),
         "confusion_matrix": os.path.join(output_dir, "confusion_matrix.png"),
     }
-    with open(paths["json"], "w") as f:
-        json.dump(result.to_dict(), f, indent=2)
+    write_json(paths["json"], result.to_dict())
     gt_pixels = result.confusion_matrix.sum(axis=1)
     predicted_pixels = result.confusion_matrix.sum(axis=0)
-    with open(paths["csv"], "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["class_id", "class", "iou", "gt_pixels", "predicted_pixels"])
-        for index, name in enumerate(result.class_names):
-            iou = result.per_class_iou[index]
-            writer.writerow(
-                [
-                    index,
-                    name,
-                    "" if math.isnan(iou) else f"{iou:.6f}",
-                    int(gt_pixels[index]),
-                    int(predicted_pixels[index]),
-                ]
-            )
+    table = io.StringIO()
+    writer = csv.writer(table, lineterminator="\n")
+    writer.writerow(["class_id", "class", "iou", "gt_pixels", "predicted_pixels"])
+    for index, name in enumerate(result.class_names):
+        iou = result.per_class_iou[index]
+        writer.writerow(
+            [
+                index,
+                name,
+                "" if math.isnan(iou) else f"{iou:.6f}",
+                int(gt_pixels[index]),
+                int(predicted_pixels[index]),
+            ]
+        )
+    write_text(paths["csv"], table.getvalue())
     from danet_keras.visualize import save_confusion_matrix
 
     save_confusion_matrix(result.confusion_matrix, result.class_names, paths["confusion_matrix"])

@@ -120,17 +120,6 @@ def segment(runner, image, sliding_window=None):
     return outputs_from_logits(sliding_window_logits(model, image[None], crop_size, stride))
 
 
-def _save_png(array, path, palette=None):
-    from PIL import Image
-
-    if palette is None:
-        Image.fromarray(array).save(path)
-        return
-    image = Image.fromarray(array.astype(np.uint8), mode="P")
-    image.putpalette(palette.reshape(-1).tolist())
-    image.save(path)
-
-
 def predict_files(
     model,
     inputs,
@@ -163,6 +152,7 @@ def predict_files(
     """
     from tqdm.auto import tqdm
 
+    from danet_keras.atomic_io import save_png
     from danet_keras.visualize import heat_map_overlay
     from danet_keras.visualize import overlay as overlay_classes
 
@@ -182,15 +172,15 @@ def predict_files(
         class_ids = outputs["class_ids"][0]
         colours = class_palette(palette, outputs["probabilities"].shape[-1])
         stem = os.path.join(output_dir, os.path.splitext(os.path.basename(path))[0])
-        _save_png(class_ids, f"{stem}_labels.png", colours)
+        save_png(f"{stem}_labels.png", class_ids, colours)
         written.append(f"{stem}_labels.png")
         if overlay:
-            _save_png(overlay_classes(image, class_ids, colours), f"{stem}_overlay.png")
+            save_png(f"{stem}_overlay.png", overlay_classes(image, class_ids, colours))
             written.append(f"{stem}_overlay.png")
         if attention_points:
             maps = position_attention_maps(runner.model, image, attention_points)
             for (y, x), values in zip(attention_points, maps):
                 name = f"{stem}_attention_y{y}_x{x}.png"
-                _save_png(heat_map_overlay(image, values), name)
+                save_png(name, heat_map_overlay(image, values))
                 written.append(name)
     return written

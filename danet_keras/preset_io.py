@@ -15,8 +15,6 @@ downloaded at run time.
 import datetime
 import json
 import os
-import shutil
-import tempfile
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
@@ -103,15 +101,12 @@ def save_preset(model, directory, metadata=None):
     """
     import keras
 
+    from danet_keras.atomic_io import atomic_directory, write_json
     from danet_keras.version import __version__
 
     directory = os.path.abspath(str(directory))
-    parent = os.path.dirname(directory)
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(directory)}.", dir=parent)
-    try:
-        with open(os.path.join(staging, CONFIG_FILE), "w") as f:
-            json.dump(keras.saving.serialize_keras_object(model), f, indent=2)
+    with atomic_directory(directory) as staging:
+        write_json(os.path.join(staging, CONFIG_FILE), keras.saving.serialize_keras_object(model))
         model.save_weights(os.path.join(staging, WEIGHTS_FILE))
         facts = {
             "danet_keras_version": __version__,
@@ -123,17 +118,5 @@ def save_preset(model, directory, metadata=None):
             ),
         }
         facts.update(metadata or {})
-        with open(os.path.join(staging, METADATA_FILE), "w") as f:
-            json.dump(facts, f, indent=2, default=str)
-        old = None
-        if os.path.exists(directory):
-            old = tempfile.mkdtemp(prefix=f".{os.path.basename(directory)}.old.", dir=parent)
-            os.rmdir(old)
-            os.replace(directory, old)
-        os.replace(staging, directory)
-        if old:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        write_json(os.path.join(staging, METADATA_FILE), facts, default=str)
     return directory

@@ -107,13 +107,10 @@ def new_figure(width, height):
 
 def save_figure(figure, path, dpi=120):
     """Writes `figure` as a PNG (written to a temporary name, then renamed into place)."""
-    import os
+    from danet_keras.atomic_io import atomic_path
 
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    temporary = os.path.join(directory, f".{os.path.basename(path)}.partial.png")
-    figure.savefig(temporary, dpi=dpi)
-    os.replace(temporary, path)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=dpi, format="png")
     return path
 
 

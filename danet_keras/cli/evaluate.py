@@ -5,6 +5,8 @@ def _scales(args):
     from danet_keras.inference import PAPER_SCALES
 
     if args.multi_scale:
+        if args.scales:
+            raise ValueError("--multi-scale (the paper's scales) and --scales contradict.")
         return PAPER_SCALES
     return tuple(args.scales) if args.scales else (1.0,)
 
@@ -21,15 +23,14 @@ def _size(values):
 def run(args):
     if args.stride is not None and args.crop_size is None:
         raise ValueError("--stride needs --crop-size (sliding-window evaluation).")
-    import keras
-
     from danet_keras.data import eval_pipeline, load_dataset
     from danet_keras.evaluation import evaluate
+    from danet_keras.models.loading import load_keras_model
 
     split = load_dataset(args.dataset, args.data_dir, args.split)
     if len(split) == 0:
         raise FileNotFoundError(f"No images in {args.data_dir} ({args.dataset}, {args.split}).")
-    model = keras.saving.load_model(args.model, compile=False)
+    model = load_keras_model(args.model)
     if getattr(model, "num_classes", split.num_classes) != split.num_classes:
         raise ValueError(
             f"The model predicts {model.num_classes} classes but {args.dataset} has "

@@ -34,6 +34,9 @@ def build_parser():
         description="DANet (Dual Attention Network for Scene Segmentation) in Keras 3.",
     )
     parser.add_argument("--version", action="version", version=f"danet-keras {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the full traceback when a command fails"
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module_name in COMMAND_MODULES:
         importlib.import_module(f"danet_keras.cli.{module_name}").register(subparsers)
@@ -46,10 +49,20 @@ def main(argv=None):
         import_tensorflow_quietly()
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as error:
-        # Bad input is reported as one line, not a traceback.
-        print(f"danet-keras {args.command}: error: {error}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print(f"danet-keras {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        if args.debug:
+            raise
+        # One line, no traceback: bad input (a value, a path, a file system that says
+        # no) exits 2, anything else 1.
+        bad_input = isinstance(error, (ValueError, OSError))
+        kind = "" if bad_input else f"{type(error).__name__}: "
+        message = " ".join(str(error).split()) or type(error).__name__
+        hint = "" if bad_input else " (--debug shows the traceback)"
+        print(f"danet-keras {args.command}: error: {kind}{message}{hint}", file=sys.stderr)
+        return 2 if bad_input else 1
 
 
 if __name__ == "__main__":

@@ -1,7 +1,6 @@
 """Checkpoint file -> Keras weights file or `.keras` model, written atomically."""
 
 import os
-import tempfile
 
 from danet_keras.convert.checkpoint import read_state_dict
 from danet_keras.convert.config import model_config
@@ -33,25 +32,15 @@ def save_atomically(model, path):
         model: a Keras model.
         path: the output file.
     """
+    from danet_keras.atomic_io import atomic_path
+
     check_output_path(path)
     path = os.fspath(path)
-    suffix = next(s for s in OUTPUT_SUFFIXES if path.endswith(s))
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(
-        prefix=f".{os.path.basename(path)[: -len(suffix)]}.",
-        suffix=f".partial{suffix}",
-        dir=directory,
-    )
-    os.close(handle)
-    try:
-        if suffix == ".keras":
+    with atomic_path(path) as temporary:
+        if path.endswith(".keras"):
             model.save(temporary, overwrite=True)
         else:
             model.save_weights(temporary, overwrite=True)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
 
 
 def convert_checkpoint(

@@ -285,7 +285,7 @@ def make_demo_city(out_dir, num_train=200, num_val=40, size=(256, 512), seed=0):
     Returns:
         dict split -> list of (image_path, label_path).
     """
-    from PIL import Image
+    from danet_keras.atomic_io import save_png
 
     if num_train < 1 or num_val < 0:
         raise ValueError(f"need num_train >= 1 and num_val >= 0, got {num_train}, {num_val}")
@@ -305,7 +305,7 @@ def make_demo_city(out_dir, num_train=200, num_val=40, size=(256, 512), seed=0):
             stem = f"{city}_{index:06d}_000019"
             image_path = os.path.join(image_dir, f"{stem}_leftImg8bit.png")
             label_path = os.path.join(label_dir, f"{stem}_gtFine_labelIds.png")
-            Image.fromarray(image).save(image_path)
-            Image.fromarray(label).save(label_path)
+            save_png(image_path, image)
+            save_png(label_path, label)
             written[split].append((image_path, label_path))
     return written

@@ -36,7 +36,10 @@ def export_onnx(model, path, input_size=None, opset=DEFAULT_OPSET):
     serve = tf.function(
         lambda images: segmentation_outputs(model, images), input_signature=signature
     )
-    tf2onnx.convert.from_function(
-        serve, input_signature=signature, opset=opset, output_path=str(path)
-    )
+    from danet_keras.atomic_io import atomic_path
+
+    with atomic_path(path) as temporary:
+        tf2onnx.convert.from_function(
+            serve, input_signature=signature, opset=opset, output_path=temporary
+        )
     return str(path)

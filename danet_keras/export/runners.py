@@ -65,11 +65,9 @@ class KerasRunner:
 
     def __init__(self, model):
         if not hasattr(model, "predict"):
-            import keras
+            from danet_keras.models.loading import load_keras_model
 
-            import danet_keras  # noqa: F401  (registers the layers for loading)
-
-            model = keras.saving.load_model(str(model), compile=False)
+            model = load_keras_model(model)
         self.model = model
         self.input_size = None
 

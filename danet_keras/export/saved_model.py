@@ -704,5 +704,9 @@ def export_saved_model(
         max_image_size=max_image_size,
         max_batch_size=max_batch_size,
     )
-    archive.write_out(str(path), verbose=verbose)
+    from danet_keras.atomic_io import atomic_directory
+
+    # A serving directory that a model server watches must never be half written.
+    with atomic_directory(path) as staging:
+        archive.write_out(staging, verbose=verbose)
     return str(path)

@@ -18,6 +18,7 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
+from danet_keras.atomic_io import write_bytes
 from danet_keras.export.saved_model import IMAGES_KEY, SERVING_DEFAULT, build_export_archive
 
 QUANTIZATIONS = ("float16", "dynamic", "int8")
@@ -171,8 +172,7 @@ def export_tflite(
         )
         _configure(converter, quantization, calibration_images)
         flatbuffer = converter.convert()
-    with open(path, "wb") as file:
-        file.write(flatbuffer)
+    write_bytes(path, flatbuffer)
     return str(path)
 
 

@@ -1,21 +1,38 @@
-"""Callbacks of `danet_keras.train`: NaN-safe backups, best-mIoU checkpoint, exact resume.
+"""Callbacks of `danet_keras.train`: crash-safe backups, best-mIoU checkpoint, exact resume.
 
 Keras' `BackupAndRestore` restores the weights, the optimizer state (so the
 step counter and the learning-rate schedule continue) and the epoch, but
 re-runs the interrupted epoch from its first batch. `AlignEpochsToSteps` ends
 that epoch once the optimizer has made the epoch's steps, so a resumed run
-makes exactly the planned number of steps. `SafeBackupAndRestore` never backs
-up weights after a non-finite loss and keeps the last good backup when
-`TerminateOnNaN` stops the run. `BestCheckpoint` keeps the model with the best
-validation mIoU and remembers that score across restarts.
+makes exactly the planned number of steps. `SafeBackupAndRestore` writes each
+backup whole before publishing it (a kill mid-backup leaves the previous one),
+never backs up weights after a non-finite loss, and keeps the last good backup
+when `TerminateOnNaN` stops the run. `BestCheckpoint` keeps the model with the
+best validation mIoU, remembers that score across restarts and writes both
+atomically. `HistoryCSV` keeps the per-epoch log, rewritten whole each epoch.
 """
 
+import csv
+import io
 import json
 import math
 import os
+import shutil
+import uuid
 
 import keras
 import numpy as np
+
+from danet_keras.atomic_io import (
+    atomic_directory,
+    atomic_path,
+    remove_partials,
+    write_json,
+    write_text,
+)
+
+# The published backup: {"state": "<directory name>"}, replaced atomically.
+BACKUP_POINTER = "current.json"
 
 
 def _finite_loss(logs):
@@ -26,7 +43,25 @@ def _finite_loss(logs):
 
 
 class SafeBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """`BackupAndRestore` that never saves weights produced by a NaN loss.
+    """`BackupAndRestore` whose backups survive a kill at any point, and never follow a NaN.
+
+    Keras writes the weights and the epoch record of a backup in place, one
+    after the other: a kill in between leaves weights and epoch that disagree,
+    and a kill mid-write a truncated weights file that stops the restart. Here
+    each backup goes whole into its own directory (`state-<id>`), which is
+    then published by atomically replacing the pointer `current.json`; a kill
+    at any moment leaves the previous published backup intact, and the next
+    start clears the unpublished leftovers.
+
+    A backup is also written at every epoch's end, after the epoch's
+    validation, checkpoint and log (this callback comes after them), and a
+    backup due at an epoch's last step waits for it: a run resumed from an
+    epoch boundary starts the next epoch, never re-runs a step, and never
+    misses an epoch's validation.
+
+    The backup is not deleted when training ends (`delete_checkpoint=False`):
+    `danet_keras.train` removes it once the final model is saved, so a kill in
+    between resumes at the end instead of starting over.
 
     Args:
         backup_dir: directory of the backup (one per worker).
@@ -35,20 +70,67 @@ class SafeBackupAndRestore(keras.callbacks.BackupAndRestore):
     """
 
     def __init__(self, backup_dir, save_freq="epoch", **kwargs):
+        kwargs.setdefault("delete_checkpoint", False)
         super().__init__(backup_dir, save_freq=save_freq, **kwargs)
         self.saw_non_finite_loss = False
+        self._at_epoch_end = False
+        self._use_state(self.published_state())
+
+    def published_state(self):
+        """The directory name of the published backup, or None."""
+        pointer = os.path.join(self.backup_dir, BACKUP_POINTER)
+        if not os.path.exists(pointer):
+            return None
+        with open(pointer) as f:
+            return json.load(f)["state"]
+
+    def _use_state(self, state):
+        directory = os.path.join(self.backup_dir, state or "no-backup")
+        self._weights_path = os.path.join(directory, "latest.weights.h5")
+        self._training_metadata_path = os.path.join(directory, "training_metadata.json")
+
+    def _remove_unpublished(self, keep):
+        for name in os.listdir(self.backup_dir):
+            if name.startswith("state-") and name != keep:
+                shutil.rmtree(os.path.join(self.backup_dir, name), ignore_errors=True)
+
+    def on_train_begin(self, logs=None):
+        if os.path.isdir(self.backup_dir):
+            remove_partials(self.backup_dir)
+            self._remove_unpublished(keep=self.published_state())
+        self._use_state(self.published_state())
+        super().on_train_begin(logs)
+
+    def _save_model(self):
+        if self._at_epoch_end:
+            return  # on_epoch_end saves, after the epoch's validation and checkpoint
+        state = f"state-{uuid.uuid4().hex[:12]}"
+        with atomic_directory(os.path.join(self.backup_dir, state)) as staging:
+            self.model.save_weights(os.path.join(staging, "latest.weights.h5"), overwrite=True)
+            record = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
+            write_json(os.path.join(staging, "training_metadata.json"), record)
+        # The backup exists whole; publishing it is one rename.
+        write_json(os.path.join(self.backup_dir, BACKUP_POINTER), {"state": state})
+        self._use_state(state)
+        self._remove_unpublished(keep=state)
 
     def on_train_batch_end(self, batch, logs=None):
         if not _finite_loss(logs):
             self.saw_non_finite_loss = True
         if not self.saw_non_finite_loss:
+            steps = self.params.get("steps") if self.params else None
+            done = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+            self._at_epoch_end = bool(steps) and done % int(steps) == 0
             super().on_train_batch_end(batch, logs)
+            self._at_epoch_end = False
 
     def on_epoch_end(self, epoch, logs=None):
         if not _finite_loss(logs):
             self.saw_non_finite_loss = True
         if not self.saw_non_finite_loss:
-            super().on_epoch_end(epoch, logs)
+            self._current_epoch = epoch + 1
+            self._last_batch_seen = 0
+            self._save_model()
 
     def on_train_end(self, logs=None):
         # After a NaN the backup is the last good state: keep it.
@@ -125,12 +207,57 @@ class BestCheckpoint(keras.callbacks.Callback):
         if not math.isfinite(value) or value <= self.best:
             return
         self.best = value
-        os.makedirs(os.path.dirname(os.path.abspath(self.filepath)), exist_ok=True)
-        self.model.save(self.filepath, overwrite=True)
-        with open(self.record_path, "w") as f:
-            json.dump({"epoch": epoch + 1, "monitor": self.monitor, "value": value}, f)
+        with atomic_path(self.filepath) as temporary:
+            self.model.save(temporary, overwrite=True)
+        # A kill between the two renames leaves a better model than the record
+        # says: the next improvement replaces both; never the reverse.
+        write_json(self.record_path, {"epoch": epoch + 1, "monitor": self.monitor, "value": value})
         if self.verbose:
             print(
                 f"\nEpoch {epoch + 1}: {self.monitor} improved to {value:.4f}; "
                 f"saved {self.filepath}"
             )
+
+
+class HistoryCSV(keras.callbacks.Callback):
+    """The per-epoch log as CSV (epoch, then the logs' keys), rewritten whole after each epoch.
+
+    Keras' `CSVLogger` appends to an open file, so a kill mid-write leaves a
+    partial line. This keeps the rows and replaces the file atomically; with
+    `append=True` (a resumed run) it starts from the rows already there,
+    dropping those of epochs that the resumed run will redo.
+
+    Args:
+        filepath: the CSV file.
+        append: continue an existing file.
+    """
+
+    def __init__(self, filepath, append=False):
+        super().__init__()
+        self.filepath = filepath
+        self.rows = []
+        if append and os.path.exists(filepath):
+            with open(filepath, newline="") as f:
+                self.rows = list(csv.DictReader(f))
+
+    def on_train_begin(self, logs=None):
+        self._first_epoch_seen = False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if not self._first_epoch_seen:
+            # Rows of the epochs this (resumed) run does again are replaced.
+            self.rows = [row for row in self.rows if int(row["epoch"]) < epoch]
+            self._first_epoch_seen = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = {"epoch": str(epoch)}
+        for key, value in sorted((logs or {}).items()):
+            value = np.asarray(value)
+            row[key] = repr(float(value)) if value.size == 1 else str(value.tolist())
+        self.rows.append(row)
+        fields = ["epoch"] + sorted({key for row in self.rows for key in row} - {"epoch"})
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=fields, restval="", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self.rows)
+        write_text(self.filepath, buffer.getvalue())

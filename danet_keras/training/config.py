@@ -265,6 +265,8 @@ def resolve_config(config=None, **overrides):
         raise ValueError(f"`learning_rate` must be > 0, got {config.learning_rate!r}.")
     if config.backup_freq != "epoch":
         _positive_int(config, "backup_freq")
+        if not config.backup:
+            raise ValueError("`backup_freq` is set but `backup` is off (--no-backup).")
     if (
         isinstance(config.warmup_steps, bool)
         or not isinstance(config.warmup_steps, int)

@@ -10,7 +10,7 @@ Files under `output_dir` (the chief's; other workers of a multi-worker job
 write theirs under `output_dir/workers/<task>`):
 
     config.json        the resolved TrainConfig
-    backup/            BackupAndRestore state (removed when the run completes)
+    backup/            the last published backup (removed once final.keras is saved)
     best.keras         the model with the best validation mIoU (+ best.json)
     final.keras        the model after the last epoch
     history.csv        per-epoch losses and mIoU (appended across resumes)
@@ -25,6 +25,7 @@ import shutil
 import sys
 from typing import Optional
 
+from danet_keras.atomic_io import atomic_path, remove_partials, write_text
 from danet_keras.training.config import resolve_config
 from danet_keras.training.strategy import is_chief, make_strategy, task_identity
 
@@ -193,16 +194,11 @@ def _callbacks(config, output_dir, steps_per_epoch, monitor, extra):
     from danet_keras.training.callbacks import (
         AlignEpochsToSteps,
         BestCheckpoint,
+        HistoryCSV,
         SafeBackupAndRestore,
     )
 
     callbacks = [keras.callbacks.TerminateOnNaN()]
-    backup = None
-    if config.backup:
-        backup = SafeBackupAndRestore(
-            os.path.join(output_dir, "backup"), save_freq=config.backup_freq
-        )
-        callbacks.append(backup)
     if monitor:
         callbacks.append(
             BestCheckpoint(
@@ -213,11 +209,14 @@ def _callbacks(config, output_dir, steps_per_epoch, monitor, extra):
             )
         )
     resuming = config.backup and os.path.exists(os.path.join(output_dir, "backup"))
-    callbacks.append(
-        keras.callbacks.CSVLogger(os.path.join(output_dir, "history.csv"), append=resuming)
-    )
+    callbacks.append(HistoryCSV(os.path.join(output_dir, "history.csv"), append=resuming))
     if config.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(os.path.join(output_dir, "logs")))
+    if config.backup:
+        # After the epoch's checkpoint and log: its epoch-end backup comes last.
+        callbacks.append(
+            SafeBackupAndRestore(os.path.join(output_dir, "backup"), save_freq=config.backup_freq)
+        )
     callbacks.extend(extra)
     # Last: it must see whether another callback stopped training.
     callbacks.append(AlignEpochsToSteps(steps_per_epoch))
@@ -391,8 +390,9 @@ def train(config=None, train_data=None, val_data=None, strategy=None, callbacks=
 
     output_dir = worker_output_dir(config.output_dir)
     os.makedirs(output_dir, exist_ok=True)
-    with open(os.path.join(output_dir, "config.json"), "w") as f:
-        f.write(config.to_json())
+    # What a writer killed mid-write left behind (every file here is written atomically).
+    remove_partials(output_dir)
+    write_text(os.path.join(output_dir, "config.json"), config.to_json())
 
     previous_policy = keras.mixed_precision.global_policy()
     if config.mixed_precision:
@@ -434,7 +434,10 @@ def train(config=None, train_data=None, val_data=None, strategy=None, callbacks=
     final_model = None
     if not stopped_on_nan:
         final_model = os.path.join(output_dir, "final.keras")
-        model.save(final_model)
+        with atomic_path(final_model) as temporary:
+            model.save(temporary)
+        # Only now: a kill before this point resumes from the backup, at the end.
+        shutil.rmtree(os.path.join(output_dir, "backup"), ignore_errors=True)
     best_checkpoint = best_mean_iou = None
     best_record = os.path.join(output_dir, "best.json")
     if os.path.exists(best_record):

@@ -301,3 +301,18 @@ def test_a_named_preset_loads_installed_weights_or_says_where_to_get_them(tmp_pa
         ).num_classes
         == 2
     )
+
+
+@pytest.mark.parametrize("order", ["danet_keras first", "keras first"])
+def test_plain_keras_load_model_works_after_import_danet_keras(tmp_path, order):
+    import subprocess
+    import sys
+
+    path = str(tmp_path / "danet.keras")
+    DANet(3, backbone="resnet18", head_channels=16).save(path)
+    imports = (
+        "import danet_keras, keras" if order == "danet_keras first" else "import keras, danet_keras"
+    )
+    code = f"{imports}\nprint(type(keras.saving.load_model({path!r})).__name__)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip() == "DANet", result.stderr[-2000:]

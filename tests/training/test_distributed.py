@@ -2,6 +2,7 @@
 
 import json
 import socket
+import subprocess
 import textwrap
 
 import numpy as np
@@ -114,41 +115,76 @@ def free_port():
         return sock.getsockname()[1]
 
 
-@pytest.mark.slow
-def test_multi_worker_training_keeps_workers_identical(start_python, synthetic_data_code, tmp_path):
+MULTI_WORKER_RUN = """
+import json, os, signal
+import keras
+from danet_keras.training.trainer import train
+
+class Probe(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        step = int(self.model.optimizer.iterations.numpy())
+        print(json.dumps({{"start_step": step}}), flush=True)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.optimizer.iterations.numpy()) == KILL_AT_STEP:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+result = train(
+    dict(dataset="custom", num_classes=3, model={model}, strategy="multi_worker",
+         epochs={epochs}, steps_per_epoch=2, batch_size=4, output_dir={output_dir!r},
+         tensorboard=False, verbose=0),
+    train_data=lambda: synthetic_segmentation(8, seed={index}),
+    val_data=lambda: synthetic_segmentation(4, seed=9),
+    callbacks=[Probe()],
+)
+np.savez({weights!r}, *[v.numpy() for v in result.model.weights])
+print(json.dumps({{"end_step": int(result.model.optimizer.iterations.numpy()),
+                  "output_dir": result.output_dir}}), flush=True)
+"""
+
+
+def run_cluster(start_python, synthetic_data_code, tmp_path, epochs, kill=None):
+    """Two TF_CONFIG workers on 127.0.0.1; `kill=(worker, step)` SIGKILLs that worker there.
+
+    When a worker dies, its peer is stuck in the next all-reduce: like a cluster manager,
+    this kills the survivor too, so that both can be restarted.
+
+    Returns:
+        Per worker, `(returncode, json records printed, output)`.
+    """
     cluster = {"worker": [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]}
-    output_dir = tmp_path / "run"
     processes = []
     for index in range(2):
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
         # Each worker has its own data: only the gradient all-reduce can keep them equal.
         code = synthetic_data_code + textwrap.dedent(
-            f"""
-            from danet_keras.training.trainer import train
-
-            result = train(
-                dict(dataset="custom", num_classes=3, model={TINY_MODEL},
-                     strategy="multi_worker", epochs=2,
-                     steps_per_epoch=2, batch_size=4,
-                     output_dir={str(output_dir)!r}, tensorboard=False, verbose=0),
-                train_data=lambda: synthetic_segmentation(8, seed={index}),
-                val_data=lambda: synthetic_segmentation(4, seed=9),
+            MULTI_WORKER_RUN.format(
+                model=TINY_MODEL, epochs=epochs, output_dir=str(tmp_path / "run"), index=index,
+                weights=str(tmp_path / f"weights{index}.npz"),
             )
-            weights = [v.numpy() for v in result.model.weights]
-            np.savez({str(tmp_path / f"weights{index}.npz")!r}, *weights)
-            print("output_dir", result.output_dir)
-            """
-        )
+        ).replace(
+            "KILL_AT_STEP", str(kill[1] if kill and kill[0] == index else -1)
+        )  # fmt: skip
         processes.append(start_python(code, env={"TF_CONFIG": tf_config}))
-    outputs = []
+    if kill:
+        processes[kill[0]].wait(timeout=400)
+        survivor = processes[1 - kill[0]]
+        try:
+            survivor.wait(timeout=20)  # it may fail on its own once its peer is gone
+        except subprocess.TimeoutExpired:
+            survivor.kill()
+    results = []
     for process in processes:
         try:
-            outputs.append(process.communicate(timeout=400)[0])
+            output = process.communicate(timeout=400)[0]
         finally:
             process.kill()
-    for process, output in zip(processes, outputs):
-        assert process.returncode == 0, output[-5000:]
+        records = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+        results.append((process.returncode, records, output))
+    return results
 
+
+def assert_workers_identical(tmp_path):
     chief, worker = np.load(tmp_path / "weights0.npz"), np.load(tmp_path / "weights1.npz")
     assert len(chief.files) > 50
     # Exact, across processes: both workers apply the same all-reduced
@@ -156,8 +192,35 @@ def test_multi_worker_training_keeps_workers_identical(start_python, synthetic_d
     # training is defined by its replicas never drifting apart.
     for name in chief.files:
         np.testing.assert_array_equal(chief[name], worker[name])
+
+
+@pytest.mark.slow
+def test_multi_worker_training_keeps_workers_identical(start_python, synthetic_data_code, tmp_path):
+    results = run_cluster(start_python, synthetic_data_code, tmp_path, epochs=2)
+    for returncode, _, output in results:
+        assert returncode == 0, output[-5000:]
+    assert_workers_identical(tmp_path)
     # The chief writes the checkpoints; worker 1 keeps only its own bookkeeping.
+    output_dir = tmp_path / "run"
     assert (output_dir / "best.keras").exists() and (output_dir / "final.keras").exists()
     worker_dir = output_dir / "workers" / "worker_1"
-    assert f"output_dir {worker_dir}" in outputs[1]
+    assert results[1][1][-1]["output_dir"] == str(worker_dir)
     assert not (worker_dir / "best.keras").exists() and not (worker_dir / "final.keras").exists()
+
+
+@pytest.mark.slow
+def test_multi_worker_job_resumes_after_a_worker_is_killed(
+    start_python, synthetic_data_code, tmp_path
+):
+    # Worker 1 dies at step 3, in epoch 2, after the epoch-1 backups (step 2) of both workers.
+    killed = run_cluster(start_python, synthetic_data_code, tmp_path, epochs=3, kill=(1, 3))
+    assert killed[1][0] == -9, killed[1][2][-3000:]
+    assert not (tmp_path / "weights0.npz").exists()  # the job did not finish
+    # Both restarted: each resumes from its own last backup and the job finishes.
+    resumed = run_cluster(start_python, synthetic_data_code, tmp_path, epochs=3)
+    for returncode, records, output in resumed:
+        assert returncode == 0, output[-5000:]
+        assert records[0] == {"start_step": 2}, output[-3000:]
+        assert records[-1]["end_step"] == 6  # 3 epochs of 2 steps, as planned
+    assert_workers_identical(tmp_path)
+    assert (tmp_path / "run" / "final.keras").exists()

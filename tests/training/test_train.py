@@ -13,6 +13,13 @@ from danet_keras.training.trainer import train
 from ..data.test_damaged import CLASSES
 from ..data.test_damaged import damaged as damaged  # a fixture
 
+
+def published_backup_record(backup_dir):
+    """The epoch record of the backup that `backup_dir/current.json` publishes."""
+    state = json.loads((backup_dir / "current.json").read_text())["state"]
+    return json.loads((backup_dir / state / "training_metadata.json").read_text())
+
+
 TINY_SETTINGS = {"tensorboard": False, "verbose": 0}
 TINY = {"model": {"backbone": "resnet18", "head_channels": 16}, **TINY_SETTINGS}
 
@@ -71,7 +78,7 @@ def test_run_killed_mid_epoch_resumes_from_the_last_backup(
     returncode, records, output = run(7)
     assert returncode == -9, output[-3000:]
     assert records == [{"start_step": 0}]
-    metadata = json.loads((tmp_path / "backup" / "training_metadata.json").read_text())
+    metadata = published_backup_record(tmp_path / "backup")
     assert metadata["epoch"] == 1
 
     returncode, records, output = run(-1)
@@ -107,7 +114,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     best = keras.saving.load_model(tmp_path / "best.keras", compile=False)
     assert all(np.all(np.isfinite(v.numpy())) for v in best.weights)
     # The backup of the last good epoch is kept for inspection or a resumed run.
-    metadata = json.loads((tmp_path / "backup" / "training_metadata.json").read_text())
+    metadata = published_backup_record(tmp_path / "backup")
     assert metadata["epoch"] == 1
 
 

@@ -1,0 +1,132 @@
+"""Crash safety: training killed with SIGKILL at many points, mid-step and mid-write."""
+
+import csv
+import json
+import os
+import textwrap
+
+import keras
+import pytest
+
+from danet_keras.atomic_io import is_partial
+
+# A run of 3 epochs x 4 steps, backups every 3 steps and at each epoch's end, validated
+# each epoch. KILL says where the process SIGKILLs itself: "step:N" after optimizer step N,
+# or "write:NAME:K" during the K-th atomic write of a file named NAME ("backup": a backup's
+# state directory): the temporary copy is cut to half its size first, as a kill in the middle
+# of writing it would leave it, and the rename never happens.
+CRASHING_RUN = """
+import json, os, signal
+import keras
+from danet_keras.training.trainer import train
+
+KILL = KILL_SPEC
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+if KILL.startswith("write:"):
+    _, target, nth = KILL.split(":")
+    seen = [0]
+    real_replace = os.replace
+
+    def cut(path):
+        if os.path.isdir(path):
+            for root, _, files in os.walk(path):
+                for name in files:
+                    cut(os.path.join(root, name))
+        else:
+            with open(path, "r+b") as f:
+                f.truncate(os.path.getsize(path) // 2)
+
+    def replace(source, destination):
+        name = os.path.basename(str(destination))
+        hit = name.startswith("state-") if target == "backup" else name == target
+        if hit and ".partial" in os.path.basename(str(source)):
+            seen[0] += 1
+            if seen[0] == int(nth):
+                cut(source)
+                die()
+        return real_replace(source, destination)
+
+    os.replace = replace
+
+class Probe(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        step = int(self.model.optimizer.iterations.numpy())
+        print(json.dumps({"start_step": step}), flush=True)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if KILL == f"step:{int(self.model.optimizer.iterations.numpy())}":
+            die()
+
+result = train(
+    dict(dataset="custom", num_classes=3, model={"backbone": "resnet18", "head_channels": 16},
+         strategy="one_device", epochs=3, steps_per_epoch=4, batch_size=2, backup_freq=3,
+         tensorboard=False, verbose=0, output_dir=OUTPUT_DIR),
+    train_data=synthetic_segmentation(8, batch_size=2),
+    val_data=synthetic_segmentation(2, seed=9, batch_size=2),
+    callbacks=[Probe()],
+)
+print(json.dumps({"end_step": int(result.model.optimizer.iterations.numpy()),
+                  "final_model": result.final_model}), flush=True)
+"""
+
+# Where each run of the chain is killed, and the step it starts from: every run resumes what
+# the previous ones left (None: killed before training began).
+KILL_POINTS = (
+    ("write:config.json:1", None),  # at the start
+    ("write:current.json:1", 0),  # publishing the first backup (step 3): unpublished
+    ("write:backup:2", 0),  # writing the epoch-end backup after step 4
+    ("step:7", 3),  # mid-epoch, after the step-6 backup
+    ("write:best.keras:1", 6),  # the best checkpoint, after epoch 2's validation (step 8)
+    ("write:history.csv:2", 6),  # the log at epoch 3's end, after the step-9 backup
+    ("write:final.keras:1", 9),  # the final model, after the epoch-3 backup (step 12)
+)
+
+
+def partial_files(directory):
+    return [
+        os.path.join(root, name)
+        for root, dirs, files in os.walk(directory)
+        for name in dirs + files
+        if is_partial(name)
+    ]
+
+
+@pytest.mark.slow
+def test_training_killed_at_every_point_resumes_from_the_last_complete_state(
+    start_python, synthetic_data_code, tmp_path
+):
+    output_dir = tmp_path / "run"
+    code = (
+        synthetic_data_code + f"OUTPUT_DIR = {str(output_dir)!r}\n" + textwrap.dedent(CRASHING_RUN)
+    )
+
+    def run(kill):
+        process = start_python(code.replace("KILL_SPEC", repr(kill)))
+        output, _ = process.communicate(timeout=300)
+        records = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+        return process.returncode, records, output
+
+    for kill, start in KILL_POINTS:
+        returncode, records, output = run(kill)
+        assert returncode == -9, f"{kill}: not killed\n{output[-3000:]}"
+        # It started where the last complete backup was.
+        assert (records[0]["start_step"] if records else None) == start, (kill, records)
+    returncode, records, output = run("none")
+    assert returncode == 0, output[-3000:]
+    assert records[0] == {"start_step": 12}  # the run had finished; only final.keras was lost
+    assert records[1]["end_step"] == 12  # exactly 3 epochs of 4 steps in all
+
+    # Nothing partial or corrupt is left: every file is whole and loads.
+    assert partial_files(output_dir) == []
+    assert sorted(os.listdir(output_dir)) == [
+        "best.json", "best.keras", "config.json", "final.keras", "history.csv",
+    ]  # fmt: skip
+    for name in ("best.keras", "final.keras"):
+        keras.saving.load_model(output_dir / name, compile=False)
+    json.loads((output_dir / "config.json").read_text())
+    assert json.loads((output_dir / "best.json").read_text())["epoch"] in (2, 3)
+    with open(output_dir / "history.csv") as f:
+        assert [int(row["epoch"]) for row in csv.DictReader(f)] == [0, 1, 2]
