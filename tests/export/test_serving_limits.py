@@ -513,7 +513,7 @@ def test_oversize_headers_refused(limited, small_image, build, message):
 
 @pytest.mark.slow
 def test_gif_walk_matches_a_reference_walk():
-    from danet_keras.export.saved_model import GIF_WINDOW, encoded_image_size
+    from danet_keras.export.image_headers import GIF_WINDOW, encoded_image_size
 
     maximum = (100, 100)
     size_of = tf.function(
