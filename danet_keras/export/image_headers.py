@@ -9,7 +9,6 @@ of its header. Used by `danet_keras.export.saved_model`.
 
 import tensorflow as tf
 
-
 # Magic bytes as tf.io.decode_image classifies them (DecodeImageV2), in its order.
 _JPEG, _PNG, _GIF, _BMP, _WEBP = 1, 2, 3, 4, 5
 
