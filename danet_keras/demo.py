@@ -77,7 +77,7 @@ def _has_demo_city(data_dir):
     )
 
 
-def write_overlays(model, dataset, out_dir, count, palette="cityscapes"):
+def write_overlays(model, dataset, out_dir, count, palette=None):
     """Writes `count` PNGs of [image | ground truth | prediction] from `(image, label)` batches.
 
     Args:
@@ -85,7 +85,8 @@ def write_overlays(model, dataset, out_dir, count, palette="cityscapes"):
         dataset: iterable of (images, labels) batches.
         out_dir: output directory.
         count: number of images.
-        palette: palette for `danet_keras.visualize.overlay`.
+        palette: class colours for `danet_keras.visualize.overlay`; None:
+            the model's own (`models.classes.model_classes`).
 
     Returns:
         The written paths.
@@ -96,6 +97,10 @@ def write_overlays(model, dataset, out_dir, count, palette="cityscapes"):
     from danet_keras.inference import logits_function
     from danet_keras.visualize import overlay
 
+    if palette is None:
+        from danet_keras.models.classes import model_classes
+
+        palette = model_classes(model)
     os.makedirs(out_dir, exist_ok=True)
     predict = logits_function(model)
     paths = []
@@ -162,7 +167,7 @@ def run_demo(
         A `DemoResult`.
     """
     from danet_keras.atomic_io import write_json
-    from danet_keras.data import DATASETS, eval_pipeline, load_dataset, make_demo_city
+    from danet_keras.data import eval_pipeline, load_dataset, make_demo_city
     from danet_keras.evaluation import evaluate
     from danet_keras.training.trainer import train
     from danet_keras.visualize import plot_training_curves, save_figure
@@ -202,7 +207,6 @@ def run_demo(
     evaluation = evaluate(
         model,
         eval_pipeline(val_split, batch_size=4),
-        class_names=DATASETS["cityscapes"].class_names,
         output_dir=os.path.join(output_dir, "evaluation"),
         verbose=bool(verbose),
     )

@@ -137,7 +137,8 @@ def evaluate(
         crop_size: None (whole image) or the sliding-window crop.
         stride: sliding-window stride (default 2/3 crop).
         ignore_index: label not counted.
-        class_names: K names for the table (default "class_0", ...).
+        class_names: K names for the table; default the model's own
+            (`DANet.class_names`), else "class_0", ...
         steps: evaluate only this many batches.
         output_dir: when given, write the JSON/CSV table and the
             confusion-matrix PNG there.
@@ -147,15 +148,14 @@ def evaluate(
         An `EvaluationResult`.
     """
     from danet_keras.metrics import MeanIoU
+    from danet_keras.models.classes import fallback_class_names
 
     num_classes = num_classes or getattr(model, "num_classes", None)
     if not num_classes:
         raise ValueError("`num_classes` is needed when the model does not define `num_classes`.")
-    class_names = (
-        tuple(class_names)
-        if class_names is not None
-        else tuple(f"class_{k}" for k in range(num_classes))
-    )
+    if class_names is None:
+        class_names = getattr(model, "class_names", None) or fallback_class_names(num_classes)
+    class_names = tuple(class_names)
     if len(class_names) != num_classes:
         raise ValueError(f"`class_names` has {len(class_names)} names for {num_classes} classes.")
     metric = MeanIoU(num_classes, ignore_index=ignore_index)

@@ -18,15 +18,38 @@ from danet_keras.data.image_io import IMAGE_EXTENSIONS, list_files
 from danet_keras.export.runners import KerasRunner, load_runner, outputs_from_logits
 
 
-def class_palette(palette, num_classes):
-    """(K, 3) uint8 class colours: `palette` (see `visualize.palette_of`), or
-    the PASCAL VOC colour map for `num_classes` classes when it is None."""
-    from danet_keras.data.labels import bit_interleaved_palette
+def runner_classes(runner, palette=None):
+    """The class names and colours to draw a runner's predictions with.
+
+    Args:
+        runner: a runner of `export.runners`.
+        palette: None (the artefact's own colours), or colours that override
+            them: a dataset name (e.g. `"cityscapes"`), a `DatasetInfo` or a
+            (K, 3) array. A dataset also names the classes of an artefact
+            that carries no names.
+
+    Returns:
+        A `DatasetInfo` with `class_names` and `palette`.
+    """
+    from danet_keras.data.labels import DATASETS, DatasetInfo
+    from danet_keras.models.classes import model_classes
     from danet_keras.visualize import palette_of
 
     if palette is None:
-        return bit_interleaved_palette(max(int(num_classes), 1))
-    return palette_of(palette)
+        return model_classes(runner)
+    colours = palette_of(palette)
+    count = runner.num_classes
+    if len(colours) < count:
+        raise ValueError(
+            f"--palette {palette!r} has {len(colours)} colours for a model of {count} classes."
+        )
+    dataset = DATASETS[palette] if isinstance(palette, str) else palette
+    names = runner.class_names
+    if names is None and hasattr(dataset, "class_names") and len(dataset.class_names) >= count:
+        names = dataset.class_names[:count]
+    if names is None:
+        names = model_classes(runner).class_names
+    return DatasetInfo("palette", names, colours[:count])
 
 
 def image_files(path):
@@ -142,8 +165,10 @@ def predict_files(
         attention_points: (y, x) pixels whose position-attention maps are
             written (Keras models only).
         sliding_window: None, or (crop_size, stride): see `segment`.
-        palette: class colours: a dataset name (e.g. `"cityscapes"`), a
-            `DatasetInfo` or a (K, 3) array; None: the PASCAL VOC colour map.
+        palette: None (the colours the model carries; the PASCAL VOC colour
+            map for one that carries none), or colours that override them: a
+            dataset name (e.g. `"cityscapes"`), a `DatasetInfo` or a (K, 3)
+            array.
         progress: show a progress bar.
         **runner_options: options of `export.runners.load_runner`.
 
@@ -164,13 +189,14 @@ def predict_files(
             f"attention maps need a Keras model (.keras), got a {runner.format} artefact."
         )
     files = image_files(inputs)
+    classes = runner_classes(runner, palette)
+    colours = classes.palette
     os.makedirs(output_dir, exist_ok=True)
     written = []
     for path in tqdm(files, desc="predict", unit="image", disable=not progress or len(files) < 2):
         image = read_image(path)
         outputs = segment(runner, image, sliding_window)
         class_ids = outputs["class_ids"][0]
-        colours = class_palette(palette, outputs["probabilities"].shape[-1])
         stem = os.path.join(output_dir, os.path.splitext(os.path.basename(path))[0])
         save_png(f"{stem}_labels.png", class_ids, colours)
         written.append(f"{stem}_labels.png")

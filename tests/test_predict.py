@@ -1,3 +1,4 @@
+import logging
 import os
 
 import numpy as np
@@ -5,11 +6,13 @@ import pytest
 from PIL import Image
 
 from danet_keras.cli.main import main
+from danet_keras.data.labels import DATASETS
 from danet_keras.export import synthetic_images
 from danet_keras.export.runners import KerasRunner
 from danet_keras.predict import image_files, position_attention_maps, predict_files
+from danet_keras.visualize import overlay
 
-from .export.conftest import build_small_danet
+from .export.conftest import NUM_CLASSES, build_small_danet
 from .numerics import assert_classes_agree
 
 
@@ -112,8 +115,53 @@ def test_cli_predict_errors(tmp_path, capsys):
         image_files(tmp_path)
 
 
-def test_class_palette():
-    from danet_keras.predict import class_palette
+@pytest.mark.slow
+def test_a_model_trained_on_the_demo_city_predicts_in_cityscapes_colours(
+    quick_demo, tmp_path, caplog
+):
+    output_dir, _ = quick_demo
+    palette = DATASETS["cityscapes"].palette
+    photo = sorted((output_dir / "demo_city" / "leftImg8bit" / "val").rglob("*.png"))[0]
+    models = {
+        "keras": output_dir / "training" / "best.keras",
+        "saved_model": output_dir / "export" / "saved_model",
+        "tflite": output_dir / "export" / "danet_demo.tflite",
+    }
+    for name, model in models.items():
+        out = tmp_path / name
+        # No --palette: the colours are the model's own, and no fallback notice.
+        command = ["predict", "--model", str(model), str(photo), "--out", str(out), "--overlay"]
+        assert main(command) == 0
+        labels = Image.open(out / f"{photo.stem}_labels.png")
+        assert labels.mode == "P"
+        np.testing.assert_array_equal(
+            np.asarray(labels.getpalette()[: 3 * len(palette)]).reshape(-1, 3), palette, name
+        )
+        class_ids = np.asarray(labels)
+        expected = overlay(np.asarray(Image.open(photo).convert("RGB")), class_ids, palette)
+        np.testing.assert_array_equal(
+            np.asarray(Image.open(out / f"{photo.stem}_overlay.png")), expected
+        )
+    assert not any("carries no class" in record.getMessage() for record in caplog.records)
 
-    assert class_palette(None, 5).shape == (5, 3)
-    assert class_palette("cityscapes", 5).shape == (19, 3)
+
+def test_an_old_model_without_classes_predicts_with_the_fallback(
+    model, image_dir, tmp_path, caplog
+):
+    from danet_keras.data.labels import bit_interleaved_palette
+
+    assert model.class_names is None
+    with caplog.at_level(logging.WARNING, logger="danet_keras"):
+        predict_files(model, image_dir / "photo0.png", tmp_path, progress=False)
+    assert sum("carries no class names" in r.getMessage() for r in caplog.records) == 1
+    labels = Image.open(tmp_path / "photo0_labels.png")
+    palette = np.asarray(labels.getpalette()[: 3 * NUM_CLASSES]).reshape(-1, 3)
+    np.testing.assert_array_equal(palette, bit_interleaved_palette(NUM_CLASSES))
+    # --palette overrides the model's colours, and names its classes.
+    predict_files(
+        model, image_dir / "photo0.png", tmp_path / "p", palette="cityscapes", progress=False
+    )
+    palette = Image.open(tmp_path / "p" / "photo0_labels.png").getpalette()[: 3 * NUM_CLASSES]
+    np.testing.assert_array_equal(
+        np.asarray(palette).reshape(-1, 3), DATASETS["cityscapes"].palette[:NUM_CLASSES]
+    )

@@ -48,7 +48,13 @@ def convert(args):
     print(report)
     print("model configuration:")
     for key, value in config.items():
-        print(f"  {key:<20} {value!r:<14} ({sources[key]})")
+        if key in ("class_names", "palette"):
+            shown = f"{len(value)} {'names' if key == 'class_names' else 'colours'}"
+            if key == "class_names":
+                shown += f" ({', '.join(value[:3])}, ...)"
+        else:
+            shown = repr(value)
+        print(f"  {key:<20} {shown:<14} ({sources[key]})")
     if args.verify:
         size = tuple(args.verify_size) if args.verify_size else DEFAULT_VERIFY_SIZE
         reports = verify_conversion(model, args.checkpoint, report.arch, config, image_size=size)

@@ -45,7 +45,8 @@ def run(args):
         flip=args.flip,
         crop_size=_size(args.crop_size),
         stride=_size(args.stride),
-        class_names=split.info.class_names,
+        # The model's names, as it predicts them; the dataset's for a model without.
+        class_names=getattr(model, "class_names", None) or split.info.class_names,
         steps=args.steps,
         output_dir=args.output_dir,
     )

@@ -47,7 +47,7 @@ def register(subparsers):
     parser.add_argument(
         "--palette",
         default=None,
-        help="dataset whose class colours to use (e.g. cityscapes); default: PASCAL VOC colour map",
+        help="dataset whose class colours to use instead of the model's own (e.g. cityscapes)",
     )
     parser.add_argument(
         "--sliding-window",

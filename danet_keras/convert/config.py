@@ -22,7 +22,7 @@ import re
 
 from danet_keras.backbones.resnet import RESNET_DEPTHS
 from danet_keras.convert.names import ARCH_NAMES, ARCHS, PREFIXES
-from danet_keras.models.presets import preset_config, preset_for_checkpoint
+from danet_keras.models.presets import preset_classes, preset_config, preset_for_checkpoint
 
 # What a checkpoint's preset contributes: the settings no weight depends on.
 SETTINGS_FROM_PRESET = ("output_stride", "multi_grid", "align_corners")
@@ -189,10 +189,14 @@ def model_config(state_dict, arch="auto", file_name=None, preset=None, **overrid
     arch = resolve_arch(state_dict, arch)
     preset = preset or preset_for_checkpoint(arch, file_name)
     from_preset = {key: preset_config(preset).get(key) for key in SETTINGS_FROM_PRESET}
+    from_checkpoint = config_from_state_dict(state_dict, arch)
+    # The release's dataset names the classes, when the checkpoint has as many.
+    from_dataset = preset_classes(preset, from_checkpoint["num_classes"])
     config, sources = {}, {}
     layers = (
         (from_preset, f"preset {preset}"),
-        (config_from_state_dict(state_dict, arch), "checkpoint"),
+        (from_dataset, f"preset {preset}'s dataset"),
+        (from_checkpoint, "checkpoint"),
         ({k: v for k, v in overrides.items() if v is not None}, "argument"),
     )
     for values, source in layers:

@@ -4,12 +4,16 @@ The ONNX graph is converted from the same serving function as the
 SavedModel's `serving_default`: input `images` uint8 [B, H, W, 3] (any batch,
 height and width unless `input_size` fixes them), outputs `class_ids` int32
 [B, H, W], `probabilities` and `logits` float32 [B, H, W, K]. The position
-attention's block loop becomes an ONNX `Loop`.
+attention's block loop becomes an ONNX `Loop`. The model's class names and
+colours are in the file's `metadata_props` (`export.metadata`).
 """
 
 import tensorflow as tf
 
+from danet_keras.atomic_io import write_bytes
+from danet_keras.export.metadata import add_onnx_classes
 from danet_keras.export.saved_model import images_spec, segmentation_outputs
+from danet_keras.models.classes import model_classes
 
 DEFAULT_OPSET = 17
 
@@ -36,10 +40,7 @@ def export_onnx(model, path, input_size=None, opset=DEFAULT_OPSET):
     serve = tf.function(
         lambda images: segmentation_outputs(model, images), input_signature=signature
     )
-    from danet_keras.atomic_io import atomic_path
-
-    with atomic_path(path) as temporary:
-        tf2onnx.convert.from_function(
-            serve, input_signature=signature, opset=opset, output_path=temporary
-        )
+    model_proto, _ = tf2onnx.convert.from_function(serve, input_signature=signature, opset=opset)
+    add_onnx_classes(model_proto, model_classes(model))
+    write_bytes(path, model_proto.SerializeToString())
     return str(path)

@@ -18,6 +18,11 @@ class ParityReport:
         max_abs_probability_diff: max |probabilities - reference|.
         class_agreement: fraction of pixels with the same class id.
         num_pixels: pixels compared.
+        class_names: the model's class names (see `models.classes`).
+        per_class_agreement: {class name: agreement} over the pixels that the
+            Keras model gives that class, for the classes it predicts.
+        classes_kept: whether the artefact carries the model's class names
+            and colours (None when not checked).
     """
 
     max_abs_logit_diff: float
@@ -25,6 +30,9 @@ class ParityReport:
     max_abs_probability_diff: float
     class_agreement: float
     num_pixels: int
+    class_names: tuple = ()
+    per_class_agreement: dict = dataclasses.field(default_factory=dict)
+    classes_kept: bool = None
 
     @property
     def relative_logit_diff(self):
@@ -32,27 +40,50 @@ class ParityReport:
         return self.max_abs_logit_diff / max(self.logit_range, 1e-12)
 
     def __str__(self):
-        return (
+        text = (
             f"max |logit diff| {self.max_abs_logit_diff:.3g} "
             f"({self.relative_logit_diff:.2e} of the logit range {self.logit_range:.3g}), "
             f"max |probability diff| {self.max_abs_probability_diff:.3g}, "
             f"class_ids agreement {100 * self.class_agreement:.3f}% of {self.num_pixels} pixels"
         )
+        if self.per_class_agreement:
+            name, worst = min(self.per_class_agreement.items(), key=lambda item: item[1])
+            text += f" (lowest: {name} {100 * worst:.2f}%)"
+        if self.classes_kept is not None:
+            text += (
+                f"; carries the model's {len(self.class_names)} class names and colours"
+                if self.classes_kept
+                else "; does NOT carry the model's class names and colours"
+            )
+        return text
 
 
-def compare_outputs(reference, outputs):
-    """A `ParityReport` of `outputs` against `reference` (runner output dicts)."""
+def compare_outputs(reference, outputs, class_names=None):
+    """A `ParityReport` of `outputs` against `reference` (runner output dicts).
+
+    Args:
+        reference, outputs: runner output dicts.
+        class_names: the K class names, for the per-class agreement.
+    """
     logit_diff = float("nan")
     if "logits" in outputs:
         logit_diff = float(np.abs(outputs["logits"] - reference["logits"]).max())
+    expected, actual = reference["class_ids"], outputs["class_ids"]
+    per_class = {}
+    for index, name in enumerate(class_names or ()):
+        predicted = expected == index
+        if predicted.any():
+            per_class[name] = float(np.mean(actual[predicted] == index))
     return ParityReport(
         max_abs_logit_diff=logit_diff,
         logit_range=float(np.ptp(reference["logits"])),
         max_abs_probability_diff=float(
             np.abs(outputs["probabilities"] - reference["probabilities"]).max()
         ),
-        class_agreement=float(np.mean(outputs["class_ids"] == reference["class_ids"])),
-        num_pixels=int(reference["class_ids"].size),
+        class_agreement=float(np.mean(actual == expected)),
+        num_pixels=int(expected.size),
+        class_names=tuple(class_names or ()),
+        per_class_agreement=per_class,
     )
 
 
@@ -89,9 +120,19 @@ def check_parity(model, artefact, images, **runner_options):
     """
     import tensorflow as tf
 
+    from danet_keras.models.classes import model_classes
+
     runner = load_runner(artefact, **runner_options) if isinstance(artefact, str) else artefact
     images = np.asarray(images)
     if runner.input_size is not None and images.shape[1:3] != runner.input_size:
         resized = tf.image.resize(images.astype(np.float32), runner.input_size).numpy()
         images = np.clip(np.round(resized), 0, 255).astype(np.uint8)
-    return compare_outputs(KerasRunner(model)(images), runner(images))
+    reference = KerasRunner(model)
+    classes = model_classes(reference, notice=False)
+    report = compare_outputs(reference(images), runner(images), classes.class_names)
+    kept = model_classes(runner, notice=False)
+    return dataclasses.replace(
+        report,
+        classes_kept=kept.class_names == classes.class_names
+        and np.array_equal(kept.palette, classes.palette),
+    )

@@ -54,7 +54,30 @@ def _as_images(images):
     return images
 
 
-class KerasRunner:
+class _Runner:
+    """What every runner knows besides running: its input size and its classes.
+
+    Attributes:
+        format: one of `FORMATS`.
+        input_size: None (any size) or the static (height, width).
+        num_classes: K.
+        class_names, palette: what the artefact carries (None for one
+            exported without them); `models.classes.model_classes(runner)`
+            fills in the fallback.
+    """
+
+    format = None
+    input_size = None
+    num_classes = None
+    class_names = None
+    palette = None
+
+    def _set_classes(self, classes):
+        if classes is not None:
+            self.class_names, self.palette = classes
+
+
+class KerasRunner(_Runner):
     """Runs a Keras model (dict output with `"logits"`) on uint8 images.
 
     Args:
@@ -69,14 +92,16 @@ class KerasRunner:
 
             model = load_keras_model(model)
         self.model = model
-        self.input_size = None
+        self.num_classes = int(model.output["logits"].shape[-1])
+        self.class_names = getattr(model, "class_names", None)
+        self.palette = getattr(model, "palette", None)
 
     def __call__(self, images):
         images = _as_images(images).astype(np.float32)
         return outputs_from_logits(self.model(images, training=False)["logits"])
 
 
-class SavedModelRunner:
+class SavedModelRunner(_Runner):
     """Calls the `serving_default` signature of a SavedModel directory."""
 
     format = "saved_model"
@@ -84,9 +109,14 @@ class SavedModelRunner:
     def __init__(self, path):
         import tensorflow as tf
 
-        self.signature = tf.saved_model.load(str(path)).signatures["serving_default"]
+        from danet_keras.export.metadata import saved_model_classes
+
+        loaded = tf.saved_model.load(str(path))
+        self.signature = loaded.signatures["serving_default"]
         shape = self.signature.structured_input_signature[1]["images"].shape
         self.input_size = None if None in shape[1:3] else tuple(shape[1:3])
+        self.num_classes = int(self.signature.structured_outputs["probabilities"].shape[-1])
+        self._set_classes(saved_model_classes(loaded))
 
     def __call__(self, images):
         import tensorflow as tf
@@ -95,10 +125,8 @@ class SavedModelRunner:
         return {key: value.numpy() for key, value in outputs.items()}
 
 
-class _FixedSizeRunner:
+class _FixedSizeRunner(_Runner):
     """Feeds images one by one at the artefact's static size, resizing if needed."""
-
-    input_size = None
 
     def _run_one(self, image):
         raise NotImplementedError
@@ -132,12 +160,15 @@ class TFLiteRunner(_FixedSizeRunner):
     format = "tflite"
 
     def __init__(self, path, runtime="litert", use_xnnpack=True, num_threads=None):
+        from danet_keras.export.metadata import tflite_classes
         from danet_keras.export.tflite import tflite_interpreter
 
         self.interpreter = tflite_interpreter(path, runtime, use_xnnpack, num_threads)
         self.runner = self.interpreter.get_signature_runner("serving_default")
         shape = self.runner.get_input_details()["images"]["shape"]
         self.input_size = (int(shape[1]), int(shape[2]))
+        self.num_classes = int(self.runner.get_output_details()["probabilities"]["shape"][-1])
+        self._set_classes(tflite_classes(path))
 
     def _run_one(self, image):
         return {key: np.array(value) for key, value in self.runner(images=image).items()}
@@ -151,11 +182,16 @@ class OnnxRunner(_FixedSizeRunner):
     def __init__(self, path):
         import onnxruntime
 
+        from danet_keras.export.metadata import onnx_classes
+
         self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         shape = self.session.get_inputs()[0].shape
         static = all(isinstance(s, int) for s in shape[1:3])
         self.input_size = (shape[1], shape[2]) if static else None
-        self.output_names = [output.name for output in self.session.get_outputs()]
+        outputs = self.session.get_outputs()
+        self.output_names = [output.name for output in outputs]
+        self.num_classes = int(next(o for o in outputs if o.name == "probabilities").shape[-1])
+        self._set_classes(onnx_classes(self.session))
 
     def _run_one(self, image):
         return dict(zip(self.output_names, self.session.run(None, {"images": image})))
@@ -171,7 +207,9 @@ def load_runner(path, **options):
 
     Returns:
         A runner: `runner(images)` -> dict of NumPy outputs; `runner.format`,
-        `runner.input_size` (None when any size is accepted).
+        `runner.input_size` (None when any size is accepted),
+        `runner.num_classes`, and `runner.class_names` / `runner.palette`
+        (None when the artefact carries none).
     """
     runners = {
         "keras": KerasRunner,

@@ -1,6 +1,7 @@
 """SavedModel export for TF Serving, built on `keras.export.ExportArchive`.
 
-The artefact has two serving signatures (TF Model Garden conventions):
+The artefact has two serving signatures (TF Model Garden conventions) and a
+metadata signature:
 
 - `serving_default`: `images` uint8 [B, H, W, 3] -> `class_ids` int32
   [B, H, W], `probabilities` float32 [B, H, W, K] and, unless disabled,
@@ -9,6 +10,9 @@ The artefact has two serving signatures (TF Model Garden conventions):
   or WebP file (TF Serving's REST API takes them as `{"b64": ...}`) -> the same
   outputs at the images' size. All images of one request must have the same
   height and width; send differently sized images in separate requests.
+- `metadata` (no inputs; `export_saved_model` adds it): the model's classes,
+  `class_names` string [K], `palette` int32 [K, 3] and `classes_json`; the
+  names are also the asset `assets/labels.txt` (see `export.metadata`).
 
 Bad input fails inside the signature with an `InvalidArgumentError` whose
 message says what was expected (the runtime rejects a non-uint8 `images`
@@ -279,6 +283,7 @@ def build_export_archive(
     include_image_bytes=True,
     max_image_size=None,
     max_batch_size=None,
+    classes=None,
 ):
     """A `keras.export.ExportArchive` with the serving signatures of `model`.
 
@@ -295,6 +300,9 @@ def build_export_archive(
             width) the signatures accept: see `decode_image_batch`.
         max_batch_size: None (no limit) or the largest batch the signatures
             accept.
+        classes: None, or a `DatasetInfo` of the model's classes
+            (`models.classes.model_classes(model)`) for the `metadata`
+            signature (see `export.metadata`).
 
     Returns:
         The `ExportArchive`, ready for `write_out`.
@@ -346,6 +354,10 @@ def build_export_archive(
             serve_image_bytes,
             input_signature=[tf.TensorSpec([batch_size], tf.string, name=IMAGE_BYTES_KEY)],
         )
+    if classes is not None:
+        from danet_keras.export.metadata import add_metadata_signature
+
+        add_metadata_signature(archive, classes)
     return archive
 
 
@@ -391,6 +403,10 @@ def export_saved_model(
     Returns:
         `path`, as a string.
     """
+    from danet_keras.export.metadata import write_labels_asset
+    from danet_keras.models.classes import model_classes
+
+    classes = model_classes(model)
     archive = build_export_archive(
         model,
         image_size=image_size,
@@ -399,10 +415,12 @@ def export_saved_model(
         include_image_bytes=include_image_bytes,
         max_image_size=max_image_size,
         max_batch_size=max_batch_size,
+        classes=classes,
     )
     from danet_keras.atomic_io import atomic_directory
 
     # A serving directory that a model server watches must never be half written.
     with atomic_directory(path) as staging:
         archive.write_out(staging, verbose=verbose)
+        write_labels_asset(staging, classes)
     return str(path)

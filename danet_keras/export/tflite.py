@@ -6,7 +6,8 @@ decoding is no TFLite builtin) and converted from there, because
 `TFLiteConverter.from_keras_model` is unreliable with Keras 3. The `.tflite`
 file has one signature, `serving_default`: `images` uint8 [1, H, W, 3] ->
 `class_ids` int32 [1, H, W], `probabilities` and `logits` float32
-[1, H, W, K]. Only TFLite builtin ops are allowed (no Select TF ops), so the
+[1, H, W, K]. Its metadata holds the model's class names and colours
+(`export.metadata`). Only TFLite builtin ops are allowed (no Select TF ops), so the
 file runs in the plain LiteRT runtime.
 """
 
@@ -19,7 +20,9 @@ import numpy as np
 import tensorflow as tf
 
 from danet_keras.atomic_io import write_bytes
+from danet_keras.export.metadata import add_tflite_classes
 from danet_keras.export.saved_model import IMAGES_KEY, SERVING_DEFAULT, build_export_archive
+from danet_keras.models.classes import model_classes
 
 QUANTIZATIONS = ("float16", "dynamic", "int8")
 RUNTIMES = ("litert", "tensorflow")
@@ -172,7 +175,7 @@ def export_tflite(
         )
         _configure(converter, quantization, calibration_images)
         flatbuffer = converter.convert()
-    write_bytes(path, flatbuffer)
+    write_bytes(path, add_tflite_classes(flatbuffer, model_classes(model)))
     return str(path)
 
 

@@ -7,6 +7,7 @@ from danet_keras.layers.attention import ChannelAttention, PositionAttention
 from danet_keras.layers.conv_blocks import ConvBlockFactory
 from danet_keras.layers.normalization import ImageNormalization
 from danet_keras.layers.resize import ResizeLike
+from danet_keras.models.classes import check_class_names, check_palette
 
 ATTENTIONS = ("position", "channel")
 
@@ -96,6 +97,13 @@ class DANet(keras.Model):
             the path of a keras.applications ResNet weights file; loads them
             through `DilatedResNet.from_keras_applications` (the
             `block_layout="keras"` backbone).
+        class_names: None, or the `num_classes` names of the classes, which
+            travel with the model into every artefact (`.keras`, preset
+            directories, SavedModel, TFLite, ONNX) and label its pictures and
+            tables; `danet_keras.train` sets them from the dataset.
+        palette: None, or the `num_classes` (r, g, b) colours of the classes,
+            likewise. Without them consumers use `class_0 ...` and the PASCAL
+            VOC colours (`danet_keras.models.classes.model_classes`).
         **kwargs: `keras.Model` arguments (`name`, ...).
 
     Returns (when called):
@@ -135,10 +143,14 @@ class DANet(keras.Model):
         block_layout=None,
         input_shape=None,
         backbone_weights=None,
+        class_names=None,
+        palette=None,
         **kwargs,
     ):
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f"`num_classes` must be an integer >= 1, got {num_classes!r}.")
+        class_names = check_class_names(class_names, num_classes)
+        palette = check_palette(palette, num_classes)
         attention = _attention_names(attention)
         options = dict(
             output_stride=output_stride,
@@ -223,6 +235,8 @@ class DANet(keras.Model):
         self.dropout = dropout
         self.aux_channels = aux_channels
         self.sync_batchnorm = bool(sync_batchnorm)
+        self.class_names = class_names
+        self.palette = palette
 
     def get_config(self):
         return {
@@ -240,6 +254,8 @@ class DANet(keras.Model):
             "dropout": self.dropout,
             "aux_channels": self.aux_channels,
             "sync_batchnorm": self.sync_batchnorm,
+            "class_names": None if self.class_names is None else list(self.class_names),
+            "palette": None if self.palette is None else [list(c) for c in self.palette],
         }
 
     @classmethod

@@ -138,10 +138,32 @@ def preset(name):
     return PRESETS[name]
 
 
+def preset_classes(name, num_classes=None):
+    """`{"class_names", "palette"}` of preset `name`'s dataset, for `DANet`.
+
+    Empty when `num_classes` is given and differs from the dataset's class
+    count (a checkpoint fine-tuned on other classes).
+    """
+    from danet_keras.models.classes import dataset_classes
+
+    classes = dataset_classes(preset(name)["dataset"])
+    if num_classes is not None and num_classes != len(classes["class_names"]):
+        return {}
+    return classes
+
+
 def preset_config(name, **overrides):
-    """The DANet keyword arguments of preset `name`, updated with `overrides`."""
-    config = dict(preset(name)["config"])
+    """The DANet keyword arguments of preset `name`, updated with `overrides`.
+
+    They include the class names and colours of the preset's dataset, unless
+    `overrides` changes the number of classes.
+    """
+    entry = preset(name)
+    config = dict(entry["config"])
     config.update(overrides)
+    classes = preset_classes(name, config["num_classes"])
+    for key, value in classes.items():
+        config.setdefault(key, value)
     return config
 
 

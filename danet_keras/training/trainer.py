@@ -223,7 +223,7 @@ def _callbacks(config, output_dir, steps_per_epoch, monitor, extra):
     return callbacks
 
 
-def build_model(config, num_classes):
+def build_model(config, num_classes, classes=None):
     """The DANet a resolved `TrainConfig` describes, with its starting weights.
 
     Without a preset: `DANet(num_classes, **config.model)` (ResNet-50 by
@@ -234,6 +234,8 @@ def build_model(config, num_classes):
     Args:
         config: a resolved `TrainConfig`.
         num_classes: the dataset's class count.
+        classes: None, or the dataset's `DatasetInfo`: the model carries its
+            class names and colours (unless `config.model` sets them).
 
     Returns:
         A `DANet`.
@@ -245,6 +247,10 @@ def build_model(config, num_classes):
     from danet_keras.models.danet import DANet
     from danet_keras.training.config import model_arguments
 
+    if classes is not None:
+        from danet_keras.models.classes import dataset_classes
+
+        config = dataclasses.replace(config, model={**dataset_classes(classes), **config.model})
     directory = None
     if config.preset:
         directory = (
@@ -270,7 +276,7 @@ def build_model(config, num_classes):
     return model
 
 
-def build_training_model(config, num_classes, total_steps):
+def build_training_model(config, num_classes, total_steps, classes=None):
     """DANet compiled with the recipe's losses, optimizer and metric.
 
     Call it inside `strategy.scope()`.
@@ -279,6 +285,7 @@ def build_training_model(config, num_classes, total_steps):
         config: a resolved `TrainConfig`.
         num_classes: number of classes.
         total_steps: optimizer steps of the whole run (for the poly schedule).
+        classes: None, or the dataset's `DatasetInfo` (see `build_model`).
 
     Returns:
         `(model, loss_output_names)`: the compiled model and the outputs that
@@ -289,7 +296,7 @@ def build_training_model(config, num_classes, total_steps):
     from danet_keras.training.optimizer import LayerwiseSGD, head_learning_rate_multipliers
     from danet_keras.training.schedules import PolyDecay
 
-    model = build_model(config, num_classes)
+    model = build_model(config, num_classes, classes)
     losses, loss_weights = segmentation_losses(
         model.output_names,
         config.loss_weights,
@@ -388,22 +395,26 @@ def train(config=None, train_data=None, val_data=None, strategy=None, callbacks=
         if not config.validation:
             val_data = None
 
-    output_dir = worker_output_dir(config.output_dir)
-    os.makedirs(output_dir, exist_ok=True)
-    # What a writer killed mid-write left behind (every file here is written atomically).
-    remove_partials(output_dir)
-    write_text(os.path.join(output_dir, "config.json"), config.to_json())
-
     previous_policy = keras.mixed_precision.global_policy()
     if config.mixed_precision:
         keras.mixed_precision.set_global_policy(_mixed_precision_policy(strategy))
     try:
         with strategy.scope():
             model, loss_outputs = build_training_model(
-                config, num_classes, steps_per_epoch * config.epochs
+                config,
+                num_classes,
+                steps_per_epoch * config.epochs,
+                classes=None if train_split is None else train_split.info,
             )
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
+
+    # Only once the model is built: a run refused for its settings leaves no file behind.
+    output_dir = worker_output_dir(config.output_dir)
+    os.makedirs(output_dir, exist_ok=True)
+    # What a writer killed mid-write left behind (every file here is written atomically).
+    remove_partials(output_dir)
+    write_text(os.path.join(output_dir, "config.json"), config.to_json())
 
     if train_split is not None:
         fit_train, fit_val = _reader_datasets(

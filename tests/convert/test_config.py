@@ -89,6 +89,22 @@ def test_model_config_precedence_and_sources(meta_state_dict):
     assert config["align_corners"] is False and config["multi_grid"] is None and config["aux_head"]
 
 
+def test_the_release_dataset_names_the_classes(meta_state_dict):
+    from danet_keras.data.labels import DATASETS
+
+    # The official release (Cityscapes, 19 classes) and mmsegmentation's ADE20K model.
+    _, config, sources = model_config(meta_state_dict("official", num_classes=19))
+    assert tuple(config["class_names"]) == DATASETS["cityscapes"].class_names
+    np.testing.assert_array_equal(config["palette"], DATASETS["cityscapes"].palette)
+    assert sources["class_names"] == "preset danet_resnet101_cityscapes's dataset"
+    state = meta_state_dict("mmseg", num_classes=150, stem="deep")
+    _, config, _ = model_config(state, file_name="danet_r101-d8_512x512_80k_ade20k.pth")
+    assert tuple(config["class_names"]) == DATASETS["ade20k"].class_names
+    # Fine-tuned on other classes: no names are made up.
+    _, config, _ = model_config(meta_state_dict("official", num_classes=3))
+    assert "class_names" not in config and "palette" not in config
+
+
 def test_mmseg_769x769_files_upsample_with_aligned_corners(meta_state_dict):
     state = meta_state_dict("mmseg", num_classes=19, stem="deep", aux_head=True)
     name = "checkpoints/danet_r50-d8_769x769_40k_cityscapes_20200530_025703-76681c60.pth"

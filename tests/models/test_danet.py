@@ -283,6 +283,30 @@ def test_a_preset_directory_round_trips_config_and_weights(tmp_path):
     assert DANet.from_preset(directory, attention_block_size=8).attention_block_size == 8
 
 
+def test_class_names_and_colours_travel_with_the_model(tmp_path):
+    from danet_keras.data.labels import DATASETS
+
+    names, palette = ["sky", "road", "car"], [[70, 130, 180], [128, 64, 128], [0, 0, 142]]
+    model = DANet(3, backbone="resnet18", head_channels=16, class_names=names, palette=palette)
+    assert model.class_names == tuple(names) and model.palette == tuple(map(tuple, palette))
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert loaded.class_names == tuple(names) and loaded.palette == model.palette
+    restored = DANet.from_preset(model.save_to_preset(str(tmp_path / "preset")))
+    assert restored.class_names == tuple(names) and restored.palette == model.palette
+    # A model saved before models carried classes (no such keys) loads without them.
+    config = model.get_config()
+    del config["class_names"], config["palette"]
+    assert DANet.from_config(config).class_names is None
+    # A named preset's configuration names the classes of its dataset.
+    zoo = DANet.from_preset("danet_resnet50_cityscapes", load_weights=False, backbone="resnet18")
+    assert zoo.class_names == DATASETS["cityscapes"].class_names
+    with pytest.raises(ValueError, match="class_names"):
+        DANet(3, backbone="resnet18", class_names=["sky", "road"])
+    with pytest.raises(ValueError, match="palette"):
+        DANet(3, backbone="resnet18", palette=[[0, 0, 0]] * 4)
+
+
 def test_a_named_preset_loads_installed_weights_or_says_where_to_get_them(tmp_path, monkeypatch):
     monkeypatch.setenv("DANET_KERAS_HOME", str(tmp_path))
     name = "danet_resnet101_d8_voc12aug_mmseg"

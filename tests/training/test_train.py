@@ -167,12 +167,20 @@ def test_settings_are_checked_before_tensorflow_work(tmp_path):
         train(dict(dataset="custom", **TINY))
     with pytest.raises(ValueError, match="Unknown preset 'danet_vgg'"):
         train(dict(dataset="custom", preset="danet_vgg", **TINY))
-    # Model arguments are checked once, by the model.
+    # Model arguments are checked once, by the model, before anything is written.
+    output_dir = tmp_path / "run"
     with pytest.raises(ValueError, match="`backbone` must be a DilatedResNet or one of"):
         train(
-            dict(dataset="custom", num_classes=2, model={"backbone": "vgg16"}, **TINY_SETTINGS),
+            dict(
+                dataset="custom",
+                num_classes=2,
+                model={"backbone": "vgg16"},
+                output_dir=str(output_dir),
+                **TINY_SETTINGS,
+            ),
             train_data=learnable_batches(1),
         )
+    assert not output_dir.exists()
 
 
 def test_legacy_model_keys_fold_into_model():
