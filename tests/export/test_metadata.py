@@ -97,3 +97,18 @@ def test_a_model_without_classes_exports_the_fallback_with_a_notice(tmp_path, ca
     assert runner.class_names == tuple(f"class_{k}" for k in range(runner.num_classes))
     outputs = runner(np.zeros((1, 32, 48, 3), np.uint8))
     assert outputs["class_ids"].shape == (1, 32, 48)
+
+
+def test_a_saved_model_exported_without_metadata_still_serves(tmp_path, caplog):
+    from danet_keras.export.saved_model import build_export_archive
+    from danet_keras.models.classes import model_classes
+
+    # What export_saved_model wrote before models carried classes: no `metadata` signature.
+    build_export_archive(build_small_danet()).write_out(str(tmp_path / "old"), verbose=False)
+    runner = load_runner(str(tmp_path / "old"))
+    assert runner.class_names is None and runner.palette is None
+    with caplog.at_level(logging.WARNING, logger="danet_keras"):
+        classes = model_classes(runner)
+    assert "the SavedModel carries no class names" in caplog.records[0].getMessage()
+    assert len(classes.class_names) == runner.num_classes == len(classes.palette)
+    assert runner(np.zeros((1, 32, 48, 3), np.uint8))["class_ids"].shape == (1, 32, 48)
