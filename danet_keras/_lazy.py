@@ -61,27 +61,57 @@ def register_serializables():
         importlib.import_module(name)
 
 
-class _AfterImport(importlib.abc.MetaPathFinder):
-    """Runs `callback` once module `name` has been imported, whoever imports it."""
+def _is_initializing(module):
+    return bool(getattr(getattr(module, "__spec__", None), "_initializing", False))
 
-    def __init__(self, name, callback):
-        self.name, self.callback = name, callback
+
+class _RegisterWhenImported(importlib.abc.MetaPathFinder):
+    """Registers the serialisable classes once Keras is imported and no submodule is half loaded.
+
+    Keras is often first imported by one of this package's own modules (say
+    `from danet_keras.layers import PositionAttention`), whose classes do not
+    exist yet at that moment: importing the other serialisable modules then
+    would import the half-loaded one (a circular import). So the finder waits
+    for the import of `keras` and of every `danet_keras.*` module to finish,
+    and registers after the last of them, when none is half loaded.
+    """
 
     def find_spec(self, fullname, path, target=None):
-        if fullname != self.name:
+        if fullname != "keras" and not fullname.startswith("danet_keras."):
             return None
-        sys.meta_path.remove(self)  # one-shot, and no recursion into the real lookup
-        spec = importlib.util.find_spec(fullname)
-        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+        for finder in sys.meta_path:  # the real lookup, by the other finders
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        if spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return spec
         execute = spec.loader.exec_module
 
-        def execute_then_call(module):
+        def execute_then_check(module):
             execute(module)
-            self.callback()
+            self.register_if_ready(loaded=module)
 
-        spec.loader.exec_module = execute_then_call
+        spec.loader.exec_module = execute_then_check
         return spec
+
+    def register_if_ready(self, loaded):
+        """Registers unless Keras is missing or a module other than `loaded` is half loaded."""
+        if "keras" not in sys.modules or self not in sys.meta_path:
+            return
+        loading = [
+            name
+            for name, module in list(sys.modules.items())
+            if (name == "keras" or name.startswith("danet_keras."))
+            and module is not loaded
+            and _is_initializing(module)
+        ]
+        if not loading:
+            sys.meta_path.remove(self)
+            register_serializables()
 
 
 def register_serializables_with_keras():
@@ -93,5 +123,5 @@ def register_serializables_with_keras():
     """
     if "keras" in sys.modules:
         register_serializables()
-    elif not any(isinstance(finder, _AfterImport) for finder in sys.meta_path):
-        sys.meta_path.insert(0, _AfterImport("keras", register_serializables))
+    elif not any(isinstance(finder, _RegisterWhenImported) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _RegisterWhenImported())
