@@ -71,6 +71,8 @@ class PositionAttentionMaps:
             (paper eq. 1, s_ji for fixed j).
         image_size: (H, W) of the image.
         class_ids: int (H, W), the model's predicted classes.
+        gamma: the learned scale of the attended term (alpha in paper eq. 2):
+            how much the attention changes the features.
     """
 
     points: list
@@ -78,6 +80,7 @@ class PositionAttentionMaps:
     weights: np.ndarray
     image_size: tuple
     class_ids: np.ndarray
+    gamma: float
 
     def upsampled(self):
         """(P, H, W) float32: `weights` bilinearly resized to the image (values unscaled)."""
@@ -120,7 +123,8 @@ def position_attention_maps(model, image, points):
     chosen = np.asarray([row * columns + column for row, column in cells])
     weights = PositionAttention._attention_weights(np.asarray(query)[:, chosen], key)
     weights = np.asarray(weights, np.float32)[0].reshape(len(points), rows, columns)
-    return PositionAttentionMaps(points, cells, weights, image_size, class_ids)
+    gamma = float(np.asarray(layer.gamma))
+    return PositionAttentionMaps(points, cells, weights, image_size, class_ids, gamma)
 
 
 @dataclasses.dataclass

@@ -371,8 +371,8 @@ def _heat_map_axes(figure, axes, image, values, alpha, colour_label, log_scale=F
     heat = axes.imshow(values, cmap="inferno", alpha=alpha, norm=norm, interpolation="bilinear")
     axes.set_axis_off()
     bar = figure.colorbar(heat, cax=_colour_bar_axes(axes))
-    bar.set_label(colour_label, fontsize=8)
-    bar.ax.tick_params(labelsize=7)
+    bar.set_label(colour_label, fontsize=9)
+    bar.ax.tick_params(labelsize=8)
     if not log_scale:
         bar.formatter.set_powerlimits((-2, 3))
     return heat
@@ -388,8 +388,8 @@ def _reserve_colour_bar_space(axes):
     """An invisible stand-in for a colour bar, so that a panel without one has the same size."""
     spacer = _colour_bar_axes(axes)
     spacer.set_xticks([])
-    spacer.set_yticks([0.0], ["0.00"], fontsize=7)
-    spacer.set_ylabel("x", fontsize=8)
+    spacer.set_yticks([0.0], ["0.00"], fontsize=8)
+    spacer.set_ylabel("x", fontsize=9)
     spacer.yaxis.set_label_position("right")
     spacer.yaxis.tick_right()
     for artist in [spacer.patch, *spacer.spines.values(), *spacer.get_yticklabels()]:
@@ -550,9 +550,10 @@ def plot_position_attention(
         _mark_point(panel, y, x, number)
         panel.set_title(f"point {number} (y={y}, x={x}): {names[predicted]}", fontsize=10)
     figure.suptitle(
-        f"Position attention: each point's weights over the {rows}x{cells} feature cells "
-        "(they sum to 1)",
+        f"Position attention (gamma = {maps.gamma:.3g}): each point's weights\n"
+        f"over the {rows}x{cells} feature cells, which sum to 1",
         fontsize=11,
+        wrap=True,
     )
     return figure
 
@@ -594,7 +595,8 @@ def plot_channel_attention(
         strongest = max(means, key=means.get)
         panel.set_title(f"channel {channel}: strongest on {names[strongest]}", fontsize=10)
     figure.suptitle(
-        f"Channel attention: output channels of the CAM module (beta = {maps.beta:.3g})",
+        f"Channel attention (beta = {maps.beta:.3g}): output channels of the CAM module",
         fontsize=11,
+        wrap=True,
     )
     return figure

@@ -36,6 +36,7 @@ def test_position_maps_are_the_chosen_rows_of_the_layers_attention(
     assert maps.upsampled().shape == (3, *IMAGE_SIZE)
     assert maps.class_ids.shape == IMAGE_SIZE
     assert maps.predicted_classes() == [int(maps.class_ids[y, x]) for y, x in maps.points]
+    assert maps.gamma == pytest.approx(0.7)  # set by build_small_danet
 
 
 def test_position_maps_refuse_points_outside_and_models_without_it(
