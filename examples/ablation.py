@@ -9,9 +9,11 @@ is the same for every variant: the backbone (ResNet-18, output stride 16, as
 `danet-keras demo`), the training recipe and schedule (`danet_keras.train`
 with the demo's settings and 8 epochs instead of 24), and the data (the demo city of
 `danet-keras demo`: 200 training and 40 validation images of 128x256). Seed s
-fixes the initial weights, the augmentation and the batch order; variants
-trained with the same seed see the same batches. Each model is scored after
-its last epoch on the validation city (`danet_keras.evaluate`, single scale).
+seeds Keras (the initial weights) and the input pipeline (shuffling and
+augmentation) of every variant alike, so that the variants of one seed form a
+paired comparison. Each model is scored after its last epoch on the
+validation city (`danet_keras.evaluate`, single scale); no epoch is picked on
+the validation set.
 
 Writes, under `--output-dir`:
 
