@@ -13,6 +13,7 @@ Public API (imported on first use, so `import danet_keras` is instant):
     danet_keras.export                SavedModel, TFLite, ONNX
     danet_keras.convert               PyTorch checkpoints (official DANet, mmsegmentation)
     danet_keras.visualize             coloured label maps, overlays and figures
+    danet_keras.attention_maps        the position / channel attention of a model for an image
 """
 
 from typing import TYPE_CHECKING
@@ -30,6 +31,7 @@ _EXPORTS = {
     **{
         name: f"danet_keras.{name}:"
         for name in (
+            "attention_maps",
             "backbones",
             "convert",
             "data",
@@ -52,6 +54,7 @@ register_serializables_with_keras()
 
 if TYPE_CHECKING:  # what the lazy attributes are, for type checkers and IDEs
     from danet_keras import (  # noqa: F401
+        attention_maps,
         backbones,
         convert,
         data,

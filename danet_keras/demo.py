@@ -8,7 +8,9 @@
    recipe's losses, optimizer, schedule and callbacks);
 3. evaluates the best checkpoint on the validation city (per-class table,
    JSON, CSV, confusion matrix);
-4. writes prediction overlays and the training curves;
+4. writes prediction overlays (titled, with a class legend), the position-
+   and channel-attention figures of a validation image, and the training
+   curves;
 5. exports a SavedModel and a TFLite model and checks the TFLite model
    against the Keras model;
 6. prints where everything is.
@@ -77,30 +79,52 @@ def _has_demo_city(data_dir):
     )
 
 
-def write_overlays(model, dataset, out_dir, count, palette=None):
-    """Writes `count` PNGs of [image | ground truth | prediction] from `(image, label)` batches.
+def demo_training_config(data_dir, quick=False):
+    """The demo's training on the demo city at `data_dir`, written first when it is absent.
+
+    The example scripts' `--smoke` runs and the ablation train with it too.
+
+    Args:
+        data_dir: the demo city's directory.
+        quick: the shortened smoke-test setting (`QUICK_SETTINGS`).
+
+    Returns:
+        A dict of `TrainConfig` fields (dataset, data, model, crop, batch,
+        schedule), to which a caller adds `output_dir` and the like.
+    """
+    from danet_keras.data import make_demo_city
+
+    settings = QUICK_SETTINGS if quick else DEMO_SETTINGS
+    if not _has_demo_city(data_dir):
+        print(f"[demo] writing the demo city to {data_dir} ...", flush=True)
+        make_demo_city(data_dir, settings["num_train"], settings["num_val"], settings["image_size"])
+    return dict(settings["train"], dataset="demo_city", data_dir=data_dir)
+
+
+# The classes whose pixels the demo's attention figure looks from, when the image has them.
+ATTENTION_CLASSES = ("car", "road", "sky", "building", "person")
+
+
+def write_overlays(model, dataset, out_dir, count, class_names=None, palette=None):
+    """Writes `count` titled figures of [image | ground truth | prediction] with a class legend.
 
     Args:
         model: a DANet (or callable; see `danet_keras.inference.logits_function`).
         dataset: iterable of (images, labels) batches.
         out_dir: output directory.
         count: number of images.
-        palette: class colours for `danet_keras.visualize.overlay`; None:
-            the model's own (`models.classes.model_classes`).
+        class_names, palette: None: the model's own; see
+            `danet_keras.visualize.class_names_and_palette`.
 
     Returns:
         The written paths.
     """
     import numpy as np
 
-    from danet_keras.atomic_io import save_png
     from danet_keras.inference import logits_function
-    from danet_keras.visualize import overlay
+    from danet_keras.visualize import class_names_and_palette, plot_overlays, save_figure
 
-    if palette is None:
-        from danet_keras.models.classes import model_classes
-
-        palette = model_classes(model)
+    class_names, palette = class_names_and_palette(None, class_names, palette, model=model)
     os.makedirs(out_dir, exist_ok=True)
     predict = logits_function(model)
     paths = []
@@ -110,17 +134,65 @@ def write_overlays(model, dataset, out_dir, count, palette=None):
         for image, label, prediction in zip(images, labels, predictions):
             if len(paths) == count:
                 return paths
-            panel = np.concatenate(
-                [
-                    image.astype(np.uint8),
-                    overlay(image, label, palette),
-                    overlay(image, prediction, palette),
-                ],
-                axis=1,
-            )
             path = os.path.join(out_dir, f"val_{len(paths):03d}.png")
-            save_png(path, panel)
-            paths.append(path)
+            figure = plot_overlays(
+                image,
+                label,
+                prediction,
+                class_names,
+                palette,
+                titles=[f"validation image {len(paths)}"],
+            )
+            paths.append(save_figure(figure, path))
+    return paths
+
+
+def write_attention_figures(model, image, label, out_dir, class_names=None, palette=None, dpi=120):
+    """The position- and channel-attention figures of one image.
+
+    Writes `position_attention.png` (a point inside each region of the first
+    three `ATTENTION_CLASSES` of the ground truth) and `channel_attention.png` (the
+    three channels that vary most) to `out_dir`.
+
+    Args:
+        model: a DANet with both attentions.
+        image: (H, W, 3) in [0, 255].
+        label: (H, W) train ids.
+        out_dir: output directory.
+        class_names, palette: None: the model's own; see
+            `danet_keras.visualize.class_names_and_palette`.
+        dpi: resolution of the PNGs.
+
+    Returns:
+        {"position_attention": path, "channel_attention": path}.
+    """
+    import numpy as np
+
+    from danet_keras.attention_maps import class_points
+    from danet_keras.visualize import (
+        class_names_and_palette,
+        plot_channel_attention,
+        plot_position_attention,
+        save_figure,
+    )
+
+    names, colours = class_names_and_palette(None, class_names, palette, model=model)
+    image = np.clip(np.round(np.asarray(image)), 0, 255).astype(np.uint8)
+    points = [point for _, point in class_points(label, ATTENTION_CLASSES, names)][:3]
+    points = points or [(image.shape[0] // 2, image.shape[1] // 2)]
+    os.makedirs(out_dir, exist_ok=True)
+    paths = {
+        "position_attention": os.path.join(out_dir, "position_attention.png"),
+        "channel_attention": os.path.join(out_dir, "channel_attention.png"),
+    }
+    save_figure(
+        plot_position_attention(model, image, points, names, colours),
+        paths["position_attention"],
+        dpi,
+    )
+    save_figure(
+        plot_channel_attention(model, image, 3, names, colours), paths["channel_attention"], dpi
+    )
     return paths
 
 
@@ -167,7 +239,7 @@ def run_demo(
         A `DemoResult`.
     """
     from danet_keras.atomic_io import write_json
-    from danet_keras.data import eval_pipeline, load_dataset, make_demo_city
+    from danet_keras.data import eval_pipeline, load_dataset
     from danet_keras.evaluation import evaluate
     from danet_keras.training.trainer import train
     from danet_keras.visualize import plot_training_curves, save_figure
@@ -177,16 +249,11 @@ def run_demo(
     seconds, paths = {}, {"output_dir": output_dir, "data": data_dir}
     start = time.perf_counter()
 
-    if not _has_demo_city(data_dir):
-        print(f"[demo] writing the demo city to {data_dir} ...", flush=True)
-        make_demo_city(data_dir, settings["num_train"], settings["num_val"], settings["image_size"])
+    config = demo_training_config(data_dir, quick)
     seconds["data"] = time.perf_counter() - start
 
     print("[demo] training a DANet (ResNet-18) ...", flush=True)
-    config = dict(
-        settings["train"],
-        dataset="demo_city",
-        data_dir=data_dir,
+    config.update(
         output_dir=os.path.join(output_dir, "training"),
         strategy="one_device",
         tensorboard=not quick,
@@ -214,6 +281,12 @@ def run_demo(
     paths["overlays"] = os.path.join(output_dir, "overlays")
     write_overlays(
         model, eval_pipeline(val_split, batch_size=4), paths["overlays"], settings["num_overlays"]
+    )
+    first_image, first_label = next(iter(eval_pipeline(val_split, batch_size=1)))
+    paths.update(
+        write_attention_figures(
+            model, first_image[0], first_label[0], os.path.join(output_dir, "attention")
+        )
     )
     paths["training_curves"] = os.path.join(output_dir, "training_curves.png")
     save_figure(

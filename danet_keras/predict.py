@@ -4,10 +4,12 @@
 
 writes, for each image `name.png|jpg`, `out/name_labels.png` (a palette PNG
 whose pixel values are the class ids), with `overlay=True` `out/name_overlay.png`
-(the colour-coded classes blended over the photo) and, for each attention
-point (y, x), `out/name_attention_y{y}_x{x}.png`: where the position
-attention of that pixel looks, as a heat map over the photo (Keras models
-only: exported artefacts do not expose the attention).
+(the photo beside its prediction, titled, with a legend of the classes
+present: `visualize.plot_overlays`) and, with attention points (y, x),
+`out/name_attention.png`: where the position attention of each point looks,
+the point marked, with a colour scale and its predicted class
+(`visualize.plot_position_attention`; Keras models only: exported artefacts
+do not expose the attention).
 """
 
 import os
@@ -16,40 +18,6 @@ import numpy as np
 
 from danet_keras.data.image_io import IMAGE_EXTENSIONS, list_files
 from danet_keras.export.runners import KerasRunner, load_runner, outputs_from_logits
-
-
-def runner_classes(runner, palette=None):
-    """The class names and colours to draw a runner's predictions with.
-
-    Args:
-        runner: a runner of `export.runners`.
-        palette: None (the artefact's own colours), or colours that override
-            them: a dataset name (e.g. `"cityscapes"`), a `DatasetInfo` or a
-            (K, 3) array. A dataset also names the classes of an artefact
-            that carries no names.
-
-    Returns:
-        A `DatasetInfo` with `class_names` and `palette`.
-    """
-    from danet_keras.data.labels import DATASETS, DatasetInfo
-    from danet_keras.models.classes import model_classes
-    from danet_keras.visualize import palette_of
-
-    if palette is None:
-        return model_classes(runner)
-    colours = palette_of(palette)
-    count = runner.num_classes
-    if len(colours) < count:
-        raise ValueError(
-            f"--palette {palette!r} has {len(colours)} colours for a model of {count} classes."
-        )
-    dataset = DATASETS[palette] if isinstance(palette, str) else palette
-    names = runner.class_names
-    if names is None and hasattr(dataset, "class_names") and len(dataset.class_names) >= count:
-        names = dataset.class_names[:count]
-    if names is None:
-        names = model_classes(runner).class_names
-    return DatasetInfo("palette", names, colours[:count])
 
 
 def image_files(path):
@@ -73,45 +41,6 @@ def read_image(path):
 
     with Image.open(path) as image:
         return np.asarray(image.convert("RGB"))
-
-
-def position_attention_maps(model, image, points):
-    """Where the position attention of each point looks, at the image's size.
-
-    Args:
-        model: a `danet_keras.DANet` with position attention.
-        image: uint8 (H, W, 3).
-        points: (y, x) pixel coordinates in the image.
-
-    Returns:
-        float32 (len(points), H, W): each map is the point's attention over
-        all positions (sums to 1 at feature resolution), bilinearly upsampled
-        and scaled to [0, 1].
-    """
-    import keras
-    import tensorflow as tf
-
-    try:
-        layer = model.get_layer("position_attention")
-    except ValueError as error:
-        raise ValueError("attention maps need a model with position attention.") from error
-    features = keras.Model(model.input, layer.input)(image[None].astype(np.float32), training=False)
-    _, attention = layer(features, return_attention_scores=True)
-    attention = np.asarray(attention)[0]  # (h, w, h, w)
-    feature_height, feature_width = attention.shape[:2]
-    height, width = image.shape[:2]
-    maps = []
-    for y, x in points:
-        if not (0 <= y < height and 0 <= x < width):
-            raise ValueError(
-                f"attention point (y={y}, x={x}) is outside the {height}x{width} image."
-            )
-        row = min(int(y * feature_height / height), feature_height - 1)
-        column = min(int(x * feature_width / width), feature_width - 1)
-        maps.append(attention[row, column])
-    maps = tf.image.resize(np.stack(maps)[..., None], (height, width)).numpy()[..., 0]
-    peak = maps.reshape(len(points), -1).max(axis=1).reshape(-1, 1, 1)
-    return (maps / np.maximum(peak, 1e-12)).astype(np.float32)
 
 
 def segment(runner, image, sliding_window=None):
@@ -151,6 +80,7 @@ def predict_files(
     attention_points=(),
     sliding_window=None,
     palette=None,
+    class_names=None,
     progress=True,
     **runner_options,
 ):
@@ -165,10 +95,12 @@ def predict_files(
         attention_points: (y, x) pixels whose position-attention maps are
             written (Keras models only).
         sliding_window: None, or (crop_size, stride): see `segment`.
-        palette: None (the colours the model carries; the PASCAL VOC colour
-            map for one that carries none), or colours that override them: a
-            dataset name (e.g. `"cityscapes"`), a `DatasetInfo` or a (K, 3)
-            array.
+        palette: None: the colours the model carries (the PASCAL VOC colour
+            map for one that carries none); or colours that override them: a
+            dataset name (e.g. `"cityscapes"`, which also names the classes of
+            a model that carries no names), a `DatasetInfo` or a (K, 3) array.
+        class_names: K class names for the figures' titles and legends;
+            None: the model's own (see `visualize.class_names_and_palette`).
         progress: show a progress bar.
         **runner_options: options of `export.runners.load_runner`.
 
@@ -178,8 +110,12 @@ def predict_files(
     from tqdm.auto import tqdm
 
     from danet_keras.atomic_io import save_png
-    from danet_keras.visualize import heat_map_overlay
-    from danet_keras.visualize import overlay as overlay_classes
+    from danet_keras.visualize import (
+        class_names_and_palette,
+        plot_overlays,
+        plot_position_attention,
+        save_figure,
+    )
 
     runner = (
         KerasRunner(model) if hasattr(model, "predict") else load_runner(model, **runner_options)
@@ -189,8 +125,7 @@ def predict_files(
             f"attention maps need a Keras model (.keras), got a {runner.format} artefact."
         )
     files = image_files(inputs)
-    classes = runner_classes(runner, palette)
-    colours = classes.palette
+    names, colours = class_names_and_palette(None, class_names, palette, model=runner)
     os.makedirs(output_dir, exist_ok=True)
     written = []
     for path in tqdm(files, desc="predict", unit="image", disable=not progress or len(files) < 2):
@@ -200,13 +135,15 @@ def predict_files(
         stem = os.path.join(output_dir, os.path.splitext(os.path.basename(path))[0])
         save_png(f"{stem}_labels.png", class_ids, colours)
         written.append(f"{stem}_labels.png")
+        title = os.path.basename(path)
         if overlay:
-            save_png(f"{stem}_overlay.png", overlay_classes(image, class_ids, colours))
-            written.append(f"{stem}_overlay.png")
+            figure = plot_overlays(
+                image, predictions=class_ids, class_names=names, palette=colours, titles=[title]
+            )
+            written.append(save_figure(figure, f"{stem}_overlay.png"))
         if attention_points:
-            maps = position_attention_maps(runner.model, image, attention_points)
-            for (y, x), values in zip(attention_points, maps):
-                name = f"{stem}_attention_y{y}_x{x}.png"
-                save_png(name, heat_map_overlay(image, values))
-                written.append(name)
+            figure = plot_position_attention(
+                runner.model, image, attention_points, class_names=names, palette=colours
+            )
+            written.append(save_figure(figure, f"{stem}_attention.png"))
     return written

@@ -43,3 +43,21 @@ def quick_demo(tmp_path_factory):
     )
     assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]
     return output_dir, process
+
+
+@pytest.fixture(scope="session")
+def attention_danet():
+    """The export tests' small DANet (5 classes, both attentions non-trivial), built once."""
+    from .export.conftest import build_small_danet
+
+    return build_small_danet()
+
+
+@pytest.fixture(scope="session")
+def attention_image():
+    """One smooth RGB image of the small DANet's test size (64x96)."""
+    from danet_keras.export import synthetic_images
+
+    from .export.conftest import IMAGE_SIZE
+
+    return synthetic_images(1, IMAGE_SIZE, seed=3)[0]

@@ -1,5 +1,6 @@
 import json
 import math
+import os
 
 import pytest
 
@@ -16,6 +17,8 @@ def test_demo_runs_end_to_end_in_its_quick_setting(quick_demo):
         "evaluation",
         "overlays",
         "training_curves",
+        "position_attention",
+        "channel_attention",
         "saved_model",
         "tflite",
     ):
@@ -25,6 +28,8 @@ def test_demo_runs_end_to_end_in_its_quick_setting(quick_demo):
     assert json.loads((output_dir / "evaluation" / "metrics.json").read_text())["num_images"] == 2
     assert (output_dir / "evaluation" / "confusion_matrix.png").exists()
     assert len(list((output_dir / "overlays").glob("val_*.png"))) == 2
+    for name in ("position_attention.png", "channel_attention.png"):
+        assert (output_dir / "attention" / name).exists()
     assert (output_dir / "training_curves.png").exists()
     assert (output_dir / "export" / "saved_model" / "saved_model.pb").exists()
     assert (output_dir / "export" / "danet_demo.tflite").stat().st_size > 0
@@ -35,3 +40,37 @@ def test_demo_runs_end_to_end_in_its_quick_setting(quick_demo):
     assert "carries no class" not in process.stderr
     table = (output_dir / "evaluation" / "per_class_iou.csv").read_text()
     assert "road" in table and "class_0" not in table
+
+
+def test_write_overlays_draws_titled_figures_with_the_classes_present(tmp_path, monkeypatch):
+    import numpy as np
+
+    from danet_keras import demo, visualize
+
+    figures = []
+    draw = visualize.plot_overlays
+
+    def recording(*args, **kwargs):
+        figures.append(draw(*args, **kwargs))
+        return figures[-1]
+
+    monkeypatch.setattr(visualize, "plot_overlays", recording)
+    images = np.zeros((2, 8, 16, 3), np.float32)
+    labels = np.full((2, 8, 16), 255)
+    labels[:, :4] = 13  # car
+
+    def predict(batch):  # "road" everywhere: logits with class 0 highest
+        return np.eye(19, dtype=np.float32)[np.zeros(batch.shape[:3], int)]
+
+    # A bare function carries no classes: the palette names them.
+    paths = demo.write_overlays(
+        predict, [(images, labels)], tmp_path, count=2, palette="cityscapes"
+    )
+    assert [os.path.basename(p) for p in paths] == ["val_000.png", "val_001.png"]
+    (first, _) = figures
+    assert [a.get_title() for a in first.axes] == [
+        "validation image 0",
+        "ground truth",
+        "prediction (pixel accuracy 0.0%)",
+    ]
+    assert [t.get_text() for t in first.legends[0].get_texts()] == ["road", "car"]
