@@ -129,6 +129,7 @@ def predict_files(
     sliding_window=None,
     palette=None,
     progress=True,
+    optimize=True,
     **runner_options,
 ):
     """Segments image files and writes label PNGs (and overlays, attention maps).
@@ -145,6 +146,9 @@ def predict_files(
         palette: class colours: a dataset name (e.g. `"cityscapes"`), a
             `DatasetInfo` or a (K, 3) array; None: the PASCAL VOC colour map.
         progress: show a progress bar.
+        optimize: run a Keras model as `danet_keras.optimize_for_inference`
+            rewrites it (the same outputs within 1e-4 of the logit range, fewer
+            FLOPs); False: as it is.
         **runner_options: options of `export.runners.load_runner`.
 
     Returns:
@@ -153,12 +157,15 @@ def predict_files(
     from tqdm.auto import tqdm
 
     from danet_keras.atomic_io import save_png
+    from danet_keras.optimize import optimize_for_inference
     from danet_keras.visualize import heat_map_overlay
     from danet_keras.visualize import overlay as overlay_classes
 
     runner = (
         KerasRunner(model) if hasattr(model, "predict") else load_runner(model, **runner_options)
     )
+    if runner.format == "keras" and optimize:
+        runner = KerasRunner(optimize_for_inference(runner.model))
     if attention_points and runner.format != "keras":
         raise ValueError(
             f"attention maps need a Keras model (.keras), got a {runner.format} artefact."
