@@ -62,12 +62,11 @@ def sections(graph):
 
     stage3 = [layer.name for layer in graph.layers if layer.name.startswith("stage3_")][-1]
     stage4 = [layer.name for layer in graph.layers if layer.name.startswith("stage4_")][-1]
-    merged = "position_reduce_conv_and_channel_reduce_conv_split"
-    position, channel = out(merged)
+    position, channel = out("position_reduce_conv"), out("channel_reduce_conv")
     return [
         ("stem + stages 1-3", [graph.input], [out(stage3)]),
         ("stage 4", [out(stage3)], [out(stage4)]),
-        ("branch-reduce convs (merged)", [out(stage4)], [position, channel]),
+        ("branch-reduce convs", [out(stage4)], [position, channel]),
         ("position attention", [position], [out("position_attention")]),
         ("channel attention", [channel], [out("channel_attention")]),
         (

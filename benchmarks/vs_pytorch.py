@@ -21,7 +21,8 @@ the start of the run.
 Parts (`--parts`): `inference` (resolutions x variants; `plain` is the model
 as built, `optimized` its `optimize_for_inference` graph, `naive` that graph
 with the whole N x N attention in one block as the official code holds it),
-`backbones`, `bf16`, `int8` (LiteRT/XNNPACK; `before` = every op int8, the
+`backbones`, `bf16` (`winograd`: the graph with Winograd convolutions, opt-in
+in bfloat16), `int8` (LiteRT/XNNPACK; `before` = every op int8, the
 export before issue 13), `throughput` (images/s at batch 1, 4, 8),
 `serving` (the SavedModel's signature against the bare model), `training`
 (forward, three cross-entropies, backward, SGD), `levers`. Writes
@@ -88,24 +89,25 @@ class Matrix:
                 raise RuntimeError(f"PyTorch reference weights: {made['error']}")
         return path
 
-    def run(self, part, label, case, reference_label=None, **extra):
-        """Runs one case; with logits, checks them against the case labelled `reference_label`."""
+    def run(self, part, label, case, reference_label=None, truth=None, **extra):
+        """Runs one case: its time against the row `reference_label` of this part, its logits
+        against the row `truth` = (part, label) (default: the same reference row)."""
         if case["task"] == "inference":
             case.setdefault("logits_path", os.path.join(self.work_dir, f"{len(self.results)}.npy"))
         result = run_case_in_child(
             case, timeout_s=self.args.timeout, max_rss_gb=self.args.max_rss_gb
         )
         row = {"part": part, "label": label, "case": case, **extra, **result}
-        if reference_label is not None and "error" not in result and case.get("logits_path"):
-            reference = self.find(
-                part, reference_label, case["backbone"], case["size"], case["batch"]
-            )
+        key = (case["backbone"], case["size"], case["batch"])
+        if reference_label is not None and "error" not in result:
+            reference = self.find(part, reference_label, *key)
             if reference is not None and "error" not in reference:
                 row["ratio"] = result["median_s"] / reference["median_s"]
-                if os.path.exists(reference["case"].get("logits_path", "")):
-                    row["logit_diff"], row["agreement"] = agreement(
-                        case["logits_path"], reference["case"]["logits_path"]
-                    )
+            truth = self.find(*(truth or (part, reference_label)), *key)
+            if truth is not None and os.path.exists(truth["case"].get("logits_path") or ""):
+                row["logit_diff"], row["agreement"] = agreement(
+                    case["logits_path"], truth["case"]["logits_path"]
+                )
         self.results.append(row)
         print(format_row(row, self.peaks()), flush=True)
         return row
@@ -177,13 +179,16 @@ def inference_part(matrix, part, backbones, sizes, variants, precision="float32"
         for size in sizes:
             base = dict(matrix.base(backbone, size, precision=precision), weights=weights)
             torch_label = f"PyTorch {'autocast bf16' if precision == 'bfloat16' else 'fp32'}"
-            matrix.run(part, torch_label, dict(base, task="inference", side="torch"))
+            # Logits are checked against PyTorch float32 (bfloat16: that of the inference part).
+            truth = ("inference", "PyTorch fp32") if precision == "bfloat16" else None
+            torch_case = dict(base, task="inference", side="torch")
+            matrix.run(part, torch_label, torch_case, torch_label if truth else None, truth)
             for index, variant in enumerate(variants):
                 label = f"Keras {variant}" + (" bf16" if precision == "bfloat16" else "")
                 case = dict(base, task="inference", side="keras", variant=variant)
                 # The nominal FLOPs of this configuration, counted once.
                 case["count_flops"] = index == 0
-                matrix.run(part, label, case, torch_label)
+                matrix.run(part, label, case, torch_label, truth)
     fill_flops(matrix)
 
 
@@ -249,9 +254,9 @@ def training_part(matrix, backbone, cells):
             keras["memory_ratio"] = keras["peak_rss_mb"] / torch["peak_rss_mb"]
 
 
-def levers_part(matrix, backbone, size):
+def levers_part(matrix, backbone, size, precision="float32"):
     """optimize_for_inference lever by lever, alternating in one process."""
-    case = dict(matrix.base(backbone, size), task="levers", side="keras")
+    case = dict(matrix.base(backbone, size, precision=precision), task="levers", side="keras")
     case["repeats"] = matrix.args.repeats or 5
     result = run_case_in_child(
         case, timeout_s=matrix.args.timeout, max_rss_gb=matrix.args.max_rss_gb
@@ -262,7 +267,7 @@ def levers_part(matrix, backbone, size):
         return
     for name, figures in result["levers"].items():
         print(
-            f"| levers | {backbone} | {size} | 1 | {name} | {figures['median_s']:.3f} "
+            f"| levers {precision} | {backbone} | {size} | 1 | {name} | {figures['median_s']:.3f} "
             f"(min {figures['min_s']:.3f}) | {figures['ratio']:.2f}x of plain | "
             f"| | {figures['logit_diff']:.1e} | |",
             flush=True,
@@ -324,6 +329,12 @@ def main(argv=None):
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(DEFAULT_PARTS))
     parser.add_argument("--backbones", nargs="+", default=["resnet18", "resnet50", "resnet101"])
     parser.add_argument("--sizes", nargs="+", default=list(RESOLUTIONS))
+    parser.add_argument(
+        "--training-cells",
+        nargs="+",
+        default=[f"{size}:{batch}" for size, batch in TRAINING_CELLS],
+        help="training steps to time, SIZE:BATCH (default %(default)s)",
+    )
     parser.add_argument("--num-classes", type=int, default=19)
     parser.add_argument("--output-stride", type=int, default=8)
     parser.add_argument("--head-channels", type=int, default=None)
@@ -339,7 +350,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     main_backbone = "resnet50"
-    training_cells, batches, focus = TRAINING_CELLS, (1, 4, 8), "512x512"
+    training_cells = [tuple(cell.split(":")) for cell in args.training_cells]
+    training_cells = [(size, int(batch)) for size, batch in training_cells]
+    batches, focus = (1, 4, 8), "512x512"
     int8_variants = ["int8", "int8 before"]
     if args.smoke:
         args.backbones, args.sizes = SMOKE["backbones"], SMOKE["sizes"]
@@ -373,9 +386,8 @@ def main(argv=None):
             sizes = args.sizes if args.all else [focus]
             inference_part(matrix, "backbones", others, sizes, ["plain", "optimized"])
         if "bf16" in args.parts:
-            inference_part(
-                matrix, "bf16", [main_backbone], [focus], ["plain", "optimized"], "bfloat16"
-            )
+            variants = ["plain", "optimized", "winograd"]
+            inference_part(matrix, "bf16", [main_backbone], [focus], variants, "bfloat16")
         if "int8" in args.parts:
             int8_part(matrix, main_backbone, focus, int8_variants)
         if "throughput" in args.parts:
@@ -389,6 +401,8 @@ def main(argv=None):
             training_part(matrix, main_backbone, training_cells)
         if "levers" in args.parts:
             levers_part(matrix, main_backbone, focus)
+            if "bf16" in args.parts:
+                levers_part(matrix, main_backbone, focus, "bfloat16")
         fill_flops(matrix)
         os.makedirs(args.out, exist_ok=True)
         table = markdown(matrix)

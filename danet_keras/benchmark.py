@@ -30,7 +30,7 @@ RESULT_PREFIX = "BENCHMARK_RESULT "
 DEFAULT_MAX_RSS_GB = 16.0
 # One block for the whole N x N energy: the official code's memory behaviour.
 NAIVE_ATTENTION_BLOCK = 1 << 30
-KERAS_VARIANTS = ("plain", "optimized", "naive")
+KERAS_VARIANTS = ("plain", "optimized", "naive", "winograd")
 TRAINING_OUTPUTS = ("logits", "position_logits", "channel_logits")
 LOGIT_STRIDE = 4  # saved logits keep every 4th pixel in each direction
 
@@ -220,8 +220,10 @@ def _keras_model(case, for_training=False):
         from danet_keras.convert import load_torch_checkpoint
 
         load_torch_checkpoint(model, case["weights"], arch="official")
-    if variant in ("optimized", "naive") and not for_training:
-        return optimize_for_inference(model, dtype_policy=policy)
+    if variant in ("optimized", "naive", "winograd") and not for_training:
+        # "winograd": Winograd convolutions whatever the precision (opt-in in bfloat16).
+        options = {"winograd": True} if variant == "winograd" else {}
+        return optimize_for_inference(model, dtype_policy=policy, **options)
     return model
 
 
@@ -429,11 +431,12 @@ def _tflite_inference(case):
 # optimize_for_inference's levers, one at a time (None: the model as built).
 LEVERS = {
     "plain": None,
-    "fold BatchNorm (+ ReLU)": dict(merge_convs=False, winograd=False),
-    "+ merge branch-reduce convs": dict(winograd=False),
-    "+ Winograd F(4x4), dilation 1 only": dict(winograd_dilated=False, winograd=True),
-    "+ Winograd F(4x4), dilated too": dict(winograd=True),
-    "+ Winograd F(2x2) instead": dict(winograd=True, winograd_tile_size=2),
+    "fold BatchNorm (+ ReLU)": dict(winograd=False),
+    "+ merge branch-reduce convs": dict(winograd=False, merge_convs=True),
+    "fold + Winograd F(4x4), dilation 1 only": dict(winograd_dilated=False, winograd=True),
+    "fold + Winograd F(4x4), dilated too (default)": dict(winograd=True),
+    "fold + Winograd F(2x2) instead": dict(winograd=True, winograd_tile_size=2),
+    "fold + Winograd F(4x4) + merge": dict(winograd=True, merge_convs=True),
 }
 
 
@@ -521,7 +524,8 @@ def run_case(case):
             `batch`, `precision` (`"float32"`, `"bfloat16"`, `"int8"`),
             `variant` (Keras: `"plain"` the model as built, `"optimized"` its
             `optimize_for_inference` graph, `"naive"` that graph with the
-            whole N x N attention in one block), `warmup`, `repeats`, and as
+            whole N x N attention in one block, `"winograd"` the graph with
+            Winograd convolutions in any precision), `warmup`, `repeats`, and as
             needed `weights` (an `.npz` state dict of the official layout),
             `logits_path`, `tflite_path`, `output_stride`, `head_channels`,
             `threads`, `count_flops`.

@@ -12,10 +12,11 @@ operations:
   sqrt(var + eps) + beta`. It goes into the convolution's kernel (times the
   scale) and bias, and disappears; so does a ReLU after it, which the
   convolution applies itself.
-- **Merging convolutions of the same input.** Convolutions with the same
-  input and geometry (DANet's two branch-reduce 3x3 convolutions, 2048 -> 512
-  each on the last stage) become one convolution to the summed channels and
-  a channel split, so the input is read (and, with Winograd, transformed)
+- **Merging convolutions of the same input** (`merge_convs=True`, off by
+  default: it measured neutral). Convolutions with the same input and
+  geometry (DANet's two branch-reduce 3x3 convolutions, 2048 -> 512 each on
+  the last stage) become one convolution to the summed channels and a
+  channel split, so the input is read (and, with Winograd, transformed)
   once.
 - **Winograd convolutions.** Stride-1 3x3 convolutions (dilated ones too, on
   space-to-batch sub-images) run as Winograd F(4x4, 3x3)
@@ -26,9 +27,9 @@ Nested functional models (DANet's backbone) are flattened into one graph.
 The other layers are copied with their weights, under the original names,
 so `get_layer("position_attention")` still finds the attention.
 
-Which levers win was measured side by side (`benchmarks/vs_pytorch.py
---levers`); the defaults are the winners (see the README's performance
-section).
+Which levers win was measured side by side (`python benchmarks/vs_pytorch.py
+--parts levers bf16`); the defaults are the winners (see the README's
+performance section).
 """
 
 import keras
@@ -236,7 +237,7 @@ class _Rewriter:
                     )
                     by_input.setdefault(key, []).append(node)
             for group in by_input.values():
-                # 1x1 convolutions gain nothing from sharing their input (measured).
+                # Spatial kernels only: 1x1 convolutions share no transform of their input.
                 if len(group) > 1 and tuple(group[0].operation.kernel_size) != (1, 1):
                     relus = [id(node) in self.relu_nodes for node in group]
                     for node in group:
@@ -279,7 +280,7 @@ class _Rewriter:
         if dilation > 1 and not self.winograd_dilated:
             return False
         if self.winograd == "auto":
-            # float32 only: in bfloat16 F(4x4)'s transforms lose ~1e-1.
+            # float32 only: in 16-bit floats the transforms' rounding shows (opt-in).
             return _compute_dtype(policy, layer) == "float32"
         return True
 
@@ -347,7 +348,7 @@ class _Rewriter:
 def optimize_for_inference(
     model,
     fold_batchnorm=True,
-    merge_convs=True,
+    merge_convs=False,
     winograd="auto",
     winograd_tile_size=4,
     winograd_dilated=True,
@@ -360,10 +361,15 @@ def optimize_for_inference(
             functional models are flattened.
         fold_batchnorm: fold BatchNormalization into the convolution before it.
         merge_convs: merge convolutions (other than 1x1) that read the same
-            tensor with the same geometry into one, followed by a split.
+            tensor with the same geometry into one, followed by a split. Off
+            by default: measured neutral (DANet-ResNet50 at 512x512: 1.03x the
+            time with direct convolutions, 0.98x with Winograd).
         winograd: run stride-1 3x3 convolutions as Winograd F(m x m, 3x3):
             True, False, or `"auto"` (default): where the compute dtype is
-            float32 (in bfloat16 and float16 the transforms lose too much).
+            float32. In bfloat16 it is opt-in (True): measured 0.78x of the
+            bfloat16 DANet-ResNet50's time at 512x512 (0.91x with folding
+            alone), at 99.6-99.7% argmax agreement with float32 on trained
+            models instead of 99.8-99.9% (layers/winograd.py).
         winograd_tile_size: m, 4 (default: 4x fewer multiplications) or 2
             (2.25x, 20x smaller rounding).
         winograd_dilated: also dilated 3x3 convolutions (on their
@@ -374,7 +380,8 @@ def optimize_for_inference(
 
     Returns:
         A functional `keras.Model` with the same inputs and output structure,
-        for inference only (no BatchNormalization or dropout left).
+        for inference only (dropout removed; with `fold_batchnorm`, every
+        BatchNormalization that follows a convolution alone is folded).
     """
     if winograd not in WINOGRAD_CHOICES:
         raise ValueError(f"`winograd` must be one of {WINOGRAD_CHOICES}, got {winograd!r}.")

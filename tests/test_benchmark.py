@@ -121,7 +121,7 @@ def test_cases_run_in_process(tmp_path):
     for side in ("torch", "keras"):
         assert run_case(tiny_case(task="training", side=side, batch=2))["median_s"] > 0
     levers = run_case(tiny_case(task="levers", side="keras"))["levers"]
-    assert levers["plain"]["ratio"] == 1.0 and len(levers) == 6
+    assert levers["plain"]["ratio"] == 1.0 and len(levers) == 7
     serving = run_case(tiny_case(task="serving", side="keras", weights=weights))
     assert serving["bare_median_s"] > 0 and serving["overhead"] > -1
 
@@ -153,3 +153,16 @@ def test_child_process_reports_errors_and_memory_limits():
     assert "KeyError" in failed["error"]
     stopped = run_case_in_child(tiny_case(task="inference", side="keras"), max_rss_gb=0.05)
     assert stopped["error"].startswith("out of memory")
+
+
+@pytest.mark.slow
+def test_benchmark_command_compares_with_pytorch(capsys):
+    pytest.importorskip("torch")
+    arguments = ["benchmark", "--compare-pytorch", "--backbone", "resnet18", "--size", "32x32"]
+    assert main(arguments + ["--repeats", "1", "--num-classes", "3"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| Keras")]
+    assert [row.split(" | ")[0] for row in rows] == ["| Keras plain", "| Keras optimized"]
+    for row in rows:
+        difference = float(row.split(" | ")[4].split(" / ")[0])
+        assert difference < 1e-3, row  # the conversion tolerance (convert.verify)

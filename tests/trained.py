@@ -28,7 +28,9 @@ def _scenes(split, count):
 
 @functools.lru_cache(maxsize=1)
 def small_trained_danet():
-    """(model, test images uint8 (4, 64, 128, 3)) of a DANet-ResNet18 trained briefly.
+    """(model, training images, test images) of a DANet-ResNet18 trained briefly.
+
+    Images are uint8 (N, 64, 128, 3): 24 training scenes, 4 test scenes.
 
     The demo city's label ids are mapped to 0..K-1 (K classes of the scenes);
     both attentions start at 0.5 so that they matter.
@@ -46,4 +48,4 @@ def small_trained_danet():
         batch = rng.choice(NUM_TRAIN, BATCH_SIZE, replace=False)
         step(tf.constant(images[batch], tf.float32), tf.constant(labels[batch]))
     test_images, _ = _scenes(1, NUM_TEST)
-    return model, test_images
+    return model, images, test_images

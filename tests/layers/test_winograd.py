@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from danet_keras.layers import winograd
 from danet_keras.layers.winograd import WinogradConv2D, winograd_kernel, winograd_matrices
 
 from ..numerics import assert_close_to_scale
@@ -39,6 +40,14 @@ def test_matches_a_direct_convolution(tile_size, dilation, size):
     layer = WinogradConv2D.from_kernel(kernel, bias, tile_size=tile_size, dilation_rate=dilation)
     expected = direct_conv(x, kernel, bias, dilation)
     assert_close_to_scale(layer(x), expected, WINOGRAD_RTOL[tile_size])
+
+
+def test_kernel_transformed_in_chunks_equals_at_once(monkeypatch):
+    x, kernel, bias = random_case((1, 9, 9, 4), 7, seed=3)
+    whole = WinogradConv2D.from_kernel(kernel, bias)
+    monkeypatch.setattr(winograd, "TRANSFORM_CHUNK_ELEMENTS", 36 * 4 * 3)  # 3 channels a chunk
+    chunked = WinogradConv2D.from_kernel(kernel, bias)
+    np.testing.assert_array_equal(chunked.kernel.numpy(), whole.kernel.numpy())
 
 
 def test_dynamic_shapes_give_the_static_result_and_keep_static_shapes():
