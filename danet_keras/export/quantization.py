@@ -5,10 +5,11 @@ LiteRT with XNNPACK on an AVX-512 VNNI CPU): in a graph quantized entirely to
 int8, XNNPACK takes the convolutions but not the attention's BATCH_MATMULs
 (both operands computed at run time, which its int8 path does not take) nor
 its int8 SOFTMAX, so the position attention's two (4096 x 4096) products and
-softmax fall back to TFLite's builtin int8 kernels: about 2.7 s of the
-model's time, 12x its float32 cost under XNNPACK. They also lose accuracy:
-the channel attention's energy (sums of 4096 products) and `max - energy`
-step do not survive one int8 scale.
+softmax fall back to TFLite's builtin int8 kernels: 1.27 s in the profile,
+12x their float32 time under XNNPACK (the channel attention: 0.28 s, also
+12x), more than the int8 convolutions saved. In isolation they also lose
+accuracy: the channel attention's energy (sums of 4096 products) and its
+`max - energy` step do not survive one int8 scale.
 
 Keeping those ops in float32 (TFLite's selective quantization:
 `tf.lite.experimental.QuantizationDebugger` with `denylisted_ops`) hands
