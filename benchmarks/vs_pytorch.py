@@ -53,6 +53,12 @@ SMOKE = dict(
 )
 
 
+def default_repeats(size):
+    """Timed calls after the warm-up: 3 up to 512x512, 2 up to 512x1024, then 1 (time budget)."""
+    height, width = parse_size(size)
+    return 3 if height * width <= 2**18 else 2 if height * width <= 2**19 else 1
+
+
 def parse_size(text):
     height, width = (int(v) for v in text.split("x"))
     return [height, width]
@@ -75,8 +81,7 @@ class Matrix:
             size=parse_size(size),
             batch=batch,
             precision=precision,
-            repeats=self.args.repeats
-            or (2 if parse_size(size)[0] * parse_size(size)[1] > 2**19 else 3),
+            repeats=self.args.repeats or default_repeats(size),
             threads=self.args.threads,
         )
 
@@ -246,7 +251,7 @@ def throughput_part(matrix, backbone, size, batches):
 def training_part(matrix, backbone, cells):
     for size, batch in cells:
         base = matrix.base(backbone, size, batch=batch)
-        base["repeats"] = matrix.args.repeats or 2
+        base["repeats"] = matrix.args.repeats or min(2, default_repeats(size))
         torch = matrix.run("training", "PyTorch fp32", dict(base, task="training", side="torch"))
         keras = matrix.run("training", "Keras", dict(base, task="training", side="keras"))
         if "error" not in keras and "error" not in torch:
@@ -339,7 +344,10 @@ def main(argv=None):
     parser.add_argument("--output-stride", type=int, default=8)
     parser.add_argument("--head-channels", type=int, default=None)
     parser.add_argument(
-        "--repeats", type=int, default=None, help="timed calls (default 3; 2 large)"
+        "--repeats",
+        type=int,
+        default=None,
+        help="timed calls (default 3, 2 from 512x1024, 1 above)",
     )
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--max-rss-gb", type=float, default=DEFAULT_MAX_RSS_GB)
