@@ -1,10 +1,14 @@
-"""Accuracy of the TFLite artefacts of a trained model on a validation split.
+"""Accuracy of the reduced-precision forms of a trained model on a validation split.
 
 Exports `--model` to TFLite (float32, float16, dynamic, int8; int8 calibrated
-on images drawn from the training pipeline of the same dataset), then runs
-the Keras model and every artefact over the validation images and prints, per
-artefact, the pixel agreement of `class_ids` with the Keras model and the
-mIoU of each against the labels. The trained demo model and the demo city:
+on images drawn from the training pipeline of the same dataset; `int8-before`
+is the export with every op int8, as before issue 13, `int8` keeps the
+attention's products and softmaxes in float32), builds the Keras inference
+graph in float32 and in bfloat16 (`optimize_for_inference`, `keras-optimized`
+and `keras-bf16`), then runs the Keras model and every artefact over the
+validation images and prints, per artefact, the pixel agreement of
+`class_ids` with the Keras model and the mIoU of each against the labels.
+The trained demo model and the demo city:
 
     danet-keras demo --output-dir danet_demo
     python benchmarks/quantization_accuracy.py --model danet_demo/training/best.keras \
@@ -22,6 +26,7 @@ from danet_keras.data import load_dataset, train_pipeline
 from danet_keras.export import export_tflite, load_runner
 from danet_keras.export.runners import KerasRunner
 from danet_keras.metrics import MeanIoU
+from danet_keras.optimize import optimize_for_inference
 
 
 def validation_examples(dataset, data_dir, split):
@@ -40,7 +45,16 @@ def main(argv=None):
     parser.add_argument("--dataset", default="cityscapes")
     parser.add_argument("--split", default="val")
     parser.add_argument(
-        "--quantizations", nargs="+", default=["float32", "float16", "dynamic", "int8"]
+        "--quantizations",
+        nargs="+",
+        default=["float32", "float16", "dynamic", "int8", "int8-before"],
+    )
+    parser.add_argument(
+        "--keras-variants",
+        nargs="*",
+        default=["keras-optimized", "keras-bf16", "keras-bf16-winograd"],
+        help="Keras inference graphs to evaluate too (optimize_for_inference: float32, "
+        "bfloat16 with direct or Winograd convolutions)",
     )
     parser.add_argument("--num-calibration-images", type=int, default=64)
     parser.add_argument(
@@ -61,16 +75,25 @@ def main(argv=None):
     out = args.out or tempfile.mkdtemp(prefix="quantization_")
     os.makedirs(out, exist_ok=True)
     runners = {"keras": KerasRunner(model)}
+    graphs = {
+        "keras-optimized": {},
+        "keras-bf16": {"dtype_policy": "mixed_bfloat16", "winograd": False},
+        "keras-bf16-winograd": {"dtype_policy": "mixed_bfloat16", "winograd": True},
+    }
+    for name in args.keras_variants:
+        runners[name] = KerasRunner(optimize_for_inference(model, **graphs[name]))
     sizes = {}
     for quantization in args.quantizations:
         path = os.path.join(out, f"model_{quantization}.tflite")
+        kind = quantization.removesuffix("-before")
         export_tflite(
             model,
             path,
-            quantization=None if quantization == "float32" else quantization,
-            representative_data=calibration if quantization == "int8" else None,
+            quantization=None if kind == "float32" else kind,
+            representative_data=calibration if kind == "int8" else None,
             input_size=input_size,
             num_calibration_images=args.num_calibration_images,
+            optimize=not quantization.endswith("-before"),
         )
         runners[quantization] = load_runner(path)
         sizes[quantization] = os.path.getsize(path) / 2**20

@@ -11,6 +11,7 @@ Public API (imported on first use, so `import danet_keras` is instant):
     danet_keras.inference             sliding window, multi-scale and flip inference
     danet_keras.evaluate              mIoU over a dataset (danet_keras.evaluation)
     danet_keras.export                SavedModel, TFLite, ONNX
+    danet_keras.optimize_for_inference  the same model with fewer FLOPs (BN folding, Winograd)
     danet_keras.convert               PyTorch checkpoints (official DANet, mmsegmentation)
     danet_keras.visualize             coloured label maps, overlays and figures
     danet_keras.attention_maps        the position / channel attention of a model for an image
@@ -27,6 +28,7 @@ _EXPORTS = {
     "DilatedResNet": "danet_keras.backbones.resnet",
     "PositionAttention": "danet_keras.layers.attention",
     "evaluate": "danet_keras.evaluation",
+    "optimize_for_inference": "danet_keras.optimize",
     "train": "danet_keras.training.trainer",
     **{
         name: f"danet_keras.{name}:"
@@ -41,6 +43,7 @@ _EXPORTS = {
             "layers",
             "metrics",
             "models",
+            "optimize",
             "predict",
             "training",
             "visualize",
@@ -64,6 +67,7 @@ if TYPE_CHECKING:  # what the lazy attributes are, for type checkers and IDEs
         layers,
         metrics,
         models,
+        optimize,
         predict,
         training,
         visualize,
@@ -72,4 +76,5 @@ if TYPE_CHECKING:  # what the lazy attributes are, for type checkers and IDEs
     from danet_keras.evaluation import evaluate  # noqa: F401
     from danet_keras.layers.attention import ChannelAttention, PositionAttention  # noqa: F401
     from danet_keras.models.danet import DANet  # noqa: F401
+    from danet_keras.optimize import optimize_for_inference  # noqa: F401
     from danet_keras.training.trainer import train  # noqa: F401

@@ -1,10 +1,18 @@
 import importlib.util
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from danet_keras import DANet
-from danet_keras.benchmark import forward_latency
+from danet_keras.benchmark import (
+    agreement,
+    benchmark_images,
+    forward_latency,
+    model_flops,
+    run_case,
+    run_case_in_child,
+)
 from danet_keras.cli.main import main
 
 
@@ -49,3 +57,112 @@ def test_attention_memory_benchmark_quick_runs_every_path(capsys):
         assert "failed" not in row and "skipped" not in row, row
         peak_mb = float(row.split("|")[6])
         assert peak_mb > 0, row
+
+
+def tiny_case(**overrides):
+    case = dict(
+        backbone="resnet18",
+        num_classes=3,
+        head_channels=8,
+        size=[32, 48],
+        batch=1,
+        precision="float32",
+        warmup=1,
+        repeats=1,
+    )
+    return dict(case, **overrides)
+
+
+def test_model_flops_match_the_formula_of_a_conv():
+    import keras
+
+    inputs = keras.Input((None, None, 3))
+    outputs = keras.layers.Conv2D(4, 3, padding="same")(inputs)
+    model = keras.Model(inputs, keras.layers.Conv2D(2, 1, strides=2)(outputs))
+    expected = 2 * 10 * 12 * 9 * 3 * 4 + 2 * 5 * 6 * 4 * 2
+    assert model_flops(model, (10, 12)) == expected
+
+
+def test_danet_resnet50_flops_at_512_are_the_known_419_gflop():
+    # DESIGN.md section 4: ~419 GFLOP for DANet-ResNet50, 19 classes, OS 8, 512x512.
+    flops = model_flops(DANet(19, backbone="resnet50"), (512, 512))
+    assert 4.1e11 < flops < 4.3e11
+
+
+def test_benchmark_images_are_smooth_uint8_and_deterministic():
+    images = benchmark_images(2, (40, 56), seed=3)
+    assert images.shape == (2, 40, 56, 3) and images.dtype == np.uint8
+    np.testing.assert_array_equal(images, benchmark_images(2, (40, 56), seed=3))
+    assert np.abs(np.diff(images.astype(int), axis=1)).mean() < 20  # regions, not noise
+
+
+def test_cases_run_in_process(tmp_path):
+    # Each task once, tiny, in this process (the children run the same function).
+    import keras
+
+    torch = pytest.importorskip("torch")  # noqa: F841
+    weights = str(tmp_path / "w.npz")
+    assert run_case(tiny_case(task="weights", side="torch", weights=weights))["path"] == weights
+    logits = {}
+    for side in ("torch", "keras"):
+        logits[side] = str(tmp_path / f"{side}.npy")
+        case = tiny_case(task="inference", side=side, weights=weights, logits_path=logits[side])
+        result = run_case(dict(case, variant="optimized", count_flops=True))
+        assert result["median_s"] > 0 and result["peak_rss_mb"] > 0
+    assert result["flops"] > 0
+    difference, agree = agreement(logits["keras"], logits["torch"])
+    # Converted weights: within the conversion tolerance (convert.verify).
+    assert difference < 1e-3 and agree > 0.99
+    try:
+        bf16 = run_case(tiny_case(task="inference", side="keras", precision="bfloat16"))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert bf16["median_s"] > 0
+    for side in ("torch", "keras"):
+        assert run_case(tiny_case(task="training", side=side, batch=2))["median_s"] > 0
+    levers = run_case(tiny_case(task="levers", side="keras"))["levers"]
+    assert levers["plain"]["ratio"] == 1.0 and len(levers) == 7
+    serving = run_case(tiny_case(task="serving", side="keras", weights=weights))
+    assert serving["bare_median_s"] > 0 and serving["overhead"] > -1
+
+
+@pytest.mark.slow
+def test_tflite_int8_cases_run_in_process(tmp_path):
+    path = str(tmp_path / "m.tflite")
+    case = tiny_case(precision="int8", tflite_path=path, calibration_images=2)
+    assert run_case(dict(case, task="export", side="tflite"))["export_s"] > 0
+    result = run_case(dict(case, task="inference", side="tflite"))
+    assert result["median_s"] > 0
+
+
+@pytest.mark.slow
+def test_vs_pytorch_smoke_runs_children_and_writes_table_and_plot(tmp_path, capsys):
+    pytest.importorskip("torch")
+    out = tmp_path / "results"
+    arguments = ["--smoke", "--parts", "inference", "training", "--out", str(out)]
+    assert load_benchmark("vs_pytorch").main(arguments) == 0
+    table = (out / "vs_pytorch.md").read_text()
+    for label in ("PyTorch fp32", "Keras plain", "Keras optimized", "Keras naive", "| training |"):
+        assert label in table, label
+    assert "**" not in table  # no failed case
+    assert (out / "vs_pytorch.png").stat().st_size > 0
+
+
+def test_child_process_reports_errors_and_memory_limits():
+    failed = run_case_in_child({"task": "inference", "side": "nowhere"})
+    assert "KeyError" in failed["error"]
+    stopped = run_case_in_child(tiny_case(task="inference", side="keras"), max_rss_gb=0.05)
+    assert stopped["error"].startswith("out of memory")
+
+
+@pytest.mark.slow
+def test_benchmark_command_compares_with_pytorch(capsys):
+    pytest.importorskip("torch")
+    arguments = ["benchmark", "--compare-pytorch", "--backbone", "resnet18", "--size", "32x32"]
+    assert main(arguments + ["--repeats", "1", "--num-classes", "3"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| Keras")]
+    assert [row.split(" | ")[0] for row in rows] == ["| Keras plain", "| Keras optimized"]
+    for row in rows:
+        difference = float(row.split(" | ")[4].split(" / ")[0])
+        assert difference < 1e-3, row  # the conversion tolerance (convert.verify)

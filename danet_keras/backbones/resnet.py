@@ -25,16 +25,9 @@ import os
 
 import keras
 
+from danet_keras.architecture import RESNET_DEPTHS
 from danet_keras.layers.conv_blocks import ConvBlockFactory
 
-# depth -> (block type, blocks per stage)
-RESNET_DEPTHS = {
-    18: ("basic", (2, 2, 2, 2)),
-    34: ("basic", (3, 4, 6, 3)),
-    50: ("bottleneck", (3, 4, 6, 3)),
-    101: ("bottleneck", (3, 4, 23, 3)),
-    152: ("bottleneck", (3, 8, 36, 3)),
-}
 OUTPUT_STRIDES = (8, 16, 32)
 STEMS = ("standard", "deep")
 BLOCK_LAYOUTS = ("torch", "keras")

@@ -3,7 +3,56 @@
 from danet_keras.cli.arguments import parse_size
 
 
+def compare_pytorch(args, size):
+    """Keras (as built, and its inference graph) against the PyTorch reference, side by side."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        raise ValueError(
+            "--compare-pytorch needs PyTorch: pip install 'danet-keras[torch]' (CPU: "
+            "pip install torch --index-url https://download.pytorch.org/whl/cpu)."
+        )
+    if args.xla:
+        raise ValueError("--compare-pytorch times graph mode; drop --xla.")
+    from danet_keras.benchmark import compare_inference
+
+    precision = "bfloat16" if args.mixed_precision == "mixed_bfloat16" else "float32"
+    if args.mixed_precision == "mixed_float16":
+        raise ValueError("--compare-pytorch compares float32 or mixed_bfloat16, not mixed_float16.")
+    rows = compare_inference(
+        backbone=args.backbone,
+        size=size,
+        batch=args.batch_size,
+        precision=precision,
+        num_classes=args.num_classes,
+        output_stride=args.output_stride,
+        repeats=args.repeats,
+    )
+    print(
+        f"{args.backbone}, {size[0]}x{size[1]}, batch {args.batch_size}, {precision}, each side "
+        "in its own process, the same weights and images; median after one warm-up call"
+    )
+    print(
+        "| side | median (s) | vs PyTorch | peak RSS (MB) "
+        "| logits vs PyTorch (max diff / range, argmax) |"
+    )
+    print("|---|---|---|---|---|")
+    for row in rows:
+        name = "PyTorch reference" if row["side"] == "torch" else f"Keras {row['variant']}"
+        if "error" in row:
+            print(f"| {name} | {row['error']} | | | |")
+            continue
+        ratio = f"{row['ratio']:.2f}x" if "ratio" in row else ""
+        match = ""
+        if "agreement" in row:
+            match = f"{row['relative_logit_diff']:.1e} / {100 * row['agreement']:.2f}%"
+        print(f"| {name} | {row['median_s']:.3f} | {ratio} | {row['peak_rss_mb']:.0f} | {match} |")
+
+
 def run(args):
+    size = parse_size(args.size)
+    if args.compare_pytorch:
+        return compare_pytorch(args, size)
     import keras
 
     from danet_keras.benchmark import forward_latency
@@ -11,7 +60,6 @@ def run(args):
 
     if args.mixed_precision:
         keras.mixed_precision.set_global_policy(args.mixed_precision)
-    size = parse_size(args.size)
     model = DANet(
         num_classes=args.num_classes,
         backbone=args.backbone,
@@ -45,5 +93,11 @@ def register(subparsers):
     parser.add_argument("--xla", action="store_true", help="compile with XLA (jit_compile)")
     parser.add_argument(
         "--mixed-precision", choices=["mixed_float16", "mixed_bfloat16"], default=None
+    )
+    parser.add_argument(
+        "--compare-pytorch",
+        action="store_true",
+        help="also time the PyTorch reference DANet with the same weights (needs torch), each "
+        "side in its own process, and the Keras model's optimize_for_inference graph",
     )
     parser.set_defaults(func=run)

@@ -43,6 +43,8 @@ def _saved_model_limits(args):
 def export(args):
     if args.quantization is not None and args.format != "tflite":
         raise ValueError(f"--quantization applies to --format tflite only, not {args.format}.")
+    if args.dtype_policy is not None and args.format != "saved_model":
+        raise ValueError(f"--dtype-policy applies to --format saved_model only, not {args.format}.")
     limits = _saved_model_limits(args)
     if args.quantization == "int8" and args.representative_data is None:
         raise ValueError(
@@ -55,8 +57,17 @@ def export(args):
 
     model = KerasRunner(args.model).model
     size = tuple(args.input_size) if args.input_size else None
+    # The inference graph (BatchNorm folded, Winograd where it wins), unless --no-optimize.
+    optimize = not args.no_optimize
     if args.format == "saved_model":
-        export_lib.export_saved_model(model, args.out, image_size=size, **limits)
+        export_lib.export_saved_model(
+            model,
+            args.out,
+            image_size=size,
+            optimize=optimize,
+            dtype_policy=args.dtype_policy,
+            **limits,
+        )
     elif args.format == "onnx":
         export_lib.export_onnx(model, args.out, input_size=size)
     else:
@@ -72,6 +83,7 @@ def export(args):
             representative_data=representative,
             input_size=size,
             num_calibration_images=args.num_calibration_images,
+            optimize=optimize,
         )
     print(f"wrote {args.out}")
     if args.num_parity_images > 0:
@@ -118,6 +130,18 @@ def register(subparsers):
         help="directory of training images to calibrate int8",
     )
     parser.add_argument("--num-calibration-images", type=int, default=100)
+    parser.add_argument(
+        "--no-optimize",
+        action="store_true",
+        help="export the model as it is, not its inference graph (BatchNorm folded, merged "
+        "branch convolutions, Winograd 3x3 convolutions; int8: attention kept in float32)",
+    )
+    parser.add_argument(
+        "--dtype-policy",
+        choices=["mixed_bfloat16"],
+        default=None,
+        help="SavedModel: compute in bfloat16 (float32 outputs)",
+    )
     parser.add_argument(
         "--parity-images",
         metavar="DIR",

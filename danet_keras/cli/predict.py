@@ -21,6 +21,7 @@ def predict(args):
         attention_points=[tuple(point) for point in args.attention_point or ()],
         sliding_window=_sliding_window(args.sliding_window),
         palette=args.palette,
+        optimize=args.optimize,
         **options,
     )
     print(f"wrote {len(written)} files to {args.out}")
@@ -62,5 +63,12 @@ def register(subparsers):
         dest="xnnpack",
         action="store_false",
         help="TFLite: run the builtin kernels instead of the XNNPACK delegate",
+    )
+    parser.add_argument(
+        "--no-optimize",
+        dest="optimize",
+        action="store_false",
+        help=".keras models: run the model as it is, not its inference graph (BatchNorm folded, "
+        "Winograd 3x3 convolutions: the same outputs, fewer FLOPs)",
     )
     parser.set_defaults(func=predict)

@@ -7,32 +7,40 @@
     read_state_dict(path)                              .pth(.tar) / .safetensors / .npz
     verify_conversion(model, checkpoint, arch, config) parity with the PyTorch reference
 
-Importing this package does not import torch; reading `.pth` files,
+Importing this package imports neither torch nor TensorFlow (its names
+resolve on first use); reading `.pth` files,
 `verify_conversion` and `danet_keras.convert.torch_reference` need it
 (`pip install danet-keras[torch]`).
 """
 
-from danet_keras.convert.checkpoint import read_state_dict
-from danet_keras.convert.config import (
-    config_from_state_dict,
-    detect_arch,
-    model_config,
-)
-from danet_keras.convert.converter import convert_checkpoint, save_atomically
-from danet_keras.convert.loader import ConversionReport, load_torch_checkpoint
-from danet_keras.convert.names import ARCHS
-from danet_keras.convert.verify import compare_with_reference, verify_conversion
+from typing import TYPE_CHECKING
 
-__all__ = [
-    "ARCHS",
-    "ConversionReport",
-    "compare_with_reference",
-    "config_from_state_dict",
-    "convert_checkpoint",
-    "detect_arch",
-    "load_torch_checkpoint",
-    "model_config",
-    "read_state_dict",
-    "save_atomically",
-    "verify_conversion",
-]
+from danet_keras._lazy import lazy_attributes
+
+_EXPORTS = {
+    "ARCHS": "danet_keras.convert.names",
+    "ConversionReport": "danet_keras.convert.loader",
+    "compare_with_reference": "danet_keras.convert.verify",
+    "config_from_state_dict": "danet_keras.convert.config",
+    "convert_checkpoint": "danet_keras.convert.converter",
+    "detect_arch": "danet_keras.convert.config",
+    "load_torch_checkpoint": "danet_keras.convert.loader",
+    "model_config": "danet_keras.convert.config",
+    "read_state_dict": "danet_keras.convert.checkpoint",
+    "save_atomically": "danet_keras.convert.converter",
+    "verify_conversion": "danet_keras.convert.verify",
+}
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:  # what the lazy attributes are, for type checkers and IDEs
+    from danet_keras.convert.checkpoint import read_state_dict  # noqa: F401
+    from danet_keras.convert.config import (  # noqa: F401
+        config_from_state_dict,
+        detect_arch,
+        model_config,
+    )
+    from danet_keras.convert.converter import convert_checkpoint, save_atomically  # noqa: F401
+    from danet_keras.convert.loader import ConversionReport, load_torch_checkpoint  # noqa: F401
+    from danet_keras.convert.names import ARCHS  # noqa: F401
+    from danet_keras.convert.verify import compare_with_reference, verify_conversion  # noqa: F401

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from danet_keras.backbones.resnet import RESNET_DEPTHS
+from danet_keras.architecture import IMAGENET_MEAN, IMAGENET_STD, RESNET_DEPTHS
 
 LAYOUTS = ("official", "mmseg")
 
@@ -436,8 +436,6 @@ def normalize_images(images):
         (B, 3, H, W) float32 tensor, `(x / 255 - mean) / std` with the
         ImageNet statistics.
     """
-    from danet_keras.layers.normalization import IMAGENET_MEAN, IMAGENET_STD
-
     x = torch.as_tensor(images, dtype=torch.float32).permute(0, 3, 1, 2) / 255.0
     mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)

@@ -21,8 +21,10 @@ import tensorflow as tf
 
 from danet_keras.atomic_io import write_bytes
 from danet_keras.export.metadata import add_tflite_classes
+from danet_keras.export.quantization import FLOAT_OPS_IN_INT8, convert_int8
 from danet_keras.export.saved_model import IMAGES_KEY, SERVING_DEFAULT, build_export_archive
 from danet_keras.models.classes import model_classes
+from danet_keras.optimize import inference_model
 
 QUANTIZATIONS = ("float16", "dynamic", "int8")
 RUNTIMES = ("litert", "tensorflow")
@@ -132,6 +134,7 @@ def export_tflite(
     representative_data=None,
     input_size=(512, 512),
     num_calibration_images=100,
+    optimize=True,
 ):
     """Writes `model` as a `.tflite` file with a static input size.
 
@@ -147,6 +150,10 @@ def export_tflite(
             the training pipeline (without random augmentation).
         input_size: (height, width) of the static input.
         num_calibration_images: number of calibration images used.
+        optimize: export `danet_keras.optimize_for_inference(model)` with
+            direct convolutions (Winograd loses under XNNPACK and in int8);
+            int8 keeps the attention's products and softmaxes in float32
+            (`export.quantization`).
 
     Returns:
         `path`, as a string.
@@ -157,6 +164,7 @@ def export_tflite(
         calibration_images = list(
             representative_images(representative_data, input_size, num_calibration_images)
         )
+    model = inference_model(model, optimize, winograd=False)
     with tempfile.TemporaryDirectory(prefix="danet_tflite_") as saved_model_dir:
         build_export_archive(
             model, batch_size=1, image_size=input_size, include_image_bytes=False
@@ -174,7 +182,10 @@ def export_tflite(
             saved_model_dir, signature_keys=[SERVING_DEFAULT]
         )
         _configure(converter, quantization, calibration_images)
-        flatbuffer = converter.convert()
+        float_ops = FLOAT_OPS_IN_INT8 if optimize else ()
+        flatbuffer = (
+            convert_int8(converter, float_ops) if quantization == "int8" else converter.convert()
+        )
     write_bytes(path, add_tflite_classes(flatbuffer, model_classes(model)))
     return str(path)
 

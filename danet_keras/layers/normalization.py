@@ -3,9 +3,8 @@
 import keras
 from keras import ops
 
-# ImageNet statistics of RGB in [0, 1], as torchvision and the official code.
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from danet_keras.architecture import IMAGENET_MEAN, IMAGENET_STD
+
 # keras.applications' "caffe" convention: BGR, per-channel mean, no scaling.
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 

@@ -416,7 +416,7 @@ def test_cli_max_image_size_reaches_the_export(monkeypatch, tmp_path, flag, expe
     out = str(tmp_path / "sm")
     arguments = ["export", "--model", "m.keras", "--format", "saved_model", "--out", out]
     assert main(arguments + ["--num-parity-images", "0"] + flag) == 0
-    assert calls == [dict(image_size=None, **expected)]
+    assert calls == [dict(image_size=None, optimize=True, dtype_policy=None, **expected)]
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,156 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import danet_keras
+from danet_keras.export import synthetic_images
+from danet_keras.layers import ChannelSplit, WinogradConv2D
+from danet_keras.optimize import fold_batchnorm, optimize_for_inference
+
+from .numerics import assert_classes_agree, assert_close_to_scale, assert_logits_close
+from .trained import small_trained_danet
+
+OUTPUTS = ("logits", "position_logits", "channel_logits")
+# The inference graph against the model it came from, float32, relative to the
+# logit range (`numerics.KERNEL_ORDER_RTOL`, 1e-4): folding and merging only
+# reorder roundings; Winograd F(4x4) adds ~2e-5 of each 3x3 convolution's
+# scale (tests/layers/test_winograd.py), which the network's BatchNorm-scaled
+# layers carry like any other rounding. Measured here: 2e-6 (folding, merging)
+# and 3e-5 to 5e-5 (with Winograd) on the model below.
+INFERENCE_RTOL = 1e-4
+# bfloat16 keeps 8 significant bits; a trained model's decided pixels keep
+# their class, near-ties (a few in a thousand) may flip: issue 13 asks >= 99.5%.
+BFLOAT16_MIN_AGREEMENT = 0.995
+
+
+def randomized_danet(seed=0):
+    """A small DANet with non-trivial BatchNorm statistics and affine weights."""
+    keras.utils.set_random_seed(seed)
+    model = danet_keras.DANet(5, backbone="resnet18", head_channels=32, align_corners=True)
+    rng = np.random.default_rng(seed)
+    for layer in model._flatten_layers():
+        if isinstance(layer, keras.layers.BatchNormalization):
+            c = layer.gamma.shape[0]
+            layer.set_weights(
+                [
+                    rng.uniform(0.5, 1.5, c),
+                    rng.uniform(-0.2, 0.2, c),
+                    rng.normal(0.0, 0.2, c),
+                    rng.uniform(0.5, 2.0, c),
+                ]
+            )
+    model.get_layer("position_attention").gamma.assign(0.7)
+    model.get_layer("channel_attention").beta.assign(0.4)
+    return model
+
+
+@pytest.fixture(scope="module")
+def model_and_images():
+    # Odd sizes: partial Winograd tiles and sub-images of unequal size.
+    return randomized_danet(), synthetic_images(2, (67, 93), seed=3).astype("float32")
+
+
+@pytest.fixture(scope="module")
+def reference(model_and_images):
+    model, images = model_and_images
+    return {k: np.asarray(v) for k, v in model(images, training=False).items()}
+
+
+def layer_types(model):
+    return {type(layer) for layer in model.layers}
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"winograd": False},
+        {"winograd": False, "merge_convs": True},
+        {},
+        {"merge_convs": True, "winograd_tile_size": 2},
+        {"winograd_dilated": False},
+    ],
+    ids=["fold", "fold+merge", "default", "merge+tile2", "no-dilated"],
+)
+def test_inference_graph_computes_the_same_outputs(model_and_images, reference, options):
+    model, images = model_and_images
+    optimized = optimize_for_inference(model, **options)
+    outputs = optimized(images)
+    for name in OUTPUTS:
+        assert_logits_close(outputs[name], reference[name], INFERENCE_RTOL)
+        assert_classes_agree(np.argmax(outputs[name], -1), reference[name], INFERENCE_RTOL)
+    types = layer_types(optimized)
+    assert keras.layers.BatchNormalization not in types
+    assert keras.layers.SpatialDropout2D not in types
+    assert (WinogradConv2D in types) == (options.get("winograd", "auto") is not False)
+    assert (ChannelSplit in types) == options.get("merge_convs", False)
+
+
+def test_layers_keep_their_names_and_the_branch_convs_are_merged(model_and_images):
+    model, _ = model_and_images
+    optimized = optimize_for_inference(model, merge_convs=True)
+    merged = optimized.get_layer("position_reduce_conv_and_channel_reduce_conv")
+    assert isinstance(merged, WinogradConv2D) and merged.filters == 2 * 32
+    assert optimized.get_layer("position_attention").gamma.numpy() == pytest.approx(0.7)
+    assert optimized.num_classes == 5 and optimized.align_corners
+    # Dilated 3x3 convs run on space-to-batch sub-images, the 7x7 stem stays direct.
+    assert optimized.get_layer("stage4_block1_conv1").dilation_rate == 4
+    assert isinstance(optimized.get_layer("stem_conv"), keras.layers.Conv2D)
+    direct = optimize_for_inference(model, winograd_dilated=False)
+    assert isinstance(direct.get_layer("stage4_block1_conv1"), keras.layers.Conv2D)
+    assert isinstance(direct.get_layer("stage1_block0_conv1"), WinogradConv2D)
+
+
+def test_source_model_is_untouched(model_and_images, reference):
+    model, images = model_and_images
+    optimize_for_inference(model)
+    np.testing.assert_array_equal(model(images, training=False)["logits"], reference["logits"])
+
+
+def test_batchnorm_folding_matches_conv_then_batchnorm():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(1, 6, 7, 3)).astype("float32")
+    conv = keras.layers.Conv2D(4, 3, padding="same", use_bias=True)
+    batchnorm = keras.layers.BatchNormalization(epsilon=1e-5)
+    batchnorm(conv(x), training=False)  # builds both
+    batchnorm.set_weights(
+        [rng.uniform(0.5, 1.5, 4), rng.normal(size=4), rng.normal(size=4)]
+        + [rng.uniform(0.5, 2.0, 4)]
+    )
+    conv.bias.assign(rng.normal(size=4))
+    expected = batchnorm(conv(x), training=False)
+    kernel, bias = fold_batchnorm(conv.kernel.numpy(), conv.bias.numpy(), batchnorm)
+    folded = tf.nn.conv2d(np.float64(x), kernel, 1, "SAME").numpy() + bias
+    # float32 conv of 27 terms, then BatchNorm's few roundings: a few eps of the scale.
+    assert_close_to_scale(expected, folded, 1e-6)
+
+
+def test_optimized_model_saves_and_loads(model_and_images, tmp_path):
+    model, images = model_and_images
+    optimized = optimize_for_inference(model)
+    path = str(tmp_path / "inference.keras")
+    optimized.save(path)
+    loaded = keras.saving.load_model(path)
+    np.testing.assert_allclose(
+        loaded(images)["logits"], optimized(images)["logits"], rtol=0, atol=1e-5
+    )
+
+
+def test_rejects_what_it_cannot_rewrite():
+    with pytest.raises(ValueError, match="winograd"):
+        optimize_for_inference(randomized_danet(), winograd="always")
+    with pytest.raises(ValueError, match="functional"):
+        optimize_for_inference(keras.layers.Dense(3))
+
+
+@pytest.mark.slow
+def test_bfloat16_inference_graph_agrees_with_float32_on_a_trained_model():
+    model, _, images = small_trained_danet()
+    reference = np.asarray(model(images.astype("float32"), training=False)["logits"])
+    bf16 = optimize_for_inference(model, dtype_policy="mixed_bfloat16")
+    assert not any(isinstance(layer, WinogradConv2D) for layer in bf16.layers)
+    assert bf16.get_layer("position_attention").compute_dtype == "bfloat16"
+    logits = bf16(images.astype("float32"))["logits"]
+    assert logits.dtype == "float32"
+    agreement = np.mean(np.argmax(logits, -1) == np.argmax(reference, -1))
+    assert agreement >= BFLOAT16_MIN_AGREEMENT, agreement
