@@ -15,6 +15,8 @@ from danet_keras.benchmark import (
 )
 from danet_keras.cli.main import main
 
+from .numerics import BFLOAT16_KERNELS_CAPPED_AWAY
+
 
 def test_forward_latency_reports_positive_times():
     model = DANet(3, backbone="resnet18", head_channels=16)
@@ -113,11 +115,12 @@ def test_cases_run_in_process(tmp_path):
     difference, agree = agreement(logits["keras"], logits["torch"])
     # Converted weights: within the conversion tolerance (convert.verify).
     assert difference < 1e-3 and agree > 0.99
-    try:
-        bf16 = run_case(tiny_case(task="inference", side="keras", precision="bfloat16"))
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-    assert bf16["median_s"] > 0
+    if not BFLOAT16_KERNELS_CAPPED_AWAY:  # see tests/numerics.py
+        try:
+            bf16 = run_case(tiny_case(task="inference", side="keras", precision="bfloat16"))
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
+        assert bf16["median_s"] > 0
     for side in ("torch", "keras"):
         assert run_case(tiny_case(task="training", side=side, batch=2))["median_s"] > 0
     levers = run_case(tiny_case(task="levers", side="keras"))["levers"]
