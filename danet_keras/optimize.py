@@ -54,6 +54,21 @@ _KEPT_ATTRIBUTES = ("num_classes", "align_corners", "class_names", "palette")
 WINOGRAD_CHOICES = ("auto", True, False)
 
 
+def onednn_enabled():
+    """Whether this process's TensorFlow runs oneDNN's CPU kernels (x86, not turned off).
+
+    The Winograd graph runs with either kernels; it is faster than conv2d with
+    oneDNN's (512 -> 512 channels at 64x64: 0.68x) and slower with Eigen's
+    (1.1-1.3x), measured on TF 2.21.
+    """
+    import os
+    import platform
+
+    if os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1").strip().lower() in ("0", "false"):
+        return False
+    return platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
+
+
 def _is_functional(layer):
     return isinstance(layer, keras.Model) and hasattr(layer, "_nodes_by_depth")
 
@@ -280,8 +295,9 @@ class _Rewriter:
         if dilation > 1 and not self.winograd_dilated:
             return False
         if self.winograd == "auto":
-            # float32 only: in 16-bit floats the transforms' rounding shows (opt-in).
-            return _compute_dtype(policy, layer) == "float32"
+            # float32 only: in 16-bit floats the transforms' rounding shows (opt-in);
+            # and on oneDNN's kernels only: on Eigen's it is slower than conv2d.
+            return _compute_dtype(policy, layer) == "float32" and onednn_enabled()
         return True
 
     def _conv(self, node, x, kernel, bias, name):
@@ -366,10 +382,13 @@ def optimize_for_inference(
             time with direct convolutions, 0.98x with Winograd).
         winograd: run stride-1 3x3 convolutions as Winograd F(m x m, 3x3):
             True, False, or `"auto"` (default): where the compute dtype is
-            float32. In bfloat16 it is opt-in (True): measured 0.78x of the
-            bfloat16 DANet-ResNet50's time at 512x512 (0.91x with folding
-            alone), at 99.6-99.7% argmax agreement with float32 on trained
-            models instead of 99.8-99.9% (layers/winograd.py).
+            float32 and this process runs oneDNN's kernels (`onednn_enabled`;
+            the graph runs anywhere, but on Eigen's kernels Winograd is
+            slower than a direct convolution). In bfloat16 it is opt-in
+            (True): measured 0.78x of the bfloat16 DANet-ResNet50's time at
+            512x512 (0.91x with folding alone), at 99.6-99.7% argmax
+            agreement with float32 on trained models instead of 99.8-99.9%
+            (layers/winograd.py).
         winograd_tile_size: m, 4 (default: 4x fewer multiplications) or 2
             (2.25x, 20x smaller rounding).
         winograd_dilated: also dilated 3x3 convolutions (on their

@@ -6,7 +6,7 @@ import tensorflow as tf
 import danet_keras
 from danet_keras.export import synthetic_images
 from danet_keras.layers import ChannelSplit, WinogradConv2D
-from danet_keras.optimize import fold_batchnorm, optimize_for_inference
+from danet_keras.optimize import fold_batchnorm, onednn_enabled, optimize_for_inference
 
 from .numerics import (
     assert_classes_agree,
@@ -72,10 +72,11 @@ def layer_types(model):
         {"winograd": False},
         {"winograd": False, "merge_convs": True},
         {},
-        {"merge_convs": True, "winograd_tile_size": 2},
-        {"winograd_dilated": False},
+        {"winograd": True},
+        {"winograd": True, "merge_convs": True, "winograd_tile_size": 2},
+        {"winograd": True, "winograd_dilated": False},
     ],
-    ids=["fold", "fold+merge", "default", "merge+tile2", "no-dilated"],
+    ids=["fold", "fold+merge", "default", "winograd", "merge+tile2", "no-dilated"],
 )
 def test_inference_graph_computes_the_same_outputs(model_and_images, reference, options):
     model, images = model_and_images
@@ -87,13 +88,15 @@ def test_inference_graph_computes_the_same_outputs(model_and_images, reference, 
     types = layer_types(optimized)
     assert keras.layers.BatchNormalization not in types
     assert keras.layers.SpatialDropout2D not in types
-    assert (WinogradConv2D in types) == (options.get("winograd", "auto") is not False)
+    # "auto" (the default): Winograd where this process runs oneDNN's kernels.
+    winograd = options.get("winograd", "auto")
+    assert (WinogradConv2D in types) == (winograd is True or (winograd and onednn_enabled()))
     assert (ChannelSplit in types) == options.get("merge_convs", False)
 
 
 def test_layers_keep_their_names_and_the_branch_convs_are_merged(model_and_images):
     model, _ = model_and_images
-    optimized = optimize_for_inference(model, merge_convs=True)
+    optimized = optimize_for_inference(model, merge_convs=True, winograd=True)
     merged = optimized.get_layer("position_reduce_conv_and_channel_reduce_conv")
     assert isinstance(merged, WinogradConv2D) and merged.filters == 2 * 32
     assert optimized.get_layer("position_attention").gamma.numpy() == pytest.approx(0.7)
@@ -101,7 +104,7 @@ def test_layers_keep_their_names_and_the_branch_convs_are_merged(model_and_image
     # Dilated 3x3 convs run on space-to-batch sub-images, the 7x7 stem stays direct.
     assert optimized.get_layer("stage4_block1_conv1").dilation_rate == 4
     assert isinstance(optimized.get_layer("stem_conv"), keras.layers.Conv2D)
-    direct = optimize_for_inference(model, winograd_dilated=False)
+    direct = optimize_for_inference(model, winograd=True, winograd_dilated=False)
     assert isinstance(direct.get_layer("stage4_block1_conv1"), keras.layers.Conv2D)
     assert isinstance(direct.get_layer("stage1_block0_conv1"), WinogradConv2D)
 

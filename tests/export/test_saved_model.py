@@ -59,8 +59,18 @@ def loaded_saved_model(saved_model_dir):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    "serving_env",
+    [
+        {},
+        # Eigen's kernels, as a TensorFlow without oneDNN (many model servers) runs the
+        # graph exported here: the inference graph's ops must exist there too.
+        {"TF_ENABLE_ONEDNN_OPTS": "0"},
+    ],
+    ids=["same_kernels", "onednn_off"],
+)
 def test_fresh_process_signatures_match_keras_at_two_sizes(
-    small_danet, saved_model_dir, test_images, tmp_path
+    small_danet, saved_model_dir, test_images, tmp_path, serving_env
 ):
     np.savez(
         tmp_path / "inputs.npz", **{f"images{i}": images for i, images in enumerate(test_images)}
@@ -77,6 +87,7 @@ def test_fresh_process_signatures_match_keras_at_two_sizes(
         ],
         check=True,
         cwd=tmp_path,  # not the repository: `import danet_keras` must not be possible by accident
+        env={**os.environ, **serving_env},
     )
     results = np.load(tmp_path / "out.npz")
     for index, images in enumerate(test_images):
