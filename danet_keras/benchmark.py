@@ -479,11 +479,13 @@ def _keras_levers(case):
 
 
 def _matmul_peak(case):
-    return {
-        "float32_gflops": matmul_peak_gflops("float32"),
-        "bfloat16_gflops": matmul_peak_gflops("bfloat16"),
-        "peak_rss_mb": peak_rss_mb(),
+    # Only the dtypes asked for: a run without bfloat16 rows should not depend on
+    # the CPU's bfloat16 kernels.
+    result = {
+        f"{dtype}_gflops": matmul_peak_gflops(dtype)
+        for dtype in case.get("dtypes", ("float32", "bfloat16"))
     }
+    return dict(result, peak_rss_mb=peak_rss_mb())
 
 
 def _reference_weights(case):

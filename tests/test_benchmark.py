@@ -148,6 +148,8 @@ def test_vs_pytorch_smoke_runs_children_and_writes_table_and_plot(tmp_path, caps
     for label in ("PyTorch fp32", "Keras plain", "Keras optimized", "Keras naive", "| training |"):
         assert label in table, label
     assert "**" not in table  # no failed case
+    # Without bfloat16 rows the run does not touch bfloat16 kernels, not even for the peak.
+    assert "GFLOP/s fp32 |" in table and " bf16 |" not in table
     assert (out / "vs_pytorch.png").stat().st_size > 0
 
 
