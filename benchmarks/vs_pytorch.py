@@ -354,8 +354,16 @@ def main(argv=None):
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per case")
     parser.add_argument("--all", action="store_true", help="every backbone at every size")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds: a CI smoke test")
-    parser.add_argument("--out", default="benchmark_results")
+    parser.add_argument(
+        "--out",
+        default="benchmark_results",
+        help="folder of the tables (new, empty, or an earlier run's, whose tables are replaced)",
+    )
     args = parser.parse_args(argv)
+    from danet_keras.output_paths import own_folder
+
+    # Checked before hours of timing; the benchmark owns its folder.
+    own_folder(args.out, "benchmark_results", "benchmark tables")
 
     main_backbone = "resnet50"
     training_cells = [tuple(cell.split(":")) for cell in args.training_cells]
@@ -414,7 +422,6 @@ def main(argv=None):
             if "bf16" in args.parts:
                 levers_part(matrix, main_backbone, focus, "bfloat16")
         fill_flops(matrix)
-        os.makedirs(args.out, exist_ok=True)
         table = markdown(matrix)
         write_text(os.path.join(args.out, "vs_pytorch.md"), table)
         write_text(os.path.join(args.out, "vs_pytorch.json"), json.dumps(matrix.results, indent=1))

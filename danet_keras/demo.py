@@ -17,11 +17,20 @@
 
 `quick=True` shrinks every step (tiny images, a few training steps) to test
 the workflow end to end, e.g. in CI; its mIoU means nothing.
+
+The demo owns its output folder (`danet_keras.output_paths.own_folder`): it
+takes a new or empty folder, or one that an earlier demo wrote (and redoes
+the demo there, replacing its own files); a folder holding anything else, or
+the current folder, is refused before anything is written.
 """
 
 import dataclasses
 import os
 import time
+
+from danet_keras.output_paths import own_folder
+
+DEMO_KIND = "demo"
 
 # The full demo: measured to reach validation mIoU >= 0.5 within 10 minutes on 2 CPU cores.
 DEMO_SETTINGS = {
@@ -202,9 +211,12 @@ def _export(model, export_dir, image_size, sample_images):
 
     from danet_keras import export as export_lib
 
-    saved_model = export_lib.export_saved_model(model, os.path.join(export_dir, "saved_model"))
+    # The demo owns its folder: a second run replaces its own artefacts (never others').
+    saved_model = export_lib.export_saved_model(
+        model, os.path.join(export_dir, "saved_model"), overwrite=True
+    )
     tflite = export_lib.export_tflite(
-        model, os.path.join(export_dir, "danet_demo.tflite"), input_size=image_size
+        model, os.path.join(export_dir, "danet_demo.tflite"), input_size=image_size, overwrite=True
     )
     pixels = np.clip(np.round(sample_images), 0, 255).astype(np.uint8)
     report = export_lib.check_parity(model, tflite, pixels)
@@ -245,6 +257,7 @@ def run_demo(
     from danet_keras.visualize import plot_training_curves, save_figure
 
     settings = QUICK_SETTINGS if quick else DEMO_SETTINGS
+    own_folder(output_dir, DEMO_KIND, "the demo")
     data_dir = data_dir or os.path.join(output_dir, "demo_city")
     seconds, paths = {}, {"output_dir": output_dir, "data": data_dir}
     start = time.perf_counter()
@@ -276,6 +289,7 @@ def run_demo(
         eval_pipeline(val_split, batch_size=4),
         output_dir=os.path.join(output_dir, "evaluation"),
         verbose=bool(verbose),
+        overwrite=True,
     )
     paths["evaluation"] = os.path.join(output_dir, "evaluation")
     paths["overlays"] = os.path.join(output_dir, "overlays")

@@ -17,6 +17,9 @@ import numpy as np
 
 from danet_keras.atomic_io import write_json, write_text
 from danet_keras.inference import multi_scale_logits, resize_logits
+from danet_keras.output_paths import check_files, check_output_folder, record_files
+
+EVALUATION_KIND = "evaluation_report"
 
 
 @dataclasses.dataclass
@@ -70,22 +73,36 @@ class EvaluationResult:
         return "\n".join(lines)
 
 
-def save_evaluation(result, output_dir):
-    """Writes `metrics.json`, `per_class_iou.csv` and `confusion_matrix.png`.
-
-    Args:
-        result: an `EvaluationResult`.
-        output_dir: directory (created).
-
-    Returns:
-        Dict {"json", "csv", "confusion_matrix"} of the written paths.
-    """
-    os.makedirs(output_dir, exist_ok=True)
-    paths = {
+def evaluation_paths(output_dir):
+    """The files `save_evaluation` writes in `output_dir`: {"json", "csv", "confusion_matrix"}."""
+    return {
         "json": os.path.join(output_dir, "metrics.json"),
         "csv": os.path.join(output_dir, "per_class_iou.csv"),
         "confusion_matrix": os.path.join(output_dir, "confusion_matrix.png"),
     }
+
+
+def check_evaluation_output(output_dir, overwrite=False, inputs=()):
+    """Refuses an `output_dir` whose reports `save_evaluation` may not write (`output_paths`)."""
+    check_output_folder(output_dir, inputs)
+    check_files(list(evaluation_paths(output_dir).values()), EVALUATION_KIND, overwrite, inputs)
+
+
+def save_evaluation(result, output_dir, overwrite=False):
+    """Writes `metrics.json`, `per_class_iou.csv` and `confusion_matrix.png`.
+
+    Args:
+        result: an `EvaluationResult`.
+        output_dir: directory (created); not the current folder.
+        overwrite: replace reports that danet-keras wrote there earlier
+            (other files are never replaced).
+
+    Returns:
+        Dict {"json", "csv", "confusion_matrix"} of the written paths.
+    """
+    check_evaluation_output(output_dir, overwrite)
+    os.makedirs(output_dir, exist_ok=True)
+    paths = evaluation_paths(output_dir)
     write_json(paths["json"], result.to_dict())
     gt_pixels = result.confusion_matrix.sum(axis=1)
     predicted_pixels = result.confusion_matrix.sum(axis=0)
@@ -107,6 +124,7 @@ def save_evaluation(result, output_dir):
     from danet_keras.visualize import save_confusion_matrix
 
     save_confusion_matrix(result.confusion_matrix, result.class_names, paths["confusion_matrix"])
+    record_files(list(paths.values()), EVALUATION_KIND)
     return paths
 
 
@@ -123,6 +141,7 @@ def evaluate(
     steps=None,
     output_dir=None,
     verbose=True,
+    overwrite=False,
 ):
     """mIoU of `model` on `dataset` at the labels' full resolution.
 
@@ -141,13 +160,18 @@ def evaluate(
             (`DANet.class_names`), else "class_0", ...
         steps: evaluate only this many batches.
         output_dir: when given, write the JSON/CSV table and the
-            confusion-matrix PNG there.
+            confusion-matrix PNG there (checked before evaluating: see
+            `save_evaluation`).
         verbose: print progress and the table.
+        overwrite: replace reports that danet-keras wrote in `output_dir`.
 
     Returns:
         An `EvaluationResult`.
     """
     from danet_keras.metrics import MeanIoU
+
+    if output_dir is not None:
+        check_evaluation_output(output_dir, overwrite)
     from danet_keras.models.classes import fallback_class_names
 
     num_classes = num_classes or getattr(model, "num_classes", None)
@@ -201,7 +225,7 @@ def evaluate(
     if verbose:
         print(result.table())
     if output_dir is not None:
-        paths = save_evaluation(result, output_dir)
+        paths = save_evaluation(result, output_dir, overwrite)
         if verbose:
             print("wrote " + ", ".join(paths.values()))
     return result

@@ -2,14 +2,20 @@
 
     danet_keras.predict.predict_files("model.keras", "photos/", "out/", overlay=True)
 
-writes, for each image `name.png|jpg`, `out/name_labels.png` (a palette PNG
-whose pixel values are the class ids), with `overlay=True` `out/name_overlay.png`
-(the photo beside its prediction, titled, with a legend of the classes
-present: `visualize.plot_overlays`) and, with attention points (y, x),
-`out/name_attention.png`: where the position attention of each point looks,
-the point marked, with a colour scale and its predicted class
-(`visualize.plot_position_attention`; Keras models only: exported artefacts
-do not expose the attention).
+writes, for each image `name.jpg` (the name keeps its extension, so that
+`a.png` and `a.jpg` never share an output), `out/name.jpg_labels.png` (a
+palette PNG whose pixel values are the class ids), with `overlay=True`
+`out/name.jpg_overlay.png` (the photo beside its prediction, titled, with a
+legend of the classes present: `visualize.plot_overlays`) and, with attention
+points (y, x), `out/name.jpg_attention.png`: where the position attention of
+each point looks, the point marked, with a colour scale and its predicted
+class (`visualize.plot_position_attention`; Keras models only: exported
+artefacts do not expose the attention).
+
+Every output is checked before the first is written: an output folder that
+is the current folder or holds an input, or an output file that danet-keras
+did not write, refuses the whole run; one that it wrote earlier is replaced
+only with `overwrite=True` (`danet_keras.output_paths`).
 """
 
 import os
@@ -18,6 +24,8 @@ import numpy as np
 
 from danet_keras.data.image_io import IMAGE_EXTENSIONS, list_files
 from danet_keras.export.runners import KerasRunner, load_runner, outputs_from_logits
+
+PREDICTION_KIND = "prediction"
 
 
 def image_files(path):
@@ -83,6 +91,7 @@ def predict_files(
     class_names=None,
     progress=True,
     optimize=True,
+    overwrite=False,
     **runner_options,
 ):
     """Segments image files and writes label PNGs (and overlays, attention maps).
@@ -106,6 +115,8 @@ def predict_files(
         optimize: run a Keras model as `danet_keras.optimize_for_inference`
             rewrites it (the same outputs within 1e-4 of the logit range, fewer
             FLOPs); False: as it is.
+        overwrite: replace outputs that danet-keras wrote earlier (others
+            are never replaced).
         **runner_options: options of `export.runners.load_runner`.
 
     Returns:
@@ -115,6 +126,7 @@ def predict_files(
 
     from danet_keras.atomic_io import save_png
     from danet_keras.optimize import optimize_for_inference
+    from danet_keras.output_paths import check_files, check_output_folder, record_files
     from danet_keras.visualize import (
         class_names_and_palette,
         plot_overlays,
@@ -122,6 +134,27 @@ def predict_files(
         save_figure,
     )
 
+    files = image_files(inputs)
+    model_path = None if hasattr(model, "predict") else model
+    check_output_folder(output_dir, inputs=[inputs, model_path])
+    outputs_of = {
+        path: {
+            kind: os.path.join(output_dir, f"{os.path.basename(path)}_{kind}.png")
+            for kind, wanted in (
+                ("labels", True),
+                ("overlay", overlay),
+                ("attention", attention_points),
+            )
+            if wanted
+        }
+        for path in files
+    }
+    check_files(
+        {output: path for path, outputs in outputs_of.items() for output in outputs.values()},
+        PREDICTION_KIND,
+        overwrite,
+        inputs=[inputs, model_path],
+    )
     runner = (
         KerasRunner(model) if hasattr(model, "predict") else load_runner(model, **runner_options)
     )
@@ -133,7 +166,6 @@ def predict_files(
         raise ValueError(
             f"attention maps need a Keras model (.keras), got a {runner.format} artefact."
         )
-    files = image_files(inputs)
     names, colours = class_names_and_palette(None, class_names, palette, model=runner)
     os.makedirs(output_dir, exist_ok=True)
     written = []
@@ -141,18 +173,18 @@ def predict_files(
         image = read_image(path)
         outputs = segment(runner, image, sliding_window)
         class_ids = outputs["class_ids"][0]
-        stem = os.path.join(output_dir, os.path.splitext(os.path.basename(path))[0])
-        save_png(f"{stem}_labels.png", class_ids, colours)
-        written.append(f"{stem}_labels.png")
+        targets = outputs_of[path]
+        written.append(save_png(targets["labels"], class_ids, colours))
         title = os.path.basename(path)
         if overlay:
             figure = plot_overlays(
                 image, predictions=class_ids, class_names=names, palette=colours, titles=[title]
             )
-            written.append(save_figure(figure, f"{stem}_overlay.png"))
+            written.append(save_figure(figure, targets["overlay"]))
         if attention_points:
             figure = plot_position_attention(
                 attention_model, image, attention_points, class_names=names, palette=colours
             )
-            written.append(save_figure(figure, f"{stem}_attention.png"))
+            written.append(save_figure(figure, targets["attention"]))
+        record_files(list(targets.values()), PREDICTION_KIND)
     return written

@@ -19,6 +19,7 @@ import os
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
 METADATA_FILE = "metadata.json"
+PRESET_KIND = "preset"
 
 
 def cache_dir():
@@ -84,7 +85,7 @@ def load_preset_model(directory, expected_class, load_weights=True, overrides=No
     return model
 
 
-def save_preset(model, directory, metadata=None):
+def save_preset(model, directory, metadata=None, overwrite=False):
     """Writes `model` as a preset directory, atomically.
 
     The files are written into a temporary directory beside `directory`,
@@ -93,19 +94,23 @@ def save_preset(model, directory, metadata=None):
 
     Args:
         model: a Keras model whose class is registered serialisable.
-        directory: the preset directory to write (replaced if it exists).
+        directory: the preset directory to write: a new or empty folder, or a
+            preset that danet-keras wrote (with `overwrite`); anything else is
+            refused (`danet_keras.output_paths`).
         metadata: extra facts for `metadata.json` (e.g. the source checkpoint).
+        overwrite: replace a preset that danet-keras wrote at `directory`.
 
     Returns:
         `directory`.
     """
     import keras
 
-    from danet_keras.atomic_io import atomic_directory, write_json
+    from danet_keras.atomic_io import write_json
+    from danet_keras.output_paths import folder_artefact
     from danet_keras.version import __version__
 
     directory = os.path.abspath(str(directory))
-    with atomic_directory(directory) as staging:
+    with folder_artefact(directory, PRESET_KIND, overwrite) as staging:
         write_json(os.path.join(staging, CONFIG_FILE), keras.saving.serialize_keras_object(model))
         model.save_weights(os.path.join(staging, WEIGHTS_FILE))
         facts = {

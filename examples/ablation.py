@@ -156,7 +156,10 @@ def main(argv=None):
         parser.error("--seeds must be at least 1")
 
     from danet_keras.atomic_io import write_json, write_text
+    from danet_keras.output_paths import own_folder
 
+    # The ablation owns its folder; running it again resumes from results.json.
+    own_folder(args.output_dir, "ablation", "the ablation")
     data_dir = args.data_dir or os.path.join(args.output_dir, "demo_city")
     train_settings = training_settings(data_dir, args.smoke)
     results_path = os.path.join(args.output_dir, "results.json")

@@ -49,10 +49,10 @@ def test_predict_files_writes_labels_overlays_and_attention(model, image_dir, tm
         progress=False,
     )
     assert sorted(os.path.basename(p) for p in written) == sorted(
-        f"photo{i}_{kind}.png" for i in range(2) for kind in ("labels", "overlay", "attention")
+        f"photo{i}.png_{kind}.png" for i in range(2) for kind in ("labels", "overlay", "attention")
     )
     photo = np.asarray(Image.open(image_dir / "photo0.png"))
-    labels = Image.open(tmp_path / "photo0_labels.png")
+    labels = Image.open(tmp_path / "photo0.png_labels.png")
     assert labels.mode == "P"
     # The same eager model on the same pixels in the same process: exact.
     np.testing.assert_array_equal(
@@ -60,7 +60,7 @@ def test_predict_files_writes_labels_overlays_and_attention(model, image_dir, tm
     )
     # The overlay and attention pictures are the visualize module's figures.
     for kind in ("overlay", "attention"):
-        with Image.open(tmp_path / f"photo1_{kind}.png") as figure:
+        with Image.open(tmp_path / f"photo1.png_{kind}.png") as figure:
             assert figure.size[0] > 400
 
 
@@ -92,7 +92,7 @@ def test_sliding_window(model, image_dir, tmp_path):
         predict_files(
             model, image_dir / "photo0.png", tmp_path / directory, progress=False, **options
         )
-        return np.asarray(Image.open(tmp_path / directory / "photo0_labels.png"))
+        return np.asarray(Image.open(tmp_path / directory / "photo0.png_labels.png"))
 
     plain = labels("plain")
     # A window as large as the image is one plain pass, though through the
@@ -112,23 +112,12 @@ def test_cli_predict_on_a_keras_file(keras_file, image_dir, tmp_path, capsys):
     )
     assert code == 0
     assert "wrote 4 files" in capsys.readouterr().out
-    assert os.path.exists(tmp_path / "photo1_labels.png")
+    assert os.path.exists(tmp_path / "photo1.png_labels.png")
 
 
-def test_cli_predict_errors(tmp_path, capsys):
-    assert (
-        main(
-            [
-                "predict",
-                "--model",
-                str(tmp_path / "missing.keras"),
-                str(tmp_path),
-                "--out",
-                str(tmp_path),
-            ]
-        )
-        == 2
-    )
+def test_cli_predict_errors(image_dir, tmp_path, capsys):
+    missing_model = ["--model", str(tmp_path / "missing.keras")]
+    assert main(["predict", *missing_model, str(image_dir), "--out", str(tmp_path / "o")]) == 2
     assert "no such file" in capsys.readouterr().err
     with pytest.raises(FileNotFoundError, match="no .png"):
         image_files(tmp_path)
@@ -151,12 +140,12 @@ def test_a_model_trained_on_the_demo_city_predicts_in_cityscapes_colours(
         # No --palette: the colours are the model's own, and no fallback notice.
         command = ["predict", "--model", str(model), str(photo), "--out", str(out), "--overlay"]
         assert main(command) == 0
-        labels = Image.open(out / f"{photo.stem}_labels.png")
+        labels = Image.open(out / f"{photo.name}_labels.png")
         assert labels.mode == "P"
         np.testing.assert_array_equal(
             np.asarray(labels.getpalette()[: 3 * len(palette)]).reshape(-1, 3), palette, name
         )
-        assert Image.open(out / f"{photo.stem}_overlay.png").format == "PNG"
+        assert Image.open(out / f"{photo.name}_overlay.png").format == "PNG"
     assert not any("carries no class" in record.getMessage() for record in caplog.records)
 
 
@@ -169,14 +158,14 @@ def test_an_old_model_without_classes_predicts_with_the_fallback(
     with caplog.at_level(logging.WARNING, logger="danet_keras"):
         predict_files(model, image_dir / "photo0.png", tmp_path, progress=False)
     assert sum("carries no class names" in r.getMessage() for r in caplog.records) == 1
-    labels = Image.open(tmp_path / "photo0_labels.png")
+    labels = Image.open(tmp_path / "photo0.png_labels.png")
     palette = np.asarray(labels.getpalette()[: 3 * NUM_CLASSES]).reshape(-1, 3)
     np.testing.assert_array_equal(palette, bit_interleaved_palette(NUM_CLASSES))
     # --palette overrides the model's colours, and names its classes.
     predict_files(
         model, image_dir / "photo0.png", tmp_path / "p", palette="cityscapes", progress=False
     )
-    palette = Image.open(tmp_path / "p" / "photo0_labels.png").getpalette()[: 3 * NUM_CLASSES]
+    palette = Image.open(tmp_path / "p" / "photo0.png_labels.png").getpalette()[: 3 * NUM_CLASSES]
     np.testing.assert_array_equal(
         np.asarray(palette).reshape(-1, 3), DATASETS["cityscapes"].palette[:NUM_CLASSES]
     )

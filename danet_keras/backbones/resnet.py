@@ -322,11 +322,11 @@ class DilatedResNet(keras.Model):
         load_keras_applications_weights(backbone, weights)
         return backbone
 
-    def save_to_preset(self, directory, metadata=None):
-        """Writes this backbone as a preset directory (see `danet_keras.preset_io`)."""
+    def save_to_preset(self, directory, metadata=None, overwrite=False):
+        """Writes this backbone as a preset directory (see `danet_keras.preset_io.save_preset`)."""
         from danet_keras.preset_io import save_preset
 
-        return save_preset(self, directory, metadata)
+        return save_preset(self, directory, metadata, overwrite=overwrite)
 
 
 def keras_applications_resnet(depth, weights):

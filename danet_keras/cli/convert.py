@@ -24,13 +24,27 @@ def _boolean(value):
 
 def convert(args):
     from danet_keras.convert import convert_checkpoint, save_atomically, verify_conversion
-    from danet_keras.convert.converter import check_output_path, save_converted_preset
+    from danet_keras.convert.converter import (
+        check_output_path,
+        preset_directory,
+        save_converted_preset,
+    )
     from danet_keras.convert.verify import DEFAULT_VERIFY_SIZE, parity_ok
+    from danet_keras.output_paths import check_folder_artefact
+    from danet_keras.preset_io import PRESET_KIND
 
     if not (args.output or args.preset_dir or args.preset):
         raise ValueError("Say where to write: -o FILE, --preset-dir DIR or --preset NAME.")
+    # Refused outputs are refused before the checkpoint is read.
     if args.output:
-        check_output_path(args.output)
+        check_output_path(args.output, args.overwrite, inputs=[args.checkpoint])
+    if args.preset_dir or args.preset:
+        check_folder_artefact(
+            preset_directory(args.preset_dir or True, args.preset),
+            PRESET_KIND,
+            args.overwrite,
+            inputs=[args.checkpoint],
+        )
     model, report, config, sources = convert_checkpoint(
         args.checkpoint,
         arch=args.arch,
@@ -65,11 +79,16 @@ def convert(args):
             print("parity check failed; nothing written")
             return 1
     if args.output:
-        save_atomically(model, args.output)
+        save_atomically(model, args.output, args.overwrite)
         print(f"wrote {args.output}")
     if args.preset_dir or args.preset:
         directory = save_converted_preset(
-            model, args.preset_dir or True, args.preset, report.arch, args.checkpoint
+            model,
+            args.preset_dir or True,
+            args.preset,
+            report.arch,
+            args.checkpoint,
+            args.overwrite,
         )
         print(f"wrote preset {directory} (DANet.from_preset({directory!r}))")
     return 0
@@ -101,6 +120,12 @@ def register(subparsers):
         help="the model-zoo preset this checkpoint is (danet-keras info): its settings, and "
         "without --preset-dir the preset is installed in the local cache for "
         "DANet.from_preset(NAME)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an output file or preset that danet-keras wrote earlier (anything else at "
+        "those paths is never replaced)",
     )
     parser.add_argument(
         "--arch", choices=ARCH_CHOICES, default="auto", help="checkpoint layout (default: auto)"

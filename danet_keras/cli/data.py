@@ -22,7 +22,10 @@ def register(subparsers):
         "make-demo-data",
         help="write a synthetic street-scene dataset in the Cityscapes layout (offline demo)",
     )
-    parser.add_argument("directory", help="output directory")
+    parser.add_argument(
+        "directory",
+        help="output folder: new, empty, or a demo city written earlier (rewritten in place)",
+    )
     parser.add_argument("--num-train", type=int, default=200, help="training scenes (default 200)")
     parser.add_argument("--num-val", type=int, default=40, help="validation scenes (default 40)")
     parser.add_argument("--size", default="256x512", help="HxW of every image (default 256x512)")

@@ -25,7 +25,10 @@ def register(subparsers):
         "on a CPU",
     )
     parser.add_argument(
-        "--output-dir", default="danet_demo", help="where everything goes (default danet_demo)"
+        "--output-dir",
+        default="danet_demo",
+        help="where everything goes (default danet_demo): the demo owns this folder, so it must "
+        "be new, empty or one that the demo wrote; running the demo again redoes it there",
     )
     parser.add_argument(
         "--data-dir", help="the demo city (default OUTPUT_DIR/demo_city; written when absent)"

@@ -24,9 +24,11 @@ def run(args):
     if args.stride is not None and args.crop_size is None:
         raise ValueError("--stride needs --crop-size (sliding-window evaluation).")
     from danet_keras.data import eval_pipeline, load_dataset
-    from danet_keras.evaluation import evaluate
+    from danet_keras.evaluation import check_evaluation_output, evaluate
     from danet_keras.models.loading import load_keras_model
 
+    # Before any image is read: the reports' folder may not hold the inputs or others' files.
+    check_evaluation_output(args.output_dir, args.overwrite, inputs=[args.model, args.data_dir])
     split = load_dataset(args.dataset, args.data_dir, args.split)
     if len(split) == 0:
         raise FileNotFoundError(f"No images in {args.data_dir} ({args.dataset}, {args.split}).")
@@ -49,6 +51,7 @@ def run(args):
         class_names=getattr(model, "class_names", None) or split.info.class_names,
         steps=args.steps,
         output_dir=args.output_dir,
+        overwrite=args.overwrite,
     )
     print(f"mIoU {100 * result.mean_iou:.2f} on {result.num_images} images")
 
@@ -90,5 +93,14 @@ def register(subparsers):
     )
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--steps", type=int, help="evaluate only this many batches")
-    parser.add_argument("--output-dir", default="evaluation")
+    parser.add_argument(
+        "--output-dir",
+        default="evaluation",
+        help="folder of the reports (default ./evaluation; not the current folder)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace reports that danet-keras wrote in --output-dir earlier",
+    )
     parser.set_defaults(func=run)

@@ -53,8 +53,14 @@ def export(args):
         )
     from danet_keras import export as export_lib
     from danet_keras.export.runners import KerasRunner
+    from danet_keras.output_paths import check_file_artefact, check_folder_artefact
     from danet_keras.predict import image_files, read_image
 
+    # Refused before the model is loaded: an output that is not new or ours, or an input.
+    if args.format == "saved_model":
+        check_folder_artefact(args.out, "saved_model", args.overwrite, inputs=[args.model])
+    else:
+        check_file_artefact(args.out, args.format, args.overwrite, inputs=[args.model])
     model = KerasRunner(args.model).model
     size = tuple(args.input_size) if args.input_size else None
     # The inference graph (BatchNorm folded, Winograd where it wins), unless --no-optimize.
@@ -66,10 +72,11 @@ def export(args):
             image_size=size,
             optimize=optimize,
             dtype_policy=args.dtype_policy,
+            overwrite=args.overwrite,
             **limits,
         )
     elif args.format == "onnx":
-        export_lib.export_onnx(model, args.out, input_size=size)
+        export_lib.export_onnx(model, args.out, input_size=size, overwrite=args.overwrite)
     else:
         size = size or DEFAULT_TFLITE_SIZE
         representative = None
@@ -84,6 +91,7 @@ def export(args):
             input_size=size,
             num_calibration_images=args.num_calibration_images,
             optimize=optimize,
+            overwrite=args.overwrite,
         )
     print(f"wrote {args.out}")
     if args.num_parity_images > 0:
@@ -99,7 +107,18 @@ def register(subparsers):
     )
     parser.add_argument("--model", required=True, help="the .keras model file")
     parser.add_argument("--format", required=True, choices=FORMATS, help="artefact format")
-    parser.add_argument("--out", required=True, help="output directory (saved_model) or file")
+    parser.add_argument(
+        "--out",
+        required=True,
+        help="output folder (saved_model: a new or empty one, e.g. a numbered version folder "
+        "BASE/1 for TF Serving) or file (tflite, onnx)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an artefact of the same format that danet-keras wrote at --out earlier "
+        "(anything else there is never replaced)",
+    )
     parser.add_argument(
         "--quantization",
         choices=QUANTIZATIONS,

@@ -22,6 +22,7 @@ def predict(args):
         sliding_window=_sliding_window(args.sliding_window),
         palette=args.palette,
         optimize=args.optimize,
+        overwrite=args.overwrite,
         **options,
     )
     print(f"wrote {len(written)} files to {args.out}")
@@ -35,7 +36,17 @@ def register(subparsers):
         "--model", required=True, help=".keras file, SavedModel directory, .tflite or .onnx file"
     )
     parser.add_argument("inputs", metavar="IMAGE_OR_DIR", help="an image or a directory of images")
-    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument(
+        "--out",
+        required=True,
+        help="output folder (not the current folder, nor one that holds the inputs); each image "
+        "NAME.EXT gives NAME.EXT_labels.png",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace outputs that danet-keras wrote earlier (other files are never replaced)",
+    )
     parser.add_argument("--overlay", action="store_true", help="also write colour overlays")
     parser.add_argument(
         "--attention-point",

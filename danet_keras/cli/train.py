@@ -164,7 +164,11 @@ def register(subparsers):
     )
     add("--tpu", help="TPU name or address")
     add("--mixed-precision", action="store_true")
-    add("--output-dir")
+    add(
+        "--output-dir",
+        help="the run's folder (default runs/danet): train owns it, so it must be new, empty or "
+        "one that train wrote; running the same command again resumes the run in it",
+    )
     add("--no-backup", action="store_true", help="do not back up for resuming")
     add("--backup-freq", help="'epoch' (default) or a number of steps")
     add("--no-tensorboard", action="store_true")

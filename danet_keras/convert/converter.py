@@ -5,12 +5,18 @@ import os
 from danet_keras.convert.checkpoint import read_state_dict
 from danet_keras.convert.config import model_config
 from danet_keras.convert.loader import load_torch_checkpoint
+from danet_keras.output_paths import check_folder_artefact
+from danet_keras.preset_io import PRESET_KIND
 
 OUTPUT_SUFFIXES = (".weights.h5", ".keras")
 
 
-def check_output_path(path):
-    """Raises ValueError unless `path` is a `.weights.h5` or `.keras` in an existing directory."""
+def check_output_path(path, overwrite=False, inputs=()):
+    """Raises ValueError unless `path` is a `.weights.h5` or `.keras` this converter may write.
+
+    It must be in an existing directory, and be new or (with `overwrite`) a
+    file of the same kind that danet-keras wrote (`danet_keras.output_paths`).
+    """
     path = os.fspath(path)
     if not path.endswith(OUTPUT_SUFFIXES):
         raise ValueError(
@@ -20,9 +26,17 @@ def check_output_path(path):
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"The output directory {directory!r} does not exist.")
+    from danet_keras.output_paths import check_file_artefact
+
+    check_file_artefact(path, output_kind(path), overwrite, inputs)
 
 
-def save_atomically(model, path):
+def output_kind(path):
+    """The artefact kind of a converter output: `"keras_model"` or `"keras_weights"`."""
+    return "keras_model" if os.fspath(path).endswith(".keras") else "keras_weights"
+
+
+def save_atomically(model, path, overwrite=False):
     """Saves weights (`.weights.h5`) or the model (`.keras`) so that `path` is whole or untouched.
 
     Writes a temporary file beside `path` and renames it over `path` only
@@ -30,13 +44,16 @@ def save_atomically(model, path):
 
     Args:
         model: a Keras model.
-        path: the output file.
+        path: the output file: a new file, or (with `overwrite`) one that
+            danet-keras wrote; any other existing file is refused
+            (`danet_keras.output_paths`).
+        overwrite: replace a file of the same kind that danet-keras wrote.
     """
-    from danet_keras.atomic_io import atomic_path
+    from danet_keras.output_paths import file_artefact
 
     check_output_path(path)
     path = os.fspath(path)
-    with atomic_path(path) as temporary:
+    with file_artefact(path, output_kind(path), overwrite) as temporary:
         if path.endswith(".keras"):
             model.save(temporary, overwrite=True)
         else:
@@ -44,7 +61,14 @@ def save_atomically(model, path):
 
 
 def convert_checkpoint(
-    checkpoint, output=None, arch="auto", strict=True, preset=None, preset_dir=None, **overrides
+    checkpoint,
+    output=None,
+    arch="auto",
+    strict=True,
+    preset=None,
+    preset_dir=None,
+    overwrite=False,
+    **overrides,
 ):
     """Builds the Keras DANet a PyTorch checkpoint needs, loads it, and optionally saves it.
 
@@ -60,6 +84,9 @@ def convert_checkpoint(
         preset_dir: None, or a preset directory to write (`config.json`,
             `model.weights.h5`, `metadata.json`) for `DANet.from_preset`;
             `True` with `preset`: the local preset cache's directory of it.
+        overwrite: replace an `output` or preset that danet-keras wrote
+            earlier; without it they are refused, and so, always, is a path
+            holding anything else (`danet_keras.output_paths`).
         **overrides: `DANet` arguments that replace what `model_config`
             derives (None: not given), e.g. `multi_grid=()`,
             `align_corners=True` for mmsegmentation's 769x769 models.
@@ -71,23 +98,38 @@ def convert_checkpoint(
     """
     from danet_keras.models.danet import DANet
 
-    if output is not None:
-        check_output_path(output)
-    state_dict = read_state_dict(checkpoint)
     file_name = os.fspath(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) else None
+    if output is not None:
+        check_output_path(output, overwrite, inputs=[file_name])
+    if preset_dir:
+        check_folder_artefact(
+            preset_directory(preset_dir, preset), PRESET_KIND, overwrite, inputs=[file_name]
+        )
+    state_dict = read_state_dict(checkpoint)
     arch, config, sources = model_config(
         state_dict, arch, file_name=file_name, preset=preset, **overrides
     )
     model = DANet(**config)
     report = load_torch_checkpoint(model, state_dict, arch=arch, strict=strict)
     if output is not None:
-        save_atomically(model, output)
+        save_atomically(model, output, overwrite)
     if preset_dir:
-        save_converted_preset(model, preset_dir, preset, arch, file_name)
+        save_converted_preset(model, preset_dir, preset, arch, file_name, overwrite)
     return model, report, config, sources
 
 
-def save_converted_preset(model, directory, preset, arch, checkpoint_name):
+def preset_directory(directory, preset):
+    """`directory`, or for `True` the local preset cache's directory of `preset`."""
+    from danet_keras.preset_io import cache_dir
+
+    if directory is True:
+        if not preset:
+            raise ValueError("Writing into the preset cache needs the preset's name (`preset`).")
+        return os.path.join(cache_dir(), preset)
+    return directory
+
+
+def save_converted_preset(model, directory, preset, arch, checkpoint_name, overwrite=False):
     """Writes a converted model as a preset directory, noting where it came from.
 
     Args:
@@ -97,20 +139,16 @@ def save_converted_preset(model, directory, preset, arch, checkpoint_name):
         preset: the preset name the checkpoint is, or None.
         arch: the checkpoint's layout.
         checkpoint_name: the checkpoint's file name, or None.
+        overwrite: replace a preset that danet-keras wrote there earlier.
 
     Returns:
         The directory written.
     """
-    from danet_keras.preset_io import cache_dir
-
-    if directory is True:
-        if not preset:
-            raise ValueError("Writing into the preset cache needs the preset's name (`preset`).")
-        directory = os.path.join(cache_dir(), preset)
+    directory = preset_directory(directory, preset)
     metadata = {
         "source": "converted PyTorch checkpoint",
         "checkpoint": os.path.basename(checkpoint_name) if checkpoint_name else None,
         "checkpoint_layout": arch,
         "preset": preset,
     }
-    return model.save_to_preset(directory, metadata)
+    return model.save_to_preset(directory, metadata, overwrite=overwrite)

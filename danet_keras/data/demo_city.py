@@ -277,7 +277,9 @@ def make_demo_city(out_dir, num_train=200, num_val=40, size=(256, 512), seed=0):
     and `out_dir/gtFine/{train,val}/{city}/..._gtFine_labelIds.png`.
 
     Args:
-        out_dir: output directory (created).
+        out_dir: output directory (created): this function owns it, so it
+            must be new, empty or a demo city written earlier (rewritten in
+            place); anything else is refused (`danet_keras.output_paths`).
         num_train, num_val: number of scenes per split.
         size: (height, width) of every image.
         seed: the images are a function of (seed, split, index) only.
@@ -286,12 +288,14 @@ def make_demo_city(out_dir, num_train=200, num_val=40, size=(256, 512), seed=0):
         dict split -> list of (image_path, label_path).
     """
     from danet_keras.atomic_io import save_png
+    from danet_keras.output_paths import own_folder
 
     if num_train < 1 or num_val < 0:
         raise ValueError(f"need num_train >= 1 and num_val >= 0, got {num_train}, {num_val}")
     height, width = (int(v) for v in size)
     if height < 16 or width < 16:
         raise ValueError(f"size must be at least 16x16, got {height}x{width}")
+    own_folder(out_dir, "demo_city", "the demo city")
     written = {}
     for split_index, (split, count) in enumerate((("train", num_train), ("val", num_val))):
         city = CITIES[split]

@@ -10,15 +10,15 @@ colours are in the file's `metadata_props` (`export.metadata`).
 
 import tensorflow as tf
 
-from danet_keras.atomic_io import write_bytes
 from danet_keras.export.metadata import add_onnx_classes
 from danet_keras.export.saved_model import images_spec, segmentation_outputs
 from danet_keras.models.classes import model_classes
+from danet_keras.output_paths import check_file_artefact, write_artefact_bytes
 
 DEFAULT_OPSET = 17
 
 
-def export_onnx(model, path, input_size=None, opset=DEFAULT_OPSET):
+def export_onnx(model, path, input_size=None, opset=DEFAULT_OPSET, overwrite=False):
     """Writes `model` as an ONNX file.
 
     Args:
@@ -26,10 +26,14 @@ def export_onnx(model, path, input_size=None, opset=DEFAULT_OPSET):
         path: output `.onnx` file.
         input_size: None (dynamic height and width) or (height, width).
         opset: ONNX opset version.
+        overwrite: replace an `.onnx` file that danet-keras wrote at `path`
+            earlier; any other existing file is refused
+            (`danet_keras.output_paths`).
 
     Returns:
         `path`, as a string.
     """
+    check_file_artefact(path, "onnx", overwrite)
     try:
         import tf2onnx
     except ImportError as error:
@@ -42,5 +46,5 @@ def export_onnx(model, path, input_size=None, opset=DEFAULT_OPSET):
     )
     model_proto, _ = tf2onnx.convert.from_function(serve, input_signature=signature, opset=opset)
     add_onnx_classes(model_proto, model_classes(model))
-    write_bytes(path, model_proto.SerializeToString())
+    write_artefact_bytes(path, "onnx", model_proto.SerializeToString(), overwrite)
     return str(path)

@@ -41,6 +41,7 @@ IMAGES_KEY = "images"
 IMAGE_BYTES_KEY = "image_bytes"
 OUTPUT_KEYS = ("class_ids", "probabilities", "logits")
 DEFAULT_MAX_IMAGE_SIZE = (4096, 4096)
+SAVED_MODEL_KIND = "saved_model"
 
 
 def _is_int(value):
@@ -373,6 +374,7 @@ def export_saved_model(
     max_batch_size=None,
     optimize=True,
     dtype_policy=None,
+    overwrite=False,
 ):
     """Writes `model` as a SavedModel for TF Serving (see the module docstring).
 
@@ -406,11 +408,19 @@ def export_saved_model(
             the logit range); False: the model as it is.
         dtype_policy: None, or `"mixed_bfloat16"` for bfloat16 compute
             (float32 outputs).
+        overwrite: replace a SavedModel that danet-keras wrote at `path`
+            earlier. Without it that is refused, and so is, always, a `path`
+            that holds anything else (TF Serving's base folder of numbered
+            versions, say: write to a new version folder such as `path/2`);
+            see `danet_keras.output_paths`.
 
     Returns:
         `path`, as a string.
     """
     from danet_keras.export.metadata import write_labels_asset
+    from danet_keras.output_paths import check_folder_artefact, folder_artefact
+
+    check_folder_artefact(path, SAVED_MODEL_KIND, overwrite)
     from danet_keras.models.classes import model_classes
     from danet_keras.optimize import inference_model
 
@@ -425,10 +435,8 @@ def export_saved_model(
         max_batch_size=max_batch_size,
         classes=classes,
     )
-    from danet_keras.atomic_io import atomic_directory
-
     # A serving directory that a model server watches must never be half written.
-    with atomic_directory(path) as staging:
+    with folder_artefact(path, SAVED_MODEL_KIND, overwrite) as staging:
         archive.write_out(staging, verbose=verbose)
         write_labels_asset(staging, classes)
     return str(path)

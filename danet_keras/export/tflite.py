@@ -19,12 +19,12 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
-from danet_keras.atomic_io import write_bytes
 from danet_keras.export.metadata import add_tflite_classes
 from danet_keras.export.quantization import FLOAT_OPS_IN_INT8, convert_int8
 from danet_keras.export.saved_model import IMAGES_KEY, SERVING_DEFAULT, build_export_archive
 from danet_keras.models.classes import model_classes
 from danet_keras.optimize import inference_model
+from danet_keras.output_paths import check_file_artefact, write_artefact_bytes
 
 QUANTIZATIONS = ("float16", "dynamic", "int8")
 RUNTIMES = ("litert", "tensorflow")
@@ -135,6 +135,7 @@ def export_tflite(
     input_size=(512, 512),
     num_calibration_images=100,
     optimize=True,
+    overwrite=False,
 ):
     """Writes `model` as a `.tflite` file with a static input size.
 
@@ -154,10 +155,14 @@ def export_tflite(
             direct convolutions (Winograd loses under XNNPACK and in int8);
             int8 keeps the attention's products and softmaxes in float32
             (`export.quantization`).
+        overwrite: replace a `.tflite` file that danet-keras wrote at `path`
+            earlier; any other existing file is refused
+            (`danet_keras.output_paths`).
 
     Returns:
         `path`, as a string.
     """
+    check_file_artefact(path, "tflite", overwrite)
     input_size = _validate(quantization, representative_data, input_size)
     calibration_images = None
     if quantization == "int8":
@@ -186,7 +191,9 @@ def export_tflite(
         flatbuffer = (
             convert_int8(converter, float_ops) if quantization == "int8" else converter.convert()
         )
-    write_bytes(path, add_tflite_classes(flatbuffer, model_classes(model)))
+    write_artefact_bytes(
+        path, "tflite", add_tflite_classes(flatbuffer, model_classes(model)), overwrite
+    )
     return str(path)
 
 

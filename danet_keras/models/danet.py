@@ -305,19 +305,22 @@ class DANet(keras.Model):
             return preset_io.load_preset_model(directory, cls, True, overrides)
         return cls(**presets.preset_config(preset, **overrides))
 
-    def save_to_preset(self, directory, metadata=None):
+    def save_to_preset(self, directory, metadata=None, overwrite=False):
         """Writes this model as a preset directory (`config.json`, `model.weights.h5`, ...).
 
         Args:
-            directory: where to write; replaced atomically if it exists.
+            directory: where to write: a new or empty folder, or (with
+                `overwrite=True`) a preset that danet-keras wrote, which is
+                replaced atomically.
             metadata: extra facts for `metadata.json` (e.g. the source).
+            overwrite: replace a preset written earlier.
 
         Returns:
             `directory`.
         """
         from danet_keras.preset_io import save_preset
 
-        return save_preset(self, directory, metadata)
+        return save_preset(self, directory, metadata, overwrite=overwrite)
 
     @property
     def head_layers(self):

@@ -96,7 +96,8 @@ class TrainConfig:
         strategy: one of `STRATEGIES`.
         tpu: TPU name/address for `strategy="tpu"`.
         mixed_precision: float16 compute on GPU, bfloat16 on TPU/CPU.
-        output_dir: where checkpoints, logs and the backup go.
+        output_dir: where checkpoints, logs and the backup go: a new or
+            empty folder, or an earlier run's (which is resumed).
         backup: back up the training state (`BackupAndRestore`) to resume
             an interrupted run by running the same command again.
         backup_freq: `"epoch"` or a number of steps between backups.

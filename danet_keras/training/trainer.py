@@ -6,6 +6,10 @@ poly schedule and the 10x head learning rate, and the callbacks, then runs
 `model.fit`. Running the same call again after a crash or preemption resumes
 from the backup in `output_dir/backup`.
 
+The run owns `output_dir` (`danet_keras.output_paths.own_folder`): a new or
+empty folder, or one that a training run wrote (to resume); a folder holding
+anything else, or the current folder, is refused before training starts.
+
 Files under `output_dir` (the chief's; other workers of a multi-worker job
 write theirs under `output_dir/workers/<task>`):
 
@@ -26,6 +30,7 @@ import sys
 from typing import Optional
 
 from danet_keras.atomic_io import atomic_path, remove_partials, write_text
+from danet_keras.output_paths import check_owned_folder, is_other_output, own_folder
 from danet_keras.training.config import resolve_config
 from danet_keras.training.strategy import is_chief, make_strategy, task_identity
 
@@ -78,6 +83,9 @@ def fit_verbosity(verbose):
     if verbose == "auto":
         return 1 if sys.stdout.isatty() else 2
     return verbose
+
+
+TRAINING_RUN_KIND = "training_run"
 
 
 def worker_output_dir(output_dir):
@@ -354,6 +362,7 @@ def train(config=None, train_data=None, val_data=None, strategy=None, callbacks=
         raise ValueError("`dataset='custom'` needs `train_data` (and optionally `val_data`).")
     if train_data is None and not config.data_dir:
         raise ValueError(f"`data_dir` is needed to read the {config.dataset!r} dataset.")
+    check_owned_folder(config.output_dir, TRAINING_RUN_KIND, "a training run")
 
     # The strategy comes first: a multi-worker cluster must be set up before other TensorFlow work.
     if strategy is None:
@@ -410,10 +419,12 @@ def train(config=None, train_data=None, val_data=None, strategy=None, callbacks=
         keras.mixed_precision.set_global_policy(previous_policy)
 
     # Only once the model is built: a run refused for its settings leaves no file behind.
+    own_folder(config.output_dir, TRAINING_RUN_KIND, "a training run")
     output_dir = worker_output_dir(config.output_dir)
     os.makedirs(output_dir, exist_ok=True)
-    # What a writer killed mid-write left behind (every file here is written atomically).
-    remove_partials(output_dir)
+    # What a killed writer of this run's folder left behind (every file here is written
+    # atomically); never another live writer's, nor inside another artefact's folder.
+    remove_partials(output_dir, skip=is_other_output)
     write_text(os.path.join(output_dir, "config.json"), config.to_json())
 
     if train_split is not None:

@@ -4,6 +4,8 @@ import keras
 import numpy as np
 import pytest
 
+from danet_keras.output_paths import MARKER
+
 torch = pytest.importorskip("torch")
 
 from danet_keras.convert import convert_checkpoint, save_atomically  # noqa: E402
@@ -21,7 +23,8 @@ def official_file(tmp_path_factory, small_official_state_dict):
 
 
 def _listing(directory):
-    return sorted(os.listdir(directory))
+    """The files in `directory`, without the record of what danet-keras wrote there."""
+    return sorted(name for name in os.listdir(directory) if name != MARKER)
 
 
 def test_weights_file_and_config_from_the_checkpoint(
@@ -94,9 +97,11 @@ def test_bad_input_writes_nothing_and_keeps_an_existing_output(
     existing = out_dir / f"kept{suffix}"
     existing.write_bytes(b"previous content")
     for checkpoint, message in _bad_checkpoints(inputs, small_official_state_dict).items():
-        for output in (out_dir / f"new{suffix}", existing):
-            with pytest.raises(ValueError, match=message):
-                convert_checkpoint(checkpoint, output)
+        with pytest.raises(ValueError, match=message):
+            convert_checkpoint(checkpoint, out_dir / f"new{suffix}")
+        # A file that danet-keras did not write is refused before the checkpoint is read.
+        with pytest.raises(ValueError, match="did not write"):
+            convert_checkpoint(checkpoint, existing)
     assert _listing(out_dir) == [f"kept{suffix}"]
     assert existing.read_bytes() == b"previous content"
     assert not (inputs / "ran").exists()
