@@ -197,10 +197,18 @@ def _read_file(path):
 
 def _to_numpy(name, value):
     if hasattr(value, "detach"):  # a torch.Tensor; bfloat16/float16 widened
-        value = value.detach().cpu()
-        if value.is_floating_point():
-            value = value.float()
-        return value.numpy()
+        try:
+            value = value.detach().cpu()
+            if value.is_floating_point():
+                value = value.float()
+            return value.numpy()
+        except (TypeError, RuntimeError, NotImplementedError) as error:
+            # Quantized, sparse and meta tensors have no plain array of values.
+            raise ValueError(
+                f"Entry {name!r} of the state dict is a {value.dtype} tensor with "
+                f"{str(value.layout).removeprefix('torch.')} layout on {value.device.type}, "
+                f"which has no plain array of values ({_one_line(error)})."
+            ) from error
     if isinstance(value, np.ndarray) or np.isscalar(value) and not isinstance(value, str):
         return np.asarray(value)
     raise ValueError(

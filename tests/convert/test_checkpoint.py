@@ -176,6 +176,21 @@ def test_torch_2_6_and_newer_are_accepted(tmp_path, monkeypatch, version):
     _assert_same(read_state_dict(path))
 
 
+@pytest.mark.parametrize(
+    "tensor, what",
+    [
+        (lambda: torch.zeros(4, 4).to_sparse(), "sparse_coo layout"),
+        (lambda: torch.empty(3, device="meta"), "on meta"),
+    ],
+    ids=["sparse", "meta"],
+)
+def test_tensors_without_plain_values_are_refused_naming_the_entry(tmp_path, tensor, what):
+    path = tmp_path / "odd.pth"
+    torch.save({"state_dict": {**STATE, "odd.weight": tensor()}}, path)
+    with pytest.raises(ValueError, match=r"Entry 'odd.weight' of the state dict is a .*" + what):
+        read_state_dict(path)
+
+
 def test_npz_object_arrays_are_refused(tmp_path):
     np.savez(tmp_path / "objects.npz", a=np.array([{"x": 1}], dtype=object))
     with pytest.raises(ValueError, match="object arrays are refused"):

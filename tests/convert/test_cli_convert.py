@@ -124,14 +124,17 @@ def _refused_checkpoints(directory):
     torch.save({"state_dict": {"w": torch.zeros(4096)}}, whole)
     truncated = directory / "truncated.pth"
     truncated.write_bytes(whole.read_bytes()[:3000])
+    sparse = directory / "sparse.pth"
+    torch.save({"state_dict": {"w": torch.zeros(4, 4).to_sparse()}}, sparse)
     return {
+        "sparse": (sparse, "Entry 'w' of the state dict is a torch.float32 tensor with sparse"),
         "unsafe": (unsafe, r"was refused: it holds the Python object \S*_TrainerState, .*may run"),
         "noise": (noise, "is not a supported checkpoint: it is neither"),
         "truncated": (truncated, "is not a supported checkpoint: it is a zip archive, truncated"),
     }
 
 
-@pytest.mark.parametrize("case", ["unsafe", "noise", "truncated", "old_torch"])
+@pytest.mark.parametrize("case", ["unsafe", "noise", "truncated", "old_torch", "sparse"])
 def test_refused_checkpoints_exit_2_with_the_reason_in_one_line(
     case, tmp_path, capsys, monkeypatch
 ):
