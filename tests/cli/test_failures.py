@@ -1,4 +1,4 @@
-"""Every subcommand fails cleanly: one line, a non-zero exit, no traceback, no partial output."""
+"""Every subcommand fails cleanly: one line, exit code 2, no traceback, no partial output."""
 
 import os
 
@@ -78,7 +78,7 @@ def test_bad_invocations_fail_in_one_line_without_output(case, paths, capsys):
     before = snapshot(paths["root"])
     code = main(arguments)
     err = capsys.readouterr().err
-    assert code != 0, err
+    assert code == 2, err
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith(f"danet-keras {arguments[0]}: error: "), err
     assert "Traceback" not in err
@@ -102,3 +102,23 @@ def test_a_model_file_with_a_lambda_layer_is_refused(tmp_path, capsys):
     assert code == 2
     assert "refused: it holds a Lambda layer" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_the_process_exits_2_with_one_line(paths):
+    # `main`'s return value is the console script's exit status (`sys.exit(main())`). Without
+    # TF_CPP_MIN_LOG_LEVEL (which conftest sets), as a user runs it: TensorFlow's start-up
+    # lines are hidden (see danet_keras.native_log), so stderr holds only the error.
+    import subprocess
+    import sys
+
+    arguments = [part.format(**paths) for part in CASES["convert_missing_checkpoint"]]
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run(
+        [sys.executable, "-m", "danet_keras.cli.main", *arguments],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("danet-keras convert: error: "), result.stderr

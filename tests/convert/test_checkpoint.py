@@ -1,4 +1,4 @@
-import os
+import re
 
 import numpy as np
 import pytest
@@ -6,12 +6,14 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from danet_keras.convert import read_state_dict  # noqa: E402
+from danet_keras.convert.checkpoint import CheckpointRefused  # noqa: E402
 
 STATE = {
     "head.sa.gamma": torch.tensor([0.75]),
     "head.conv8.1.weight": torch.arange(6, dtype=torch.float32).reshape(3, 2, 1, 1),
     "pretrained.bn1.num_batches_tracked": torch.tensor(12),
 }
+NOISE = np.random.default_rng(0).bytes(4096)
 
 
 def _assert_same(actual, expected=STATE):
@@ -70,20 +72,73 @@ class _RunsCode:
         return (open, (self.marker, "w"))
 
 
+class _TrainerState:
+    """An arbitrary Python object, as trainers pickle beside the weights."""
+
+    def __init__(self):
+        self.epoch = 3
+
+
+def _refusal(path, reason):
+    with pytest.raises(CheckpointRefused) as refused:
+        read_state_dict(path)
+    assert refused.value.reason == reason, str(refused.value)
+    message = str(refused.value)
+    assert "\n" not in message and str(path) in message
+    return message
+
+
 def test_pickles_that_need_code_are_refused_without_running_it(tmp_path):
     marker = tmp_path / "ran"
     path = tmp_path / "evil.pth"
     torch.save({"state_dict": dict(STATE), "payload": _RunsCode(str(marker))}, path)
-    with pytest.raises(ValueError, match=r"refused.*weights_only=True"):
-        read_state_dict(path)
+    message = _refusal(path, "unsafe")
+    assert "the Python object io.open," in message and "may run code" in message
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+def test_an_arbitrary_class_instance_is_refused_as_unsafe_and_named(tmp_path, legacy):
+    path = tmp_path / "trainer.pth"
+    torch.save(
+        {"state_dict": dict(STATE), "trainer": _TrainerState()},
+        path,
+        _use_new_zipfile_serialization=not legacy,
+    )
+    message = _refusal(path, "unsafe")
+    assert re.search(r"the Python object \S*_TrainerState, ", message), message
+    assert "may run code" in message and "sources you trust" in message
+    # No way round the refusal is offered.
+    assert "weights_only=False" not in message and "add_safe_globals" not in message
+
+
+def _truncated(tmp_path, legacy):
+    whole = tmp_path / "whole.pth"
+    torch.save(
+        {"state_dict": {"w": torch.zeros(4096)}}, whole, _use_new_zipfile_serialization=not legacy
+    )
+    data = whole.read_bytes()
+    path = tmp_path / "truncated.pth"
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+def test_a_truncated_checkpoint_is_an_unsupported_format(tmp_path, legacy):
+    message = _refusal(_truncated(tmp_path, legacy), "format")
+    kind = "a pickle" if legacy else "a zip archive"
+    assert f"is not a supported checkpoint: it is {kind}, truncated or damaged" in message
 
 
 @pytest.mark.parametrize(
     "name, content, message",
     [
-        ("noise.pth", os.urandom(4096), "is not a PyTorch checkpoint"),
-        ("notes.pth", b"these are not weights\n", "is not a PyTorch checkpoint"),
+        # Random bytes, seeded: unseeded ones would start with a pickle opcode now and then.
+        ("noise.pth", NOISE, "it is neither a PyTorch zip/pickle checkpoint"),
+        ("noise_after_zip_magic.pth", b"PK\x03\x04" + NOISE, "it is a zip archive"),
+        ("noise_after_pickle_protocol.pth", b"\x80\x02" + NOISE, "it is a pickle"),
+        ("notes.pth", b"these are not weights\n", "is not a supported checkpoint"),
+        ("empty.pth", b"", "it is an empty file"),
         ("fake.safetensors", b"\x00" * 64, "is not a safetensors file"),
         ("fake.npz", b"PK\x03\x04 broken", "is not an .npz archive"),
     ],
@@ -91,7 +146,48 @@ def test_pickles_that_need_code_are_refused_without_running_it(tmp_path):
 def test_files_that_are_not_checkpoints(tmp_path, name, content, message):
     path = tmp_path / name
     path.write_bytes(content)
-    with pytest.raises(ValueError, match=message):
+    assert message in _refusal(path, "format")
+
+
+@pytest.mark.parametrize("version", ["2.5.1", "2.5.1+cu124", "2.1.0", "1.13.1"])
+def test_torch_older_than_2_6_is_refused_before_loading(tmp_path, monkeypatch, version):
+    path = tmp_path / "good.pth"
+    torch.save(dict(STATE), path)
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("torch.load ran under a torch older than 2.6")
+
+    monkeypatch.setattr(torch, "__version__", version)
+    monkeypatch.setattr(torch, "load", must_not_run)
+    with pytest.raises(CheckpointRefused) as refused:
+        read_state_dict(path)
+    assert refused.value.reason == "torch_version"
+    assert str(refused.value) == (
+        f"torch {version} is older than 2.6, which loads checkpoints safely; "
+        "pip install 'torch>=2.6'"
+    )
+
+
+@pytest.mark.parametrize("version", ["2.6.0", "2.6.0a0+git1234", "2.13.0+cpu", "3.0.0"])
+def test_torch_2_6_and_newer_are_accepted(tmp_path, monkeypatch, version):
+    path = tmp_path / "good.pth"
+    torch.save(dict(STATE), path)
+    monkeypatch.setattr(torch, "__version__", version)
+    _assert_same(read_state_dict(path))
+
+
+@pytest.mark.parametrize(
+    "tensor, what",
+    [
+        (lambda: torch.zeros(4, 4).to_sparse(), "sparse_coo layout"),
+        (lambda: torch.empty(3, device="meta"), "on meta"),
+    ],
+    ids=["sparse", "meta"],
+)
+def test_tensors_without_plain_values_are_refused_naming_the_entry(tmp_path, tensor, what):
+    path = tmp_path / "odd.pth"
+    torch.save({"state_dict": {**STATE, "odd.weight": tensor()}}, path)
+    with pytest.raises(ValueError, match=r"Entry 'odd.weight' of the state dict is a .*" + what):
         read_state_dict(path)
 
 

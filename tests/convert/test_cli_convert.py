@@ -106,3 +106,56 @@ def test_convert_writes_a_preset_directory_and_installs_a_named_preset(
 def test_convert_needs_a_destination(mmseg_file, capsys):
     assert main(["convert", str(mmseg_file)]) == 2
     assert "-o FILE, --preset-dir DIR or --preset NAME" in capsys.readouterr().err
+
+
+class _TrainerState:
+    """An arbitrary Python object pickled beside the weights."""
+
+    def __init__(self):
+        self.epoch = 3
+
+
+def _refused_checkpoints(directory):
+    unsafe = directory / "trainer.pth"
+    torch.save({"state_dict": {"w": torch.zeros(3)}, "trainer": _TrainerState()}, unsafe)
+    noise = directory / "noise.pth"
+    noise.write_bytes(np.random.default_rng(0).bytes(4096))
+    whole = directory / "whole.pth"
+    torch.save({"state_dict": {"w": torch.zeros(4096)}}, whole)
+    truncated = directory / "truncated.pth"
+    truncated.write_bytes(whole.read_bytes()[:3000])
+    sparse = directory / "sparse.pth"
+    torch.save({"state_dict": {"w": torch.zeros(4, 4).to_sparse()}}, sparse)
+    return {
+        "sparse": (sparse, "Entry 'w' of the state dict is a torch.float32 tensor with sparse"),
+        "unsafe": (unsafe, r"was refused: it holds the Python object \S*_TrainerState, .*may run"),
+        "noise": (noise, "is not a supported checkpoint: it is neither"),
+        "truncated": (truncated, "is not a supported checkpoint: it is a zip archive, truncated"),
+    }
+
+
+@pytest.mark.parametrize("case", ["unsafe", "noise", "truncated", "old_torch", "sparse"])
+def test_refused_checkpoints_exit_2_with_the_reason_in_one_line(
+    case, tmp_path, capsys, monkeypatch
+):
+    import re
+
+    files = _refused_checkpoints(tmp_path)
+    if case == "old_torch":
+        monkeypatch.setattr(torch, "__version__", "2.5.1")
+        path = tmp_path / "whole.pth"
+        expected = re.escape(
+            "torch 2.5.1 is older than 2.6, which loads checkpoints safely; "
+            "pip install 'torch>=2.6'"
+        )
+    else:
+        path, expected = files[case]
+    before = sorted(os.listdir(tmp_path))
+    assert main(["convert", str(path), "-o", str(tmp_path / "out.keras")]) == 2
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("danet-keras convert: error: "), lines[0]
+    assert re.search(expected, lines[0]), lines[0]
+    assert "Traceback" not in captured.err + captured.out
+    assert sorted(os.listdir(tmp_path)) == before

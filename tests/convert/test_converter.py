@@ -71,7 +71,7 @@ class _RunsCode:
 
 def _bad_checkpoints(directory, state_dict):
     noise = directory / "noise.pth"
-    noise.write_bytes(os.urandom(2048))
+    noise.write_bytes(np.random.default_rng(0).bytes(2048))
     evil = directory / "evil.pth"
     torch.save({"state_dict": state_dict, "hook": _RunsCode(str(directory / "ran"))}, evil)
     classifier = directory / "resnet18_imagenet.pth"
@@ -80,8 +80,8 @@ def _bad_checkpoints(directory, state_dict):
     }
     torch.save(backbone, classifier)
     return {
-        noise: "is not a PyTorch checkpoint",
-        evil: "refused",
+        noise: "is not a supported checkpoint",
+        evil: "was refused: it holds the Python object io.open",
         classifier: "Not a DANet checkpoint",
     }
 
