@@ -238,7 +238,8 @@ def check_file_artefact(path, kind, overwrite=False, inputs=()):
 
 def record_files(paths, kind):
     """Records `paths` (files of one folder) in its marker as `kind` files this project wrote."""
-    paths = [os.path.abspath(path) for path in ([paths] if isinstance(paths, str) else paths)]
+    single = isinstance(paths, (str, os.PathLike))
+    paths = [os.path.abspath(path) for path in ([paths] if single else paths)]
     folders = {os.path.dirname(path) for path in paths}
     if len(folders) != 1:
         raise ValueError(f"record_files takes files of one folder, got {sorted(folders)}.")

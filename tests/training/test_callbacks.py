@@ -9,14 +9,17 @@ import keras
 import pytest
 
 from danet_keras.atomic_io import is_partial
+from danet_keras.output_paths import MARKER
 
 # A run of 3 epochs x 4 steps, backups every 3 steps and at each epoch's end, validated
 # each epoch. KILL says where the process SIGKILLs itself: "step:N" after optimizer step N,
 # or "write:NAME:K" during the K-th atomic write of a file named NAME ("backup": a backup's
 # state directory): the temporary copy is cut to half its size first, as a kill in the middle
-# of writing it would leave it, and the rename never happens.
+# of writing it would leave it, and the rename never happens; or "rmtree:state:K" during the
+# K-th removal of a replaced backup (the rotation, after the next one was published): half of
+# it is gone.
 CRASHING_RUN = """
-import json, os, signal
+import json, os, shutil, signal
 import keras
 from danet_keras.training.trainer import train
 
@@ -51,6 +54,21 @@ if KILL.startswith("write:"):
 
     os.replace = replace
 
+if KILL.startswith("rmtree:"):
+    _, target, nth = KILL.split(":")
+    seen = [0]
+    real_rmtree = shutil.rmtree
+
+    def rmtree(path, *args, **kwargs):
+        if os.path.basename(str(path)).startswith(target + "-"):
+            seen[0] += 1
+            if seen[0] == int(nth):
+                os.remove(os.path.join(path, "latest.weights.h5"))
+                die()
+        return real_rmtree(path, *args, **kwargs)
+
+    shutil.rmtree = rmtree
+
 class Probe(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         step = int(self.model.optimizer.iterations.numpy())
@@ -78,7 +96,8 @@ KILL_POINTS = (
     ("write:config.json:1", None),  # at the start
     ("write:current.json:1", 0),  # publishing the first backup (step 3): unpublished
     ("write:backup:2", 0),  # writing the epoch-end backup after step 4
-    ("step:7", 3),  # mid-epoch, after the step-6 backup
+    ("rmtree:state:2", 3),  # removing the step-4 backup, once the step-6 one is published
+    ("step:7", 6),  # mid-epoch, after the step-6 backup
     ("write:best.keras:1", 6),  # the best checkpoint, after epoch 2's validation (step 8)
     ("write:history.csv:2", 6),  # the log at epoch 3's end, after the step-9 backup
     ("write:final.keras:1", 9),  # the final model, after the epoch-3 backup (step 12)
@@ -122,7 +141,7 @@ def test_training_killed_at_every_point_resumes_from_the_last_complete_state(
     # Nothing partial or corrupt is left: every file is whole and loads.
     assert partial_files(output_dir) == []
     assert sorted(os.listdir(output_dir)) == [
-        "best.json", "best.keras", "config.json", "final.keras", "history.csv",
+        MARKER, "best.json", "best.keras", "config.json", "final.keras", "history.csv",
     ]  # fmt: skip
     for name in ("best.keras", "final.keras"):
         keras.saving.load_model(output_dir / name, compile=False)
@@ -130,3 +149,50 @@ def test_training_killed_at_every_point_resumes_from_the_last_complete_state(
     assert json.loads((output_dir / "best.json").read_text())["epoch"] in (2, 3)
     with open(output_dir / "history.csv") as f:
         assert [int(row["epoch"]) for row in csv.DictReader(f)] == [0, 1, 2]
+
+
+def test_the_backup_rotation_deletes_the_old_backup_only_once_the_new_one_is_durable(
+    tmp_path, monkeypatch
+):
+    import shutil
+
+    from danet_keras.training.callbacks import BACKUP_POINTER, SafeBackupAndRestore
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    backup = SafeBackupAndRestore(str(tmp_path))
+    backup.set_model(model)
+    backup._current_epoch, backup._last_batch_seen = 1, 0
+    backup._save_model()
+    (old,) = [name for name in os.listdir(tmp_path) if name.startswith("state-")]
+
+    events = []
+    names = {}
+    real_open, real_fsync, real_replace, real_rmtree = os.open, os.fsync, os.replace, shutil.rmtree
+
+    def tracked_open(path, flags, *args, **kwargs):
+        descriptor = real_open(path, flags, *args, **kwargs)
+        names[descriptor] = os.path.abspath(path)
+        return descriptor
+
+    monkeypatch.setattr(os, "open", tracked_open)
+    monkeypatch.setattr(
+        os, "fsync", lambda fd: events.append(("fsync", names[fd])) or real_fsync(fd)
+    )
+    monkeypatch.setattr(
+        os, "replace", lambda a, b: events.append(("replace", str(b))) or real_replace(a, b)
+    )
+    monkeypatch.setattr(
+        shutil, "rmtree", lambda p, **k: events.append(("rmtree", str(p))) or real_rmtree(p, **k)
+    )
+    backup._current_epoch = 2
+    backup._save_model()
+    (new,) = [name for name in os.listdir(tmp_path) if name.startswith("state-")]
+    assert new != old
+    order = {event: index for index, event in enumerate(events)}
+    removal = order[("rmtree", str(tmp_path / old))]
+    published = order[("replace", str(tmp_path / BACKUP_POINTER))]
+    # The new backup is on the disk (flushed while staged), and published durably, before the
+    # old one goes.
+    flushed = [i for i, e in enumerate(events) if e[0] == "fsync" and e[1].endswith(".weights.h5")]
+    assert flushed[0] < order[("replace", str(tmp_path / new))] < published < removal
+    assert ("fsync", str(tmp_path)) in events[published:removal]
