@@ -9,6 +9,7 @@ import tensorflow as tf
 import danet_keras
 from danet_keras import DANet
 from danet_keras.models.presets import PRESETS, preset_config
+from danet_keras.output_paths import MARKER
 
 from ..numerics import assert_logits_close, skip_bfloat16_where_capped_away
 
@@ -272,7 +273,9 @@ def test_a_preset_directory_round_trips_config_and_weights(tmp_path):
     model = DANet(3, backbone="resnet18", head_channels=16, aux_head=True, aux_channels=8)
     _perturb_attention_and_batchnorm(model)
     directory = model.save_to_preset(str(tmp_path / "preset"), metadata={"source": "test"})
-    assert sorted(os.listdir(directory)) == ["config.json", "metadata.json", "model.weights.h5"]
+    assert sorted(os.listdir(directory)) == [
+        MARKER, "config.json", "metadata.json", "model.weights.h5",
+    ]  # fmt: skip
     metadata = json.loads((tmp_path / "preset" / "metadata.json").read_text())
     assert metadata["class_name"] == "DANet" and metadata["source"] == "test"
     assert metadata["parameter_count"] == model.count_params()
