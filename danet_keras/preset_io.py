@@ -41,9 +41,45 @@ def local_preset_dir(name):
     return path if is_preset_dir(path) else None
 
 
+def installed_preset_dir(preset):
+    """The directory holding `preset`'s weights: itself for a preset directory, the local
+    cache's for an installed named preset, else None."""
+    return preset if is_preset_dir(preset) else local_preset_dir(preset)
+
+
 def read_json(directory, file_name):
     with open(os.path.join(directory, file_name)) as f:
         return json.load(f)
+
+
+def override_config(config, overrides):
+    """A serialised model `config` with `overrides` applied at every level that has them.
+
+    A key of a nested serialised object's config (a DANet's backbone) is
+    replaced there: `output_stride` reaches the backbone, `sync_batchnorm`
+    both the head and the backbone. A key that no nested config has is a
+    constructor argument of the model itself.
+
+    Args:
+        config: `{"class_name": ..., "config": {...}}`, as `config.json` holds it.
+        overrides: {argument: value}.
+
+    Returns:
+        The updated `config` (changed in place).
+    """
+    arguments = config["config"]
+    nested = [
+        value["config"]
+        for value in arguments.values()
+        if isinstance(value, dict) and isinstance(value.get("config"), dict)
+    ]
+    for key, value in overrides.items():
+        reached = [inner for inner in nested if key in inner]
+        for inner in reached:
+            inner[key] = value
+        if key in arguments or not reached:
+            arguments[key] = value
+    return config
 
 
 def load_preset_model(directory, expected_class, load_weights=True, overrides=None):
@@ -55,7 +91,8 @@ def load_preset_model(directory, expected_class, load_weights=True, overrides=No
         load_weights: load `model.weights.h5` (it must exist) or keep the
             fresh initialisation.
         overrides: constructor arguments that replace the saved ones (any
-            that leave the weight shapes as they are, e.g. `output_stride`).
+            that leave the weight shapes as they are, e.g. `output_stride`);
+            see `override_config` for how they reach a nested backbone.
 
     Returns:
         The model.
@@ -68,8 +105,7 @@ def load_preset_model(directory, expected_class, load_weights=True, overrides=No
 
     import danet_keras.layers  # noqa: F401  (registers the custom layers)
 
-    config = read_json(directory, CONFIG_FILE)
-    config["config"].update(overrides or {})
+    config = override_config(read_json(directory, CONFIG_FILE), overrides or {})
     model = keras.saving.deserialize_keras_object(config)
     if not isinstance(model, expected_class):
         raise ValueError(

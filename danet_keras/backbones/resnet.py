@@ -25,8 +25,10 @@ import os
 
 import keras
 
+from danet_keras import preset_io
 from danet_keras.architecture import RESNET_DEPTHS
 from danet_keras.layers.conv_blocks import ConvBlockFactory
+from danet_keras.models.presets import backbone_preset
 
 OUTPUT_STRIDES = (8, 16, 32)
 STEMS = ("standard", "deep")
@@ -286,9 +288,6 @@ class DilatedResNet(keras.Model):
         Returns:
             A `DilatedResNet`.
         """
-        from danet_keras import preset_io
-        from danet_keras.backbones.presets import backbone_preset
-
         if preset_io.is_preset_dir(preset):
             return preset_io.load_preset_model(preset, cls, load_weights, overrides)
         entry = backbone_preset(preset)
@@ -324,9 +323,7 @@ class DilatedResNet(keras.Model):
 
     def save_to_preset(self, directory, metadata=None, overwrite=False):
         """Writes this backbone as a preset directory (see `danet_keras.preset_io.save_preset`)."""
-        from danet_keras.preset_io import save_preset
-
-        return save_preset(self, directory, metadata, overwrite=overwrite)
+        return preset_io.save_preset(self, directory, metadata, overwrite=overwrite)
 
 
 def keras_applications_resnet(depth, weights):

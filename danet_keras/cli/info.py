@@ -31,8 +31,7 @@ def info_text(count_parameters=False):
     """The report that `danet-keras info` prints."""
     import tensorflow as tf
 
-    from danet_keras.backbones.presets import BACKBONE_PRESETS
-    from danet_keras.models.presets import PRESETS
+    from danet_keras.models.presets import BACKBONE_PRESETS, PRESETS
     from danet_keras.preset_io import cache_dir, local_preset_dir
 
     lines = [f"python               {platform.python_version()} ({platform.platform()})"]

@@ -5,6 +5,7 @@ import os
 from danet_keras.convert.checkpoint import read_state_dict
 from danet_keras.convert.config import model_config
 from danet_keras.convert.loader import load_torch_checkpoint
+from danet_keras.models.presets import preset_for_checkpoint
 from danet_keras.output_paths import check_folder_artefact
 from danet_keras.preset_io import PRESET_KIND
 
@@ -109,7 +110,9 @@ def convert_checkpoint(
     arch, config, sources = model_config(
         state_dict, arch, file_name=file_name, preset=preset, **overrides
     )
-    model = DANet(**config)
+    # The preset's configuration, with every setting the checkpoint and the arguments decided.
+    described_by = preset or preset_for_checkpoint(arch, file_name)
+    model = DANet.from_preset(described_by, load_weights=False, **config)
     report = load_torch_checkpoint(model, state_dict, arch=arch, strict=strict)
     if output is not None:
         save_atomically(model, output, overwrite)

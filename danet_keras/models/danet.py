@@ -2,12 +2,15 @@
 
 import keras
 
+from danet_keras import preset_io
 from danet_keras.backbones.resnet import DilatedResNet
 from danet_keras.layers.attention import ChannelAttention, PositionAttention
 from danet_keras.layers.conv_blocks import ConvBlockFactory
 from danet_keras.layers.normalization import ImageNormalization
 from danet_keras.layers.resize import ResizeLike
+from danet_keras.models import presets
 from danet_keras.models.classes import check_class_names, check_palette
+from danet_keras.models.presets import BACKBONE_PRESETS
 
 ATTENTIONS = ("position", "channel")
 
@@ -26,8 +29,6 @@ def _attention_names(attention):
 
 def _backbone_from_name(name, backbone_weights, sync_batchnorm, options):
     """The `DilatedResNet` that a backbone name and the shortcut options describe."""
-    from danet_keras.backbones.presets import BACKBONE_PRESETS
-
     if not isinstance(name, str) or name not in BACKBONE_PRESETS:
         raise ValueError(
             f"`backbone` must be a DilatedResNet or one of {sorted(BACKBONE_PRESETS)}, "
@@ -263,10 +264,6 @@ class DANet(keras.Model):
         config = dict(config)
         if isinstance(config.get("backbone"), dict):
             config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
-        else:
-            # Saved before the backbone was serialised as an object: a name
-            # plus its options, and weights that the file itself carries.
-            config.pop("backbone_weights", None)
         return cls(**config)
 
     @classmethod
@@ -287,14 +284,13 @@ class DANet(keras.Model):
                 the configuration with fresh weights.
             **overrides: DANet arguments that replace the preset's (ones that
                 keep every weight's shape when weights are loaded, e.g.
-                `attention_block_size`).
+                `attention_block_size`), and backbone arguments, which reach
+                the backbone (`output_stride`, `multi_grid`; `sync_batchnorm`
+                reaches both the head and the backbone).
 
         Returns:
             A `DANet`.
         """
-        from danet_keras import preset_io
-        from danet_keras.models import presets
-
         if preset_io.is_preset_dir(preset):
             return preset_io.load_preset_model(preset, cls, load_weights, overrides)
         entry = presets.preset(preset)
@@ -318,9 +314,7 @@ class DANet(keras.Model):
         Returns:
             `directory`.
         """
-        from danet_keras.preset_io import save_preset
-
-        return save_preset(self, directory, metadata, overwrite=overwrite)
+        return preset_io.save_preset(self, directory, metadata, overwrite=overwrite)
 
     @property
     def head_layers(self):

@@ -1,6 +1,15 @@
-"""Named DANet configurations: the paper's models and mmsegmentation's model zoo.
+"""The one preset registry: named backbones and named DANet models.
 
-This table is the one description of each published model. `DANet.from_preset`
+`BACKBONE_PRESETS` are the dilated ResNets (`DilatedResNet.from_preset`, and
+`DANet(backbone=NAME)`): the `resnet{depth}` presets are the torchvision /
+official DANet layout (standard stem); `*_v1c` is mmsegmentation's ResNetV1c
+(deep stem of width 32); `*_imagenet` is the keras.applications layout, with
+its ImageNet weights. Every backbone preset is output stride 8, the paper's;
+pass `output_stride=16` or `multi_grid=(4, 8, 16)` to `from_preset` to change
+it.
+
+`PRESETS` are the published DANet models (`DANet.from_preset`). This table is
+the one description of each published model. `DANet.from_preset`
 builds them, `danet-keras train --preset` trains them with their dataset's
 recipe, and the checkpoint converter reads from them what the weights cannot
 tell (output stride, multi-grid, the upsampling convention) and which dataset a
@@ -19,6 +28,45 @@ Weights are never downloaded at run time: convert a downloaded checkpoint into
 the local preset cache with `danet-keras convert CHECKPOINT --preset NAME`, and
 `DANet.from_preset(NAME)` loads it from there.
 """
+
+from danet_keras.architecture import RESNET_DEPTHS
+
+BACKBONE_PRESETS = {
+    **{
+        f"resnet{depth}": {
+            "description": f"ResNet-{depth}, torchvision / official DANet layout, standard stem.",
+            "config": {"depth": depth},
+        }
+        for depth in RESNET_DEPTHS
+    },
+    **{
+        f"resnet{depth}_v1c": {
+            "description": f"ResNet-{depth} V1c (mmsegmentation): deep stem of width 32.",
+            "config": {"depth": depth, "stem": "deep", "stem_width": 32},
+        }
+        for depth in (50, 101)
+    },
+    **{
+        f"resnet{depth}_imagenet": {
+            "description": f"keras.applications ResNet{depth} layout with its ImageNet weights "
+            "(downloaded by Keras when online).",
+            "config": {"depth": depth, "block_layout": "keras"},
+            "weights": "imagenet",
+        }
+        for depth in (50, 101, 152)
+    },
+}
+
+
+def backbone_preset(name):
+    """The entry of `BACKBONE_PRESETS` named `name`; a ValueError lists the names."""
+    if name not in BACKBONE_PRESETS:
+        raise ValueError(
+            f"Unknown backbone preset {name!r}; available: {sorted(BACKBONE_PRESETS)} "
+            "or a preset directory."
+        )
+    return BACKBONE_PRESETS[name]
+
 
 _MMSEG = "https://download.openmmlab.com/mmsegmentation/v0.5/danet"
 _MMSEG_R101 = {

@@ -164,42 +164,12 @@ def _positive_int(config, name):
         raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}.")
 
 
-# Keys of earlier configurations, folded into `model`: a `config.json` written
-# before the model settings were one dict still resumes.
-LEGACY_MODEL_KEYS = ("backbone", "output_stride")
-
-
-def _fold_legacy_model_keys(fields):
+def _check_model(fields):
     model = fields.get("model") or {}
     if not isinstance(model, dict):
         raise ValueError(f"`model` must be a dict of DANet arguments, got {model!r}.")
-    model = dict(fields.pop("model_options", None) or {}, **model)
-    for key in LEGACY_MODEL_KEYS:
-        if key in fields:
-            model.setdefault(key, fields.pop(key))
-    fields["model"] = model
+    fields["model"] = dict(model)
     return fields
-
-
-def model_arguments(config):
-    """The `DANet` keyword arguments of a resolved config, besides `num_classes`.
-
-    The preset's configuration (when `config.preset` names one), updated by
-    `config.model` and `config.sync_batchnorm`.
-    """
-    from danet_keras.preset_io import is_preset_dir
-
-    arguments = {}
-    if config.preset and not is_preset_dir(config.preset):
-        from danet_keras.models.presets import preset_config
-
-        arguments = preset_config(config.preset)
-        arguments.pop("num_classes", None)
-    elif not config.preset:
-        arguments["backbone"] = "resnet50"
-    arguments.update(config.model)
-    arguments["sync_batchnorm"] = config.sync_batchnorm
-    return arguments
 
 
 def resolve_config(config=None, **overrides):
@@ -228,7 +198,7 @@ def resolve_config(config=None, **overrides):
             f"`config` must be a TrainConfig, a dict or None, got {type(config).__name__}."
         )
     fields.update(overrides)
-    fields = _fold_legacy_model_keys(fields)
+    fields = _check_model(fields)
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(fields) - known)
     if unknown:

@@ -235,9 +235,11 @@ def build_model(config, num_classes, classes=None):
     """The DANet a resolved `TrainConfig` describes, with its starting weights.
 
     Without a preset: `DANet(num_classes, **config.model)` (ResNet-50 by
-    default). With a named preset: its configuration updated by
-    `config.model`, starting from its weights when they are installed in the
-    local preset cache. With a preset directory: its model and weights.
+    default). With a preset (a name or a directory), through
+    `DANet.from_preset` with `config.model` and `config.sync_batchnorm` as
+    overrides: from its weights when they are installed (a named preset in the
+    local preset cache, or a preset directory), else from its configuration
+    with fresh weights.
 
     Args:
         config: a resolved `TrainConfig`.
@@ -252,36 +254,27 @@ def build_model(config, num_classes, classes=None):
         ValueError: the preset's weights predict another number of classes.
     """
     from danet_keras import preset_io
+    from danet_keras.models.classes import dataset_classes
     from danet_keras.models.danet import DANet
-    from danet_keras.training.config import model_arguments
 
+    settings = dict(config.model, sync_batchnorm=config.sync_batchnorm)
     if classes is not None:
-        from danet_keras.models.classes import dataset_classes
-
-        config = dataclasses.replace(config, model={**dataset_classes(classes), **config.model})
-    directory = None
-    if config.preset:
-        directory = (
-            config.preset
-            if preset_io.is_preset_dir(config.preset)
-            else preset_io.local_preset_dir(config.preset)
-        )
+        settings = {**dataset_classes(classes), **settings}
+    if not config.preset:
+        return DANet(num_classes=num_classes, **{"backbone": "resnet50", **settings})
+    directory = preset_io.installed_preset_dir(config.preset)
     if directory is None:
-        return DANet(num_classes=num_classes, **model_arguments(config))
-    arguments = preset_io.read_json(directory, preset_io.CONFIG_FILE)["config"]
-    if arguments["num_classes"] != num_classes:
+        return DANet.from_preset(
+            config.preset, load_weights=False, **dict(settings, num_classes=num_classes)
+        )
+    saved_classes = preset_io.read_json(directory, preset_io.CONFIG_FILE)["config"]["num_classes"]
+    if saved_classes != num_classes:
         raise ValueError(
-            f"The preset {config.preset} predicts {arguments['num_classes']} classes and the "
+            f"The preset {config.preset} predicts {saved_classes} classes and the "
             f"dataset has {num_classes}: train from its configuration only (a preset name "
             "without installed weights, or `model` settings without `preset`)."
         )
-    backbone = arguments["backbone"]
-    if isinstance(backbone, dict):
-        backbone["config"]["sync_batchnorm"] = config.sync_batchnorm
-    arguments.update(config.model, sync_batchnorm=config.sync_batchnorm)
-    model = DANet.from_config(arguments)
-    model.load_weights(os.path.join(directory, preset_io.WEIGHTS_FILE))
-    return model
+    return DANet.from_preset(config.preset, **settings)
 
 
 def build_training_model(config, num_classes, total_steps, classes=None):

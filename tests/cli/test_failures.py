@@ -3,6 +3,7 @@
 import os
 
 import pytest
+from PIL import Image
 
 from danet_keras.cli.main import main
 from danet_keras.data import make_demo_city
@@ -98,7 +99,9 @@ def test_a_model_file_with_a_lambda_layer_is_refused(tmp_path, capsys):
     model = keras.Model(inputs, {"logits": keras.layers.Lambda(lambda x: x * 2.0)(inputs)})
     path = str(tmp_path / "lambda.keras")
     model.save(path)
-    code = main(["predict", "--model", path, str(tmp_path), "--out", str(tmp_path / "out")])
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (8, 8)).save(photo)
+    code = main(["predict", "--model", path, str(photo), "--out", str(tmp_path / "out")])
     assert code == 2
     assert "refused: it holds a Lambda layer" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

@@ -53,14 +53,17 @@ def test_bad_settings_fail_with_the_name(overrides, match):
         resolve_config(**overrides)
 
 
-def test_a_model_preset_gives_the_dataset_and_the_model_arguments():
-    from danet_keras.training.config import model_arguments
+def test_a_model_preset_gives_the_dataset_and_the_model():
+    from danet_keras.training.trainer import build_model
 
-    config = resolve_config(preset="danet_resnet101_d8_ade20k_mmseg", model={"aux_head": False})
+    config = resolve_config(
+        preset="danet_resnet101_d8_ade20k_mmseg",
+        model={"aux_head": False, "head_channels": 8, "backbone": "resnet18"},
+    )
     assert config.dataset == "ade20k" and config.crop_size == 512  # the ADE20K recipe
-    arguments = model_arguments(config)
-    assert arguments["backbone"] == "resnet101" and arguments["stem"] == "deep"
-    assert arguments["aux_head"] is False and "num_classes" not in arguments
+    model = build_model(config, 150)
+    assert model.backbone.stem == "deep" and model.backbone.stem_width == 32  # the preset's
+    assert model.backbone.depth == 18 and model.aux_head is False  # the overrides
     assert resolve_config(preset="danet_resnet101_cityscapes", dataset="demo_city").dataset == (
         "demo_city"
     )

@@ -183,15 +183,6 @@ def test_settings_are_checked_before_tensorflow_work(tmp_path):
     assert not output_dir.exists()
 
 
-def test_legacy_model_keys_fold_into_model():
-    from danet_keras.training.config import resolve_config
-
-    config = resolve_config(
-        {"backbone": "resnet101", "output_stride": 16, "model_options": {"aux_head": True}}
-    )
-    assert config.model == {"backbone": "resnet101", "output_stride": 16, "aux_head": True}
-
-
 def test_cli_reports_bad_settings_as_one_line(capsys):
     from danet_keras.cli.main import main
 
