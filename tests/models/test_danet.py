@@ -346,3 +346,17 @@ def test_plain_keras_load_model_works_after_import_danet_keras(tmp_path, order):
     code = f"{imports}\nprint(type(keras.saving.load_model({path!r})).__name__)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.strip() == "DANet", result.stderr[-2000:]
+
+
+def test_from_preset_overrides_reach_the_backbone(tmp_path):
+    model = DANet(3, backbone="resnet18", head_channels=16)
+    directory = model.save_to_preset(str(tmp_path / "preset"))
+    for preset in (directory, "danet_resnet50_cityscapes"):
+        options = {} if preset == directory else {"load_weights": False, "backbone": "resnet18"}
+        restored = DANet.from_preset(preset, output_stride=16, sync_batchnorm=True, **options)
+        assert restored.backbone.output_stride == 16
+        assert restored.backbone.sync_batchnorm and restored.sync_batchnorm
+    # The weights still load: the overrides change no weight's shape.
+    restored = DANet.from_preset(directory, output_stride=16)
+    for saved, loaded in zip(model.weights, restored.weights):
+        np.testing.assert_array_equal(saved.numpy(), loaded.numpy())
