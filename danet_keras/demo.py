@@ -28,41 +28,38 @@ import dataclasses
 import os
 import time
 
+import numpy as np
+
+from danet_keras import export as export_lib
+from danet_keras.atomic_io import write_json
+from danet_keras.attention_maps import class_points
+from danet_keras.data.datasets import load_dataset
+from danet_keras.data.demo_city import make_demo_city
+from danet_keras.data.pipeline import eval_pipeline
+from danet_keras.evaluation import evaluate
+from danet_keras.inference import logits_function
+from danet_keras.models.classes import class_names_and_palette
+from danet_keras.models.loading import load_keras_model
 from danet_keras.output_paths import own_folder
+from danet_keras.training.config import recipe_fields
+from danet_keras.training.trainer import train
+from danet_keras.visualize.figures import (
+    plot_channel_attention,
+    plot_overlays,
+    plot_position_attention,
+    plot_training_curves,
+    save_figure,
+)
 
 DEMO_KIND = "demo"
 
-# The full demo: measured to reach validation mIoU >= 0.5 within 10 minutes on 2 CPU cores.
-DEMO_SETTINGS = {
-    "image_size": (128, 256),
-    "num_train": 200,
-    "num_val": 40,
-    "train": {
-        "model": {"backbone": "resnet18", "output_stride": 16, "align_corners": True},
-        "crop_size": 128,
-        "batch_size": 8,
-        "epochs": 24,
-        "learning_rate": 0.03,
-        "data_options": {"scale_range": (0.75, 1.5)},
-    },
-    "num_overlays": 6,
-}
-# A smoke test of every step.
-QUICK_SETTINGS = {
-    **DEMO_SETTINGS,
-    "image_size": (64, 128),
-    "num_train": 8,
-    "num_val": 2,
-    "train": {
-        **DEMO_SETTINGS["train"],
-        "model": {**DEMO_SETTINGS["train"]["model"], "head_channels": 16},
-        "crop_size": 64,
-        "batch_size": 4,
-        "epochs": 1,
-        "steps_per_epoch": 2,
-    },
-    "num_overlays": 2,
-}
+# The demo city the demo writes; its training is the `demo_city` entry's recipe of the dataset
+# registry (`danet-keras train --dataset demo_city` trains the same).
+DEMO_SETTINGS = {"image_size": (128, 256), "num_train": 200, "num_val": 40, "num_overlays": 6}
+# A smoke test of every step: a smaller city, and the recipe shrunk to two training steps.
+QUICK_SETTINGS = {"image_size": (64, 128), "num_train": 8, "num_val": 2, "num_overlays": 2}
+QUICK_TRAINING = {"crop_size": 64, "batch_size": 4, "epochs": 1, "steps_per_epoch": 2}
+QUICK_MODEL = {"head_channels": 16}
 
 
 @dataclasses.dataclass
@@ -91,7 +88,9 @@ def _has_demo_city(data_dir):
 def demo_training_config(data_dir, quick=False):
     """The demo's training on the demo city at `data_dir`, written first when it is absent.
 
-    The example scripts' `--smoke` runs and the ablation train with it too.
+    The `demo_city` recipe of the dataset registry (the one `danet-keras train
+    --dataset demo_city` resolves to), shrunk by `QUICK_TRAINING` for a quick
+    run. The example scripts' `--smoke` runs and the ablation train with it too.
 
     Args:
         data_dir: the demo city's directory.
@@ -101,13 +100,14 @@ def demo_training_config(data_dir, quick=False):
         A dict of `TrainConfig` fields (dataset, data, model, crop, batch,
         schedule), to which a caller adds `output_dir` and the like.
     """
-    from danet_keras.data import make_demo_city
-
     settings = QUICK_SETTINGS if quick else DEMO_SETTINGS
     if not _has_demo_city(data_dir):
         print(f"[demo] writing the demo city to {data_dir} ...", flush=True)
         make_demo_city(data_dir, settings["num_train"], settings["num_val"], settings["image_size"])
-    return dict(settings["train"], dataset="demo_city", data_dir=data_dir)
+    config = dict(recipe_fields("demo_city"), dataset="demo_city", data_dir=data_dir)
+    if quick:
+        config.update(QUICK_TRAINING, model={**config["model"], **QUICK_MODEL})
+    return config
 
 
 # The classes whose pixels the demo's attention figure looks from, when the image has them.
@@ -128,11 +128,6 @@ def write_overlays(model, dataset, out_dir, count, class_names=None, palette=Non
     Returns:
         The written paths.
     """
-    import numpy as np
-
-    from danet_keras.inference import logits_function
-    from danet_keras.visualize import class_names_and_palette, plot_overlays, save_figure
-
     class_names, palette = class_names_and_palette(None, class_names, palette, model=model)
     os.makedirs(out_dir, exist_ok=True)
     predict = logits_function(model)
@@ -175,16 +170,6 @@ def write_attention_figures(model, image, label, out_dir, class_names=None, pale
     Returns:
         {"position_attention": path, "channel_attention": path}.
     """
-    import numpy as np
-
-    from danet_keras.attention_maps import class_points
-    from danet_keras.visualize import (
-        class_names_and_palette,
-        plot_channel_attention,
-        plot_position_attention,
-        save_figure,
-    )
-
     names, colours = class_names_and_palette(None, class_names, palette, model=model)
     image = np.clip(np.round(np.asarray(image)), 0, 255).astype(np.uint8)
     points = [point for _, point in class_points(label, ATTENTION_CLASSES, names)][:3]
@@ -207,10 +192,6 @@ def write_attention_figures(model, image, label, out_dir, class_names=None, pale
 
 def _export(model, export_dir, image_size, sample_images):
     """SavedModel + TFLite, and the TFLite model's parity with the Keras model."""
-    import numpy as np
-
-    from danet_keras import export as export_lib
-
     # The demo owns its folder: a second run replaces its own artefacts (never others').
     saved_model = export_lib.export_saved_model(
         model, os.path.join(export_dir, "saved_model"), overwrite=True
@@ -250,12 +231,6 @@ def run_demo(
     Returns:
         A `DemoResult`.
     """
-    from danet_keras.atomic_io import write_json
-    from danet_keras.data import eval_pipeline, load_dataset
-    from danet_keras.evaluation import evaluate
-    from danet_keras.training.trainer import train
-    from danet_keras.visualize import plot_training_curves, save_figure
-
     settings = QUICK_SETTINGS if quick else DEMO_SETTINGS
     own_folder(output_dir, DEMO_KIND, "the demo")
     data_dir = data_dir or os.path.join(output_dir, "demo_city")
@@ -278,8 +253,6 @@ def run_demo(
     if trained.stopped_on_nan:
         raise RuntimeError("the demo training diverged (NaN loss); see " + trained.output_dir)
     paths.update(training=trained.output_dir, best_model=trained.best_checkpoint)
-
-    from danet_keras.models.loading import load_keras_model
 
     model = load_keras_model(trained.best_checkpoint)
     val_split = load_dataset("demo_city", data_dir, "val")
@@ -312,8 +285,6 @@ def run_demo(
     export_note = "export not requested"
     if export:
         print("[demo] exporting SavedModel and TFLite ...", flush=True)
-        import numpy as np
-
         sample = np.concatenate(
             [np.asarray(images) for images, _ in eval_pipeline(val_split, 2).take(1)]
         )

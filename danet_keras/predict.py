@@ -22,7 +22,7 @@ import os
 
 import numpy as np
 
-from danet_keras.data.image_io import IMAGE_EXTENSIONS, list_files
+from danet_keras.data.files import IMAGE_EXTENSIONS, list_files
 from danet_keras.export.runners import KerasRunner, load_runner, outputs_from_logits
 
 PREDICTION_KIND = "prediction"

@@ -71,7 +71,7 @@ args = parser.parse_args()
 
 80k iterations of batch 16 over 20,210 images are 63.3 epochs; 64 here. The recipe's
 crop (512), batch (16) and learning rate (0.01) come from
-`danet_keras.training.TRAINING_PRESETS["ade20k"]`.
+`danet_keras.training.TRAINING_RECIPES["ade20k"]`.
 """
 
 ITERATIONS, BATCH, TRAINING_IMAGES = 80_000, 16, 20_210

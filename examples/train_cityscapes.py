@@ -74,7 +74,7 @@ args = parser.parse_args()
 ## The training configuration
 
 `danet_keras.train` takes a `TrainConfig`. The preset names the model, and the dataset
-recipe (`danet_keras.training.TRAINING_PRESETS["cityscapes"]`) gives crop 768, batch 8,
+recipe (`danet_keras.training.TRAINING_RECIPES["cityscapes"]`) gives crop 768, batch 8,
 learning rate 0.01 and 240 epochs; what the recipe leaves open is set here. With
 `--smoke` the same script trains a tiny DANet on the demo city for two steps instead.
 """

@@ -1,8 +1,10 @@
 """`danet-keras evaluate`: mIoU of a saved model (single/multi-scale, flip, sliding window)."""
 
+from danet_keras.cli.arguments import add_dataset_argument
+
 
 def _scales(args):
-    from danet_keras.inference import PAPER_SCALES
+    from danet_keras.inference import PAPER_SCALES  # TensorFlow-free `--help`
 
     if args.multi_scale:
         if args.scales:
@@ -23,6 +25,7 @@ def _size(values):
 def run(args):
     if args.stride is not None and args.crop_size is None:
         raise ValueError("--stride needs --crop-size (sliding-window evaluation).")
+    # TensorFlow-free `--help`: the handler imports the library.
     from danet_keras.data import eval_pipeline, load_dataset
     from danet_keras.evaluation import check_evaluation_output, evaluate
     from danet_keras.models.loading import load_keras_model
@@ -66,7 +69,7 @@ def register(subparsers):
     parser.add_argument(
         "--model", required=True, help="a .keras model (e.g. best.keras from training)"
     )
-    parser.add_argument("--dataset", required=True, help="dataset reader name, as for `train`")
+    add_dataset_argument(parser, "the dataset: %(choices)s", required=True)
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--split", default="val")
     parser.add_argument(

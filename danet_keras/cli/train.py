@@ -2,6 +2,7 @@
 
 import json
 
+from danet_keras.cli.arguments import add_dataset_argument
 from danet_keras.training.strategy import STRATEGIES
 
 # --check-files values -> the readers' `check_files`.
@@ -69,6 +70,7 @@ def config_from_args(args):
 
 
 def run(args):
+    # TensorFlow-free `--help`: the handler imports the library.
     from danet_keras.training.config import resolve_config
     from danet_keras.training.trainer import train
 
@@ -91,15 +93,13 @@ def register(subparsers):
     parser = subparsers.add_parser(
         "train",
         help="train DANet with the paper's recipe (model.fit, tf.distribute, resumable)",
-        description="Dataset presets give crop, batch, learning rate and epochs; "
-        "every flag overrides.",
+        description="The dataset's training recipe gives crop, batch, learning rate and epochs "
+        "(the demo city's also the model); every flag overrides.",
     )
     add = parser.add_argument
     add("--config", help="JSON file of TrainConfig fields (flags override it)")
-    add(
-        "--dataset",
-        help="cityscapes, demo_city, ade20k, pascal_voc, pascal_context, coco_stuff164k, "
-        "coco_stuff10k, folder or tfds:<name>",
+    add_dataset_argument(
+        parser, "the dataset (its recipe gives crop, batch, learning rate and epochs): %(choices)s"
     )
     add("--data-dir", help="the dataset's root directory")
     add("--train-split", help="training split name (default train)")

@@ -11,9 +11,11 @@ cityscapesScripts' `createTrainIdLabelImgs` writes instead.
 
 import os
 
-from danet_keras.data.image_io import SkipTally, list_files, pair_files, require_directory
-from danet_keras.data.labels import CITYSCAPES_LABEL_ID_MAP, CITYSCAPES_TRAIN_ID_MAP, DATASETS
+from danet_keras.data.files import list_files, pair_files, require_directory
+from danet_keras.data.labels import CITYSCAPES_LABEL_ID_MAP, CITYSCAPES_TRAIN_ID_MAP
+from danet_keras.data.problems import SkipTally
 from danet_keras.data.split import checked_file_split
+from danet_keras.models.classes import dataset_info
 
 IMAGE_SUFFIX = "_leftImg8bit.png"
 LABEL_MAPS = {"labelIds": CITYSCAPES_LABEL_ID_MAP, "labelTrainIds": CITYSCAPES_TRAIN_ID_MAP}
@@ -64,7 +66,7 @@ def cityscapes_dataset(
         where,
     )
     return checked_file_split(
-        DATASETS["cityscapes"],
+        dataset_info("cityscapes"),
         split,
         pairs,
         LABEL_MAPS[label_type],

@@ -15,9 +15,11 @@ Accepted preparations:
 
 import os
 
-from danet_keras.data.image_io import SkipTally, list_files, pair_files, require_directory
-from danet_keras.data.labels import COCO_STUFF_RAW_LABEL_MAP, COCO_STUFF_TRAIN_ID_MAP, DATASETS
+from danet_keras.data.files import list_files, pair_files, require_directory
+from danet_keras.data.labels import COCO_STUFF_RAW_LABEL_MAP, COCO_STUFF_TRAIN_ID_MAP
+from danet_keras.data.problems import SkipTally
 from danet_keras.data.split import checked_file_split
+from danet_keras.models.classes import dataset_info
 
 LABEL_TYPES = {
     "labelTrainIds": ("_labelTrainIds.png", COCO_STUFF_TRAIN_ID_MAP),
@@ -65,7 +67,7 @@ def coco_stuff_dataset(
         where,
     )
     return checked_file_split(
-        DATASETS["coco_stuff"], split, pairs, label_map, where, skip_invalid, tally, check_files
+        dataset_info("coco_stuff"), split, pairs, label_map, where, skip_invalid, tally, check_files
     )
 
 

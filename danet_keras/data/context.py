@@ -15,14 +15,11 @@ and class k becomes k - 1 (mmsegmentation's `PascalContextDataset59`).
 
 import os
 
-from danet_keras.data.image_io import (
-    SkipTally,
-    pairs_from_names,
-    read_split_list,
-    require_directory,
-)
-from danet_keras.data.labels import DATASETS, PASCAL_CONTEXT_LABEL_MAP
+from danet_keras.data.files import pairs_from_names, read_split_list, require_directory
+from danet_keras.data.labels import PASCAL_CONTEXT_LABEL_MAP
+from danet_keras.data.problems import SkipTally
 from danet_keras.data.split import checked_file_split
+from danet_keras.models.classes import dataset_info
 
 
 def pascal_context_dataset(root, split="train", skip_invalid=False, check_files=True):
@@ -54,7 +51,7 @@ def pascal_context_dataset(root, split="train", skip_invalid=False, check_files=
         where,
     )
     return checked_file_split(
-        DATASETS["pascal_context"],
+        dataset_info("pascal_context"),
         split,
         pairs,
         PASCAL_CONTEXT_LABEL_MAP,

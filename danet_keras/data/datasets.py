@@ -1,25 +1,19 @@
-"""`load_dataset`: one entry point for every reader, by name."""
+"""`load_dataset`: one entry point for every reader, by name (`danet_keras.data.registry`)."""
 
-from danet_keras.data.ade20k import ade20k_dataset
-from danet_keras.data.cityscapes import cityscapes_dataset
-from danet_keras.data.coco_stuff import coco_stuff10k_dataset, coco_stuff164k_dataset
-from danet_keras.data.context import pascal_context_dataset
-from danet_keras.data.folder import folder_dataset
+import importlib
+
+from danet_keras.data.registry import DATASET_REGISTRY, TFDS_PREFIX, reader_names
 from danet_keras.data.tfds import tfds_dataset
-from danet_keras.data.voc import voc_dataset
 
-# name -> reader(root, split, **kwargs). "demo_city" is Cityscapes-format data
-# written by `make_demo_city`.
-READERS = {
-    "cityscapes": cityscapes_dataset,
-    "demo_city": cityscapes_dataset,
-    "pascal_voc": voc_dataset,
-    "ade20k": ade20k_dataset,
-    "pascal_context": pascal_context_dataset,
-    "coco_stuff164k": coco_stuff164k_dataset,
-    "coco_stuff10k": coco_stuff10k_dataset,
-    "folder": folder_dataset,
-}
+
+def _reader(name):
+    module, _, function = DATASET_REGISTRY[name].reader.partition(":")
+    return getattr(importlib.import_module(module), function)
+
+
+# name -> reader(root, split, **kwargs), the registry's readers. "demo_city" is
+# Cityscapes-format data written by `make_demo_city`.
+READERS = {name: _reader(name) for name in reader_names()}
 
 
 def load_dataset(name, root=None, split="train", **kwargs):
@@ -36,8 +30,8 @@ def load_dataset(name, root=None, split="train", **kwargs):
     Returns:
         `DatasetSplit`.
     """
-    if name.startswith("tfds:"):
-        return tfds_dataset(name[len("tfds:") :], split=split, data_dir=root, **kwargs)
+    if name.startswith(TFDS_PREFIX):
+        return tfds_dataset(name[len(TFDS_PREFIX) :], split=split, data_dir=root, **kwargs)
     if name not in READERS:
         raise ValueError(f"unknown dataset {name!r}; known: {sorted(READERS)} or 'tfds:<name>'")
     if root is None:

@@ -1,6 +1,12 @@
-"""Whole-file checks of image and label files, cached by (path, size, mtime).
+"""Up-front checks of a split's files when it is opened (`check_pairs`).
 
-`check_files="full"` (see `image_io.check_pairs`) decodes every file once
+By default every pair's headers are read (about a millisecond per pair,
+nothing decoded): an unreadable header, a file that is not PNG/JPEG, a label
+whose size differs from its image are problems (see `problems`) before
+training starts.
+
+Whole-file checks, cached by (path, size, mtime): `check_files="full"`
+decodes every file once
 with PIL when a split is opened, so damage that a header read cannot see
 (a PNG or JPEG damaged in the middle, its signature and end marker intact)
 is named before training starts rather than met mid-epoch:
@@ -40,6 +46,10 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from io import BytesIO
 
+from PIL import Image
+
+from danet_keras.data.problems import raise_or_skip
+
 logger = logging.getLogger("danet_keras.data")
 
 # Bump when `check_contents` changes, so older cached results are not reused.
@@ -51,6 +61,7 @@ JPEG_SIGNATURE = b"\xff\xd8"
 JPEG_END = b"\xff\xd9"
 LABEL_MODES = ("L", "P", "RGB", "RGBA")
 KINDS = ("image", "label")
+CHECK_MODES = ("header", "full")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,8 +108,6 @@ def check_contents(contents, kind="image"):
     Returns:
         `FileCheck`.
     """
-    from PIL import Image
-
     problem = signature_problem(contents)
     if problem:
         return FileCheck(problem)
@@ -272,3 +281,84 @@ def check_files(items, workers=None, cache=True):
             "checked %d file(s) whole (%d from the cache)", len(todo), len(items) - len(todo)
         )
     return results
+
+
+# --- the checks of a split ---------------------------------------------------------------------
+
+
+def _header_size(path):
+    """(width, height) from the image header, or a problem string."""
+    try:
+        if os.path.getsize(path) == 0:
+            return "empty file"
+        with open(path, "rb") as f:
+            start = f.read(8)
+    except OSError as error:
+        return f"cannot be read ({error.strerror or error})"
+    if not (start.startswith(PNG_SIGNATURE) or start.startswith(JPEG_SIGNATURE)):
+        return "not a PNG or JPEG file"
+    try:
+        with Image.open(path) as image:
+            if image.format not in ("PNG", "JPEG"):
+                return f"not a PNG or JPEG file ({image.format})"
+            return image.size
+    except Exception as error:  # PIL raises several types for unreadable files
+        return f"unreadable image ({type(error).__name__}: {error})"
+
+
+def _whole_file_sizes(images, labels, workers):
+    """(width, height) or a problem string per image and per label (`file_check.check_files`)."""
+    items = [(p, "image") for p in images] + [(p, "label") for p in labels]
+    sizes = [check.problem or check.size for check in check_files(items, workers)]
+    return sizes[: len(images)], sizes[len(images) :]
+
+
+def check_pairs(pairs, skip_invalid, tally, where, check_label_size=True, full=False, workers=None):
+    """Checks every file eagerly: unreadable or damaged files and size mismatches are errors.
+
+    The header check costs about a millisecond per pair (nothing is decoded).
+    `full=True` decodes every file whole once with PIL, in a thread pool, and
+    caches the result by path, size and mtime (see `file_check`): damage in
+    the middle of a file, a label that is not an 8-bit PNG. On the demo city
+    (256x512 PNGs, 2 shared cores) that was about 4 ms per file the first
+    time and 0.04 ms per file cached.
+
+    Args:
+        pairs: list of (image_path, label_path).
+        skip_invalid, tally, where: as in `pair_files`.
+        check_label_size: also check labels and compare label and image
+            sizes (False for labels that are not images, e.g. `.mat`).
+        full: decode every file whole (cached) instead of reading headers.
+        workers: threads of the whole-file check (default: the usable cores).
+
+    Returns:
+        the valid pairs.
+    """
+    images = [image for image, _ in pairs]
+    labels = [label for _, label in pairs]
+    if full:
+        image_sizes, label_sizes = _whole_file_sizes(
+            images, labels if check_label_size else [], workers
+        )
+    else:
+        image_sizes = [_header_size(p) for p in images]
+        label_sizes = [_header_size(p) for p in labels] if check_label_size else None
+    valid, problems = [], []
+    for index, (image_path, label_path) in enumerate(pairs):
+        image_size = image_sizes[index]
+        label_size = label_sizes[index] if check_label_size else image_size
+        if isinstance(image_size, str):
+            problems.append(f"{image_path}: {image_size}")
+        elif isinstance(label_size, str):
+            problems.append(f"{label_path}: {label_size}")
+        elif tuple(image_size) != tuple(label_size):
+            problems.append(
+                f"{label_path}: label size {label_size[0]}x{label_size[1]} (WxH) differs from "
+                f"its image {image_path} ({image_size[0]}x{image_size[1]})"
+            )
+        else:
+            valid.append((image_path, label_path))
+    raise_or_skip(problems, skip_invalid, tally, where)
+    if not valid:
+        raise ValueError(f"{where}: no valid image/label pairs left")
+    return valid

@@ -15,8 +15,12 @@ stops a pipeline with a nameless decoder error.
 import dataclasses
 from typing import Callable, Optional
 
-from danet_keras.data.image_io import SkipTally, decode_failure_problem, decode_pair
-from danet_keras.data.labels import DatasetInfo
+import tensorflow as tf
+
+from danet_keras.data.decode import decode_failure_problem, decode_pair
+from danet_keras.data.file_check import CHECK_MODES, check_pairs
+from danet_keras.data.problems import SkipTally
+from danet_keras.models.classes import DatasetInfo
 
 
 @dataclasses.dataclass
@@ -79,8 +83,6 @@ class DatasetSplit:
             `InvalidArgumentError` whose message names the file, or is
             skipped (and counted in `skipped`) with `skip_invalid=True`.
         """
-        import tensorflow as tf
-
         dataset = records.map(
             self.decode_guarded, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
         )
@@ -96,15 +98,11 @@ class DatasetSplit:
         explained (`explain_failure`), so a good record costs one nested
         dataset (about 0.1 ms) and no Python.
         """
-        import tensorflow as tf
-
         decoded = tf.data.Dataset.from_tensors(record).map(self.decode_record).ignore_errors()
         failed = tf.data.Dataset.from_tensors(record).map(self._failed_example)
         return decoded.concatenate(failed).take(1).get_single_element()
 
     def _failed_example(self, *record):
-        import tensorflow as tf
-
         if self.explain_failure is not None:
             problem = self.explain_failure(*record)
         else:
@@ -117,8 +115,6 @@ class DatasetSplit:
         return self.decode(self.records(), deterministic=True)
 
     def _keep(self, image, label, problem):
-        import tensorflow as tf
-
         def record_skip():
             tf.py_function(self._record_skip, [problem], [])
             return tf.constant(False)
@@ -130,8 +126,6 @@ class DatasetSplit:
 
 
 def _raise_on_problem(image, label, problem):
-    import tensorflow as tf
-
     check = tf.debugging.Assert(tf.equal(problem, ""), [problem], summarize=1)
     with tf.control_dependencies([check]):
         return tf.identity(image), tf.identity(label)
@@ -156,8 +150,6 @@ def file_split(info, split, pairs, label_map, skip_invalid=False, skipped=None, 
     label_paths = [p[1] for p in pairs]
 
     def make_records(input_context):
-        import tensorflow as tf
-
         records = tf.data.Dataset.from_tensor_slices((image_paths, label_paths))
         if input_context is not None and input_context.num_input_pipelines > 1:
             records = records.shard(
@@ -195,7 +187,7 @@ def checked_file_split(
     check_files=True,
     read_label=None,
 ):
-    """`file_split` after the eager checks of `image_io.check_pairs`.
+    """`file_split` after the eager checks of `file_check.check_pairs`.
 
     Args:
         info, split, pairs, label_map, skip_invalid, read_label: see `file_split`.
@@ -211,8 +203,6 @@ def checked_file_split(
     Returns:
         DatasetSplit.
     """
-    from danet_keras.data.image_io import CHECK_MODES, check_pairs
-
     mode = "header" if check_files is True else check_files or None
     if mode is not None and mode not in CHECK_MODES:
         raise ValueError(

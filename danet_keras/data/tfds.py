@@ -11,22 +11,24 @@ the pipeline's parallel map decodes them, so shuffling and sharding
 records is cheap; with an `input_context` TFDS shards by file.
 """
 
-from danet_keras.data.image_io import decode_failure_problem, decode_pair
-from danet_keras.data.labels import (
-    ADE20K_LABEL_MAP,
-    CITYSCAPES_LABEL_ID_MAP,
-    DATASETS,
-    OXFORD_PET_LABEL_MAP,
-)
+from danet_keras.data import labels
+from danet_keras.data.decode import decode_failure_problem, decode_pair
+from danet_keras.data.registry import tfds_sources
 from danet_keras.data.split import DatasetSplit
+from danet_keras.models.classes import dataset_info
 
-# TFDS name -> (dataset info key, image feature, label feature, raw-id label map).
+# TFDS name -> (dataset info key, image feature, label feature, raw-id label map), from the
+# registry's `tfds` sources.
 TFDS_DATASETS = {
-    "cityscapes/semantic_segmentation": (
-        "cityscapes", "image_left", "segmentation_label", CITYSCAPES_LABEL_ID_MAP),
-    "scene_parse150": ("ade20k", "image", "annotation", ADE20K_LABEL_MAP),
-    "oxford_iiit_pet": ("oxford_iiit_pet", "image", "segmentation_mask", OXFORD_PET_LABEL_MAP),
-}  # fmt: skip
+    name: (
+        entry.name,
+        source.image_feature,
+        source.label_feature,
+        getattr(labels, source.label_map),
+    )
+    for name, entry in tfds_sources().items()
+    for source in [entry.tfds]
+}
 
 
 def tfds_dataset(
@@ -46,7 +48,7 @@ def tfds_dataset(
     Returns:
         `DatasetSplit` of (image uint8 (H, W, 3), label uint8 (H, W)).
     """
-    import tensorflow_datasets as tfds
+    import tensorflow_datasets as tfds  # only for "tfds:" names: its import takes seconds
 
     base = name.split(":")[0]
     if base not in TFDS_DATASETS:
@@ -91,7 +93,7 @@ def tfds_dataset(
         return decode_failure_problem(source, source, image_bytes, label_bytes)
 
     return DatasetSplit(
-        info=DATASETS[info_key],
+        info=dataset_info(info_key),
         split=split,
         num_examples=num_examples,
         make_records=make_records,

@@ -17,28 +17,23 @@ common forms, both accepted for `split="trainaug"`:
 """
 
 import os
+from io import BytesIO
 
 import numpy as np
+import scipy.io
+import tensorflow as tf
 
-from danet_keras.data.image_io import (
-    SkipTally,
-    list_files,
-    pairs_from_names,
-    read_label_png,
-    read_split_list,
-    require_directory,
-)
-from danet_keras.data.labels import DATASETS, VOC_LABEL_MAP
+from danet_keras.data.decode import read_label_png
+from danet_keras.data.files import list_files, pairs_from_names, read_split_list, require_directory
+from danet_keras.data.labels import VOC_LABEL_MAP
+from danet_keras.data.problems import SkipTally
 from danet_keras.data.split import checked_file_split
+from danet_keras.models.classes import dataset_info
 
 AUG_LISTS = ("trainaug.txt", "train_aug.txt", "aug.txt")
 
 
 def _sbd_mat_segmentation(contents):
-    from io import BytesIO
-
-    import scipy.io
-
     try:
         mat = scipy.io.loadmat(BytesIO(contents))
         segmentation = np.asarray(mat["GTcls"][0, 0]["Segmentation"], np.int32)
@@ -51,7 +46,6 @@ def _sbd_mat_segmentation(contents):
 
 def read_label_png_or_sbd_mat(label_source, contents):
     """Label reader for mixed VOC PNG / SBD `.mat` splits (see `decode_pair`)."""
-    import tensorflow as tf
 
     def from_mat():
         raw, problem = tf.numpy_function(
@@ -127,7 +121,7 @@ def voc_dataset(root, split="train", sbd_root=None, skip_invalid=False, check_fi
         pairs += pairs_from_names(sbd_only, images, sbd_label, skip_invalid, tally, where)
         read_label = read_label_png_or_sbd_mat
     return checked_file_split(
-        DATASETS["pascal_voc"],
+        dataset_info("pascal_voc"),
         split,
         pairs,
         VOC_LABEL_MAP,

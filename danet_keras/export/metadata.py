@@ -17,8 +17,12 @@ import os
 
 import numpy as np
 
-from danet_keras.models.classes import METADATA_KEY, METADATA_SIGNATURE, from_json, to_json
+from danet_keras.models.classes import from_json, to_json
 
+# The key under which TFLite metadata and ONNX `metadata_props` hold `to_json`.
+METADATA_KEY = "danet_keras.classes"
+# The SavedModel signature that returns them, and its asset file of names.
+METADATA_SIGNATURE = "metadata"
 LABELS_FILE = "labels.txt"
 
 

@@ -1,33 +1,105 @@
-"""The classes a segmentation model predicts: their names and colours.
+"""The classes a segmentation model predicts: their names and colours (the one home).
 
-A `DANet` carries them (`DANet(class_names=..., palette=...)`, set by
+The class tables of the datasets live in the dataset registry
+(`danet_keras.data.registry`); this module turns them into `DatasetInfo`
+(`DATASETS`), and resolves names and colours wherever they are asked for: a
+dataset name, a `DatasetInfo`, an array of colours, a model, an artefact.
+
+A `DANet` carries its classes (`DANet(class_names=..., palette=...)`, set by
 `danet_keras.train` from the dataset and by the checkpoint converter from the
 release's dataset), and every artefact exported from it keeps them: `.keras`
-files and preset directories in the model's config, a SavedModel in an asset
-file and a `metadata` signature, a TFLite file in its metadata, an ONNX file in
-its `metadata_props`, all as the JSON of `to_json`.
+files and preset directories in the model's config, a SavedModel, a TFLite
+file and an ONNX file as the JSON of `to_json` (`danet_keras.export.metadata`
+has where each format keeps it).
 
     classes = model_classes(model)   # a DatasetInfo: .class_names, .palette
     classes = model_classes(runner)  # the same for any exported artefact
+    names, colours = class_names_and_palette(palette="cityscapes")
 
 A model without them gets `class_0 ... class_{K-1}` and the PASCAL VOC colour
 map, with a one-line notice.
 """
 
+import dataclasses
 import json
 import logging
 
 import numpy as np
 
-from danet_keras.data.labels import DATASETS, DatasetInfo, bit_interleaved_palette
-
-# The key under which TFLite metadata and ONNX `metadata_props` hold `to_json`.
-METADATA_KEY = "danet_keras.classes"
-# The SavedModel asset file and signature that hold them.
-ASSET_FILE = "classes.json"
-METADATA_SIGNATURE = "metadata"
+from danet_keras.data.registry import (
+    DATASET_REGISTRY,
+    IGNORE_INDEX,
+    bit_interleaved_colours,
+    class_table_name,
+    class_table_names,
+)
 
 logger = logging.getLogger("danet_keras")
+
+
+def bit_interleaved_palette(num_colors=256):
+    """The PASCAL VOC colour map (`bit_interleaved_colours`) as a (num_colors, 3) uint8 array."""
+    return np.asarray(bit_interleaved_colours(num_colors), np.uint8).reshape(num_colors, 3)
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+    """What a model and a visualiser need to know about a dataset's classes.
+
+    Attributes:
+        name: dataset key in `DATASETS`.
+        class_names: names of the train ids 0..num_classes-1.
+        palette: (num_classes, 3) uint8 colours of the train ids.
+        ignore_index: label value excluded from losses and metrics.
+        description: where the data comes from, one line.
+    """
+
+    name: str
+    class_names: tuple
+    palette: np.ndarray = dataclasses.field(repr=False)
+    ignore_index: int = IGNORE_INDEX
+    description: str = ""
+
+    def __post_init__(self):
+        palette = np.asarray(self.palette, np.uint8)
+        if palette.shape != (len(self.class_names), 3):
+            raise ValueError(
+                f"{self.name}: palette shape {palette.shape} does not match "
+                f"{len(self.class_names)} classes"
+            )
+        object.__setattr__(self, "palette", palette)
+        object.__setattr__(self, "class_names", tuple(self.class_names))
+
+    @property
+    def num_classes(self):
+        return len(self.class_names)
+
+
+# The class tables of the registry, by the name of the entry that holds each.
+DATASETS = {
+    name: DatasetInfo(
+        name,
+        DATASET_REGISTRY[name].class_names,
+        DATASET_REGISTRY[name].palette,
+        DATASET_REGISTRY[name].ignore_index,
+        DATASET_REGISTRY[name].description,
+    )
+    for name in class_table_names()
+}
+
+
+def dataset_info(dataset):
+    """The `DatasetInfo` of a dataset name (an alias gives its class table's) or a `DatasetInfo`.
+
+    Raises:
+        ValueError: an unknown name, or one without a class table (e.g. "folder").
+    """
+    if not isinstance(dataset, str):
+        return dataset
+    table = class_table_name(dataset) if dataset in DATASET_REGISTRY else dataset
+    if table not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; known: {sorted(DATASETS)}")
+    return DATASETS[table]
 
 
 def check_class_names(class_names, num_classes):
@@ -82,7 +154,7 @@ def fallback_palette(num_classes):
 
 def dataset_classes(dataset):
     """`{"class_names": ..., "palette": ...}` of a dataset name or `DatasetInfo`, for `DANet`."""
-    info = DATASETS[dataset] if isinstance(dataset, str) else dataset
+    info = dataset_info(dataset)
     return {
         "class_names": list(info.class_names),
         "palette": [[int(c) for c in colour] for colour in info.palette],
@@ -153,6 +225,87 @@ def model_classes(model, notice=True):
         source=_ARTEFACT_NAMES.get(getattr(model, "format", "keras"), "the model"),
         notice=notice,
     )
+
+
+# --- Names and colours for pictures ----------------------------------------------------------
+
+
+def palette_of(palette_or_dataset):
+    """(K, 3) uint8 palette from a dataset name, a `DatasetInfo` or an array."""
+    if isinstance(palette_or_dataset, str):
+        return dataset_info(palette_or_dataset).palette
+    if hasattr(palette_or_dataset, "palette"):
+        return palette_or_dataset.palette
+    palette = np.asarray(palette_or_dataset)
+    if palette.ndim != 2 or palette.shape[1] != 3:
+        raise ValueError(f"a palette has shape (K, 3), got {palette.shape}")
+    return palette.astype(np.uint8)
+
+
+def legend(class_names_or_dataset, palette=None):
+    """[(class name, (r, g, b))] for a dataset name / `DatasetInfo`, or names plus a palette."""
+    if isinstance(class_names_or_dataset, str) or hasattr(class_names_or_dataset, "class_names"):
+        info = dataset_info(class_names_or_dataset)
+        names, colours = info.class_names, info.palette
+    else:
+        names, colours = class_names_or_dataset, palette_of(palette)
+    return [(name, tuple(int(c) for c in colour)) for name, colour in zip(names, colours)]
+
+
+def class_names_and_palette(num_classes=None, class_names=None, palette=None, model=None):
+    """The names and colours the figures give to K classes.
+
+    Args:
+        num_classes: K; None: the model's, else the length of `class_names`,
+            else of the dataset that `palette` names.
+        class_names: K names; None: the model's own, else the dataset's names
+            when `palette` names a dataset, else `class_0` ... `class_{K-1}`.
+        palette: a dataset name, a `DatasetInfo`, a (K, 3) colour array, or
+            None: the model's own colours, else the PASCAL VOC colour map.
+        model: None, or a `DANet` or an artefact's runner, whose class names
+            and colours (`models.classes`) are the defaults; one that carries
+            neither gets the fallback with a one-line notice. Anything without
+            `num_classes` (a bare logits function) is ignored.
+
+    Returns:
+        `(names, colours)`: a list of K names and a (K, 3) uint8 array.
+
+    Raises:
+        ValueError: the names or colours are fewer than the classes.
+    """
+    # A bare callable (e.g. a logits function) carries no classes.
+    if model is not None and hasattr(model, "num_classes"):
+        carried = model_classes(model, notice=class_names is None and palette is None)
+        num_classes = num_classes or carried.num_classes
+        if getattr(model, "class_names", None) is not None or palette is None:
+            class_names = carried.class_names if class_names is None else class_names
+        if palette is None:
+            palette = carried.palette
+    dataset = None
+    if isinstance(palette, str):
+        dataset = dataset_info(palette)  # raises for an unknown name
+    elif hasattr(palette, "class_names"):
+        dataset = palette
+    if num_classes is None:
+        if class_names is not None:
+            num_classes = len(class_names)
+        elif dataset is not None:
+            num_classes = dataset.num_classes
+        else:
+            raise ValueError("`num_classes` is needed without `class_names` or a dataset palette.")
+    num_classes = int(num_classes)
+    if class_names is None:
+        class_names = (
+            dataset.class_names
+            if dataset is not None and dataset.num_classes >= num_classes
+            else fallback_class_names(num_classes)
+        )
+    colours = fallback_palette(num_classes) if palette is None else palette_of(palette)
+    if len(class_names) < num_classes or len(colours) < num_classes:
+        raise ValueError(
+            f"{num_classes} classes but {len(class_names)} names and {len(colours)} colours."
+        )
+    return list(class_names)[:num_classes], np.asarray(colours, np.uint8)[:num_classes]
 
 
 def to_json(classes):

@@ -16,7 +16,9 @@ from danet_keras._lazy import lazy_attributes
 
 _EXPORTS = {
     "STRATEGIES": "danet_keras.training.strategy",
-    "TRAINING_PRESETS": "danet_keras.training.config",
+    "TRAINING_RECIPES": "danet_keras.training.config",
+    # The former name of the recipes, for users' code ("preset" now means model presets only).
+    "TRAINING_PRESETS": "danet_keras.training.config:TRAINING_RECIPES",
     "LayerwiseSGD": "danet_keras.training.optimizer",
     "PolyDecay": "danet_keras.training.schedules",
     "SegmentationCrossEntropy": "danet_keras.training.losses",
@@ -37,7 +39,7 @@ __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # what the lazy attributes are, for type checkers and IDEs
     from danet_keras.training.config import (  # noqa: F401
-        TRAINING_PRESETS,
+        TRAINING_RECIPES,
         TrainConfig,
         resolve_config,
     )

@@ -1,58 +1,37 @@
-"""What a training run is: `TrainConfig`, and the recipe's per-dataset presets.
+"""What a training run is: `TrainConfig`, and the datasets' training recipes.
 
-Every field left `None` takes the dataset preset's value; everything else can
-be overridden. `resolve_config` fills the presets in and checks every field,
-so that a bad name or number fails before TensorFlow starts.
+Every field left `None` takes the value of the dataset's recipe (the dataset
+registry's, `danet_keras.data.registry`); everything else can be overridden.
+`resolve_config` fills the recipe in and checks every field, so that a bad
+name or number fails before TensorFlow starts.
 """
 
 import dataclasses
 import json
 from typing import Optional, Union
 
+from danet_keras.data.registry import DATASET_REGISTRY, reader_names, training_recipe
+from danet_keras.models.presets import preset
+from danet_keras.preset_io import is_preset_dir
 from danet_keras.training.strategy import STRATEGIES
 
-# The paper's recipe (Fu et al. 2019, Sec. 4.1): batch 8 and lr 0.01 on
-# Cityscapes, batch 16 elsewhere, 240 epochs (180 on COCO-Stuff) with
-# multi-scale augmentation. ADE20K is not in the paper: mmsegmentation's
-# 160k iterations at batch 16 are ~127 epochs of its 20,210 images.
-# Any dataset without its own entry (`"folder"`, `"tfds:<name>"`, `"custom"`): the
-# paper's non-Cityscapes recipe.
-GENERIC_PRESET = {
-    "crop_size": 512, "batch_size": 16, "learning_rate": 0.01, "epochs": 240,
-    "source": "paper recipe for datasets other than Cityscapes "
-    "(512 crop, batch 16, lr 0.01, 240 epochs)",
-}  # fmt: skip
-_COCO_STUFF = dict(GENERIC_PRESET, epochs=180, source="paper recipe, 180 epochs on COCO-Stuff")
-TRAINING_PRESETS = {
-    "cityscapes": dict(
-        crop_size=768, batch_size=8, learning_rate=0.01, epochs=240,
-        source="paper Sec. 4.1 / official code (768 crop, batch 8, lr 0.01, 240 epochs)",
-    ),
-    "ade20k": dict(
-        GENERIC_PRESET, epochs=127,
-        source="mmsegmentation danet ade20k (512 crop, batch 16, lr 0.01, 160k iterations)",
-    ),
-    "pascal_voc": GENERIC_PRESET,
-    "pascal_context": GENERIC_PRESET,
-    "coco_stuff164k": _COCO_STUFF,
-    "coco_stuff10k": _COCO_STUFF,
-    "demo_city": dict(
-        crop_size=128, batch_size=8, learning_rate=0.01, epochs=10,
-        source="this package's synthetic demo city (`danet-keras demo` uses its own settings)",
-    ),
-}  # fmt: skip
+# The datasets' training recipes (the registry's): crop, batch, learning rate and epochs; the
+# demo city's also its model and augmentation.
+TRAINING_RECIPES = {name: training_recipe(name) for name in DATASET_REGISTRY}
+# The fields of `TrainConfig` that a recipe sets when they are unset (None).
+RECIPE_NUMBERS = ("crop_size", "batch_size", "learning_rate", "epochs")
 
 
 def known_datasets():
     """Dataset names `TrainConfig.dataset` accepts (besides `"tfds:<name>"`)."""
-    from danet_keras.data.datasets import READERS
-
-    return sorted(READERS) + ["custom"]
+    return reader_names() + ["custom"]
 
 
-def training_preset(dataset):
-    """The recipe's crop, batch, learning rate and epochs for a dataset name."""
-    return TRAINING_PRESETS.get(dataset, GENERIC_PRESET)
+def recipe_fields(dataset):
+    """The `TrainConfig` fields of a dataset's training recipe (its `source` line left out)."""
+    recipe = training_recipe(dataset)
+    recipe.pop("source", None)
+    return recipe
 
 
 @dataclasses.dataclass
@@ -74,13 +53,14 @@ class TrainConfig:
         model: `DANet` keyword arguments (`backbone`, `output_stride`,
             `aux_head`, `multi_grid`, `stem`, `head_channels`,
             `align_corners`, `backbone_weights`, ...), over the preset's;
-            default `{"backbone": "resnet50"}` without a preset.
+            without a preset, over the dataset recipe's model (the demo
+            city's ResNet-18), else `{"backbone": "resnet50"}`.
         num_classes: None for the dataset's class count.
-        crop_size: training crop (square); None: preset.
-        batch_size: global batch size (all replicas); None: preset.
-        epochs: None: preset.
+        crop_size: training crop (square); None: the dataset's recipe.
+        batch_size: global batch size (all replicas); None: the dataset's recipe.
+        epochs: None: the dataset's recipe.
         steps_per_epoch: None: training images // batch size.
-        learning_rate: base (backbone) learning rate; None: preset.
+        learning_rate: base (backbone) learning rate; None: the dataset's recipe.
         head_lr_multiplier: learning-rate factor of the head (10).
         momentum: SGD momentum (0.9).
         weight_decay: L2 weight decay on kernels (1e-4).
@@ -107,7 +87,7 @@ class TrainConfig:
         validation_steps: None for the whole validation split.
         val_batch_size: validation batch size; None: one image per replica.
         data_options: keyword arguments of `danet_keras.data.train_pipeline`
-            (e.g. `scale_range`, `cache`).
+            (e.g. `scale_range`, `cache`), over the dataset recipe's.
         eval_options: keyword arguments of `danet_keras.data.eval_pipeline`
             for validation (e.g. `short_side`).
         seed: random seed (None: not seeded).
@@ -206,11 +186,7 @@ def resolve_config(config=None, **overrides):
     config = TrainConfig(**fields)
 
     if config.preset is not None:
-        from danet_keras.preset_io import is_preset_dir
-
         if not is_preset_dir(config.preset):
-            from danet_keras.models.presets import preset
-
             entry = preset(config.preset)  # raises for an unknown name
             if config.dataset is None:
                 config.dataset = entry["dataset"]
@@ -223,10 +199,15 @@ def resolve_config(config=None, **overrides):
         )
     if config.strategy not in STRATEGIES:
         raise ValueError(f"`strategy` must be one of {STRATEGIES}, got {config.strategy!r}.")
-    recipe = training_preset(config.dataset)
-    for name in ("crop_size", "batch_size", "learning_rate", "epochs"):
+    recipe = recipe_fields(config.dataset)
+    for name in RECIPE_NUMBERS:
         if getattr(config, name) is None:
             setattr(config, name, recipe[name])
+    # The recipe's model (without a preset, which has its own) and augmentation, under the
+    # settings given.
+    if not config.preset:
+        config.model = {**recipe.get("model", {}), **config.model}
+    config.data_options = {**recipe.get("data_options", {}), **config.data_options}
     for name in ("crop_size", "batch_size", "epochs", "validation_freq", "ohem_min_kept"):
         _positive_int(config, name)
     for name in ("steps_per_epoch", "validation_steps", "val_batch_size", "num_classes"):

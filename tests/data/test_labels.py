@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from danet_keras.data import labels
+from danet_keras.models import classes
 
 # cityscapesScripts helpers/labels.py: (id, trainId) for every label, license plate included.
 OFFICIAL_CITYSCAPES = {
@@ -27,7 +28,7 @@ def test_cityscapes_table_matches_the_official_one_for_all_35_labels():
 
 
 def test_cityscapes_info_lists_the_19_classes_in_train_id_order():
-    info = labels.DATASETS["cityscapes"]
+    info = classes.DATASETS["cityscapes"]
     assert info.num_classes == 19
     assert info.class_names[:3] == ("road", "sidewalk", "building")
     assert info.class_names[-1] == "bicycle"
@@ -41,13 +42,13 @@ def test_cityscapes_info_lists_the_19_classes_in_train_id_order():
      ("oxford_iiit_pet", 2)],
 )  # fmt: skip
 def test_class_counts_and_palettes(name, count):
-    info = labels.DATASETS[name]
+    info = classes.DATASETS[name]
     assert info.num_classes == count == len(set(info.class_names))
     assert info.palette.shape == (count, 3) and info.palette.dtype == np.uint8
 
 
 def test_voc_palette_is_the_bit_interleaved_colour_map():
-    palette = labels.bit_interleaved_palette(256)
+    palette = classes.bit_interleaved_palette(256)
     assert tuple(palette[1]) == (128, 0, 0)
     assert tuple(palette[15]) == (192, 128, 128)  # person
     assert tuple(palette[255]) == (224, 224, 192)  # boundary colour in VOC PNGs
@@ -66,4 +67,4 @@ def test_reduce_zero_label_and_coco_stuff_maps():
 
 def test_dataset_info_rejects_a_palette_of_the_wrong_length():
     with pytest.raises(ValueError, match="palette shape"):
-        labels.DatasetInfo("x", ("a", "b"), [(0, 0, 0)])
+        classes.DatasetInfo("x", ("a", "b"), [(0, 0, 0)])

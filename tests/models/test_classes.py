@@ -3,8 +3,9 @@ import logging
 import numpy as np
 import pytest
 
-from danet_keras.data.labels import DATASETS, bit_interleaved_palette
 from danet_keras.models.classes import (
+    DATASETS,
+    bit_interleaved_palette,
     check_class_names,
     check_palette,
     dataset_classes,

@@ -2,10 +2,10 @@ import json
 
 import pytest
 
-from danet_keras.training.config import TRAINING_PRESETS, TrainConfig, resolve_config
+from danet_keras.training.config import TRAINING_RECIPES, TrainConfig, resolve_config
 
 
-def test_presets_fill_unset_fields_and_overrides_win():
+def test_recipes_fill_unset_fields_and_overrides_win():
     config = resolve_config(dataset="cityscapes")
     assert (config.crop_size, config.batch_size, config.learning_rate) == (768, 8, 0.01)
     assert (config.momentum, config.weight_decay, config.poly_power, config.head_lr_multiplier) == (
@@ -18,7 +18,7 @@ def test_presets_fill_unset_fields_and_overrides_win():
     config = resolve_config(TrainConfig(dataset="ade20k"), batch_size=4)
     assert (config.crop_size, config.batch_size) == (512, 4)
     assert resolve_config({"dataset": "tfds:scene_parse150"}).crop_size == 512
-    assert set(TRAINING_PRESETS) >= {
+    assert set(TRAINING_RECIPES) >= {
         "cityscapes",
         "ade20k",
         "pascal_voc",

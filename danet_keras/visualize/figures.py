@@ -1,182 +1,42 @@
-"""Pictures: coloured label maps, overlays, and the figures of the demo, `predict` and notebooks.
+"""Matplotlib figures: overlays, attention, confusion matrix, training curves.
 
-    colors = colorize(prediction, "cityscapes")          # (H, W, 3) uint8
-    blended = overlay(image, prediction, "cityscapes")   # image with the classes tinted in
     figure = plot_overlays(images, labels, predictions, palette="cityscapes")
     figure = plot_position_attention(model, image, [(60, 100)], palette="cityscapes")
     figure = plot_channel_attention(model, image, channels=4, palette="cityscapes")
     figure = plot_confusion_matrix(matrix, class_names)  # a matplotlib Figure
     save_figure(figure, "confusion_matrix.png")
 
-Array functions return uint8 images; `plot_*` functions return matplotlib
-figures, which a notebook shows inline and `save_figure` writes. Every figure
-that shows classes takes `class_names` and `palette`: a dataset name as
-`palette` (e.g. `"cityscapes"`) gives both; without names, classes are called
-`class_0`, `class_1`, ...; without a palette, they get the PASCAL VOC colour map.
+`plot_*` functions return matplotlib figures, which a notebook shows inline
+and `save_figure` writes. Every figure that shows classes takes
+`class_names` and `palette`: a dataset name as `palette` (e.g.
+`"cityscapes"`) gives both; without names, classes are called `class_0`,
+`class_1`, ...; without a palette, they get the PASCAL VOC colour map (see
+`danet_keras.models.classes.class_names_and_palette`).
+
+Built on `matplotlib.figure.Figure`, not pyplot: a library should not keep
+figures alive in pyplot's global state.
 """
 
+import csv
 import math
 
+import matplotlib.patheffects as effects
 import numpy as np
+from matplotlib import colormaps
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import LogNorm, Normalize
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
-from danet_keras.data.labels import DATASETS, IGNORE_INDEX, bit_interleaved_palette
-
-
-def palette_of(palette_or_dataset):
-    """(K, 3) uint8 palette from a dataset name, a `DatasetInfo` or an array."""
-    if isinstance(palette_or_dataset, str):
-        if palette_or_dataset not in DATASETS:
-            raise ValueError(f"unknown dataset {palette_or_dataset!r}; known: {sorted(DATASETS)}")
-        return DATASETS[palette_or_dataset].palette
-    if hasattr(palette_or_dataset, "palette"):
-        return palette_or_dataset.palette
-    palette = np.asarray(palette_or_dataset)
-    if palette.ndim != 2 or palette.shape[1] != 3:
-        raise ValueError(f"a palette has shape (K, 3), got {palette.shape}")
-    return palette.astype(np.uint8)
-
-
-def colorize(label_map, palette="cityscapes", ignore_index=IGNORE_INDEX, ignore_color=(0, 0, 0)):
-    """Colours a map of train ids.
-
-    Args:
-        label_map: (..., H, W) integer array (or tensor) of train ids.
-        palette: dataset name, `DatasetInfo`, or (K, 3) colour array.
-        ignore_index: value drawn in `ignore_color`.
-        ignore_color: RGB of ignored pixels.
-
-    Returns:
-        (..., H, W, 3) uint8 array.
-    """
-    colours = palette_of(palette)
-    label_map = np.asarray(label_map).astype(np.int64)
-    valid = (label_map >= 0) & (label_map < len(colours))
-    unknown = ~valid & (label_map != ignore_index)
-    if unknown.any():
-        raise ValueError(
-            f"label value {int(label_map[unknown].flat[0])} is outside the palette's "
-            f"{len(colours)} classes and is not the ignore index {ignore_index}"
-        )
-    table = np.concatenate([colours, np.asarray([ignore_color], np.uint8)])
-    return table[np.where(valid, label_map, len(colours))]
-
-
-def overlay(image, label_map, palette="cityscapes", alpha=0.5, ignore_index=IGNORE_INDEX):
-    """Blends the coloured label map into the image; ignored pixels keep the image.
-
-    Args:
-        image: (H, W, 3) uint8 or float in [0, 255].
-        label_map: (H, W) integer train ids.
-        palette: dataset name, `DatasetInfo`, or (K, 3) colours.
-        alpha: weight of the colours (0 = image only, 1 = colours only).
-        ignore_index: value left uncoloured.
-
-    Returns:
-        (H, W, 3) uint8 array.
-    """
-    image = np.asarray(image, np.float32)
-    label_map = np.asarray(label_map)
-    if image.shape[:2] != label_map.shape:
-        raise ValueError(f"image {image.shape[:2]} and label map {label_map.shape} differ in size")
-    colours = colorize(label_map, palette, ignore_index).astype(np.float32)
-    weight = np.where(label_map == ignore_index, 0.0, float(alpha))[..., None]
-    return np.clip(image * (1 - weight) + colours * weight, 0, 255).round().astype(np.uint8)
-
-
-def legend(class_names_or_dataset, palette=None):
-    """[(class name, (r, g, b))] for a dataset name / `DatasetInfo`, or names plus a palette."""
-    if isinstance(class_names_or_dataset, str) or hasattr(class_names_or_dataset, "class_names"):
-        info = (
-            DATASETS[class_names_or_dataset]
-            if isinstance(class_names_or_dataset, str)
-            else class_names_or_dataset
-        )
-        names, colours = info.class_names, info.palette
-    else:
-        names, colours = class_names_or_dataset, palette_of(palette)
-    return [(name, tuple(int(c) for c in colour)) for name, colour in zip(names, colours)]
-
-
-def class_names_and_palette(num_classes=None, class_names=None, palette=None, model=None):
-    """The names and colours the figures give to K classes.
-
-    Args:
-        num_classes: K; None: the model's, else the length of `class_names`,
-            else of the dataset that `palette` names.
-        class_names: K names; None: the model's own, else the dataset's names
-            when `palette` names a dataset, else `class_0` ... `class_{K-1}`.
-        palette: a dataset name, a `DatasetInfo`, a (K, 3) colour array, or
-            None: the model's own colours, else the PASCAL VOC colour map.
-        model: None, or a `DANet` or an artefact's runner, whose class names
-            and colours (`models.classes`) are the defaults; one that carries
-            neither gets the fallback with a one-line notice. Anything without
-            `num_classes` (a bare logits function) is ignored.
-
-    Returns:
-        `(names, colours)`: a list of K names and a (K, 3) uint8 array.
-
-    Raises:
-        ValueError: the names or colours are fewer than the classes.
-    """
-    # A bare callable (e.g. a logits function) carries no classes.
-    if model is not None and hasattr(model, "num_classes"):
-        from danet_keras.models.classes import model_classes
-
-        carried = model_classes(model, notice=class_names is None and palette is None)
-        num_classes = num_classes or carried.num_classes
-        if getattr(model, "class_names", None) is not None or palette is None:
-            class_names = carried.class_names if class_names is None else class_names
-        if palette is None:
-            palette = carried.palette
-    dataset = None
-    if isinstance(palette, str):
-        dataset = DATASETS.get(palette)  # an unknown name fails in `palette_of` below
-    elif hasattr(palette, "class_names"):
-        dataset = palette
-    if num_classes is None:
-        if class_names is not None:
-            num_classes = len(class_names)
-        elif dataset is not None:
-            num_classes = dataset.num_classes
-        else:
-            raise ValueError("`num_classes` is needed without `class_names` or a dataset palette.")
-    num_classes = int(num_classes)
-    if class_names is None:
-        class_names = (
-            dataset.class_names
-            if dataset is not None and dataset.num_classes >= num_classes
-            else [f"class_{k}" for k in range(num_classes)]
-        )
-    colours = (
-        bit_interleaved_palette(max(num_classes, 1)) if palette is None else palette_of(palette)
-    )
-    if len(class_names) < num_classes or len(colours) < num_classes:
-        raise ValueError(
-            f"{num_classes} classes but {len(class_names)} names and {len(colours)} colours."
-        )
-    return list(class_names)[:num_classes], np.asarray(colours, np.uint8)[:num_classes]
-
-
-def classes_present(label_maps, num_classes, ignore_index=IGNORE_INDEX):
-    """Sorted class ids in [0, num_classes) that occur in any of `label_maps`."""
-    present = set()
-    for label_map in label_maps:
-        values = np.unique(np.asarray(label_map))
-        present.update(int(v) for v in values if v != ignore_index and 0 <= v < num_classes)
-    return sorted(present)
-
-
-# === Figures ===
-# Built on `matplotlib.figure.Figure`, not pyplot: a library should not keep
-# figures alive in pyplot's global state. A notebook shows the returned figure;
-# `save_figure` writes it.
+from danet_keras.atomic_io import atomic_path
+from danet_keras.attention_maps import channel_attention_maps, position_attention_maps
+from danet_keras.data.registry import IGNORE_INDEX
+from danet_keras.models.classes import class_names_and_palette
+from danet_keras.visualize.colours import classes_present, overlay
 
 
 def new_figure(width, height):
     """A matplotlib `Figure` of `width` x `height` inches with a canvas attached."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     figure = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(figure)
     return figure
@@ -184,8 +44,6 @@ def new_figure(width, height):
 
 def save_figure(figure, path, dpi=120):
     """Writes `figure` as a PNG (written to a temporary name, then renamed into place)."""
-    from danet_keras.atomic_io import atomic_path
-
     with atomic_path(path) as temporary:
         figure.savefig(temporary, dpi=dpi, format="png")
     return path
@@ -193,8 +51,6 @@ def save_figure(figure, path, dpi=120):
 
 def heat_map_overlay(image, values, alpha=0.6):
     """A [0, 1] map (H, W) in matplotlib's `inferno` colours blended over a uint8 image."""
-    from matplotlib import colormaps
-
     colours = colormaps["inferno"](values)[..., :3] * 255.0
     mixed = alpha * colours + (1.0 - alpha) * np.asarray(image, np.float32)
     return np.clip(np.round(mixed), 0, 255).astype(np.uint8)
@@ -250,8 +106,6 @@ def plot_training_curves(history_csv, monitor=None):
     Returns:
         A matplotlib `Figure`.
     """
-    import csv
-
     with open(history_csv) as f:
         rows = list(csv.DictReader(f))
     epochs = [int(row["epoch"]) + 1 for row in rows]
@@ -321,8 +175,6 @@ def add_class_legend(figure, class_ids, class_names, colours):
     Returns:
         The matplotlib `Legend`, or None without classes.
     """
-    from matplotlib.patches import Patch
-
     handles = [
         Patch(facecolor=np.asarray(colours[k]) / 255.0, edgecolor="0.3", label=class_names[k])
         for k in class_ids
@@ -342,8 +194,6 @@ def add_class_legend(figure, class_ids, class_names, colours):
 
 def _mark_point(axes, y, x, number):
     """A ring on pixel (y, x) and its number beside it; the ring's gid names the point."""
-    import matplotlib.patheffects as effects
-
     axes.plot(
         [x],
         [y],
@@ -373,8 +223,6 @@ def _heat_map_axes(figure, axes, image, values, alpha, colour_label, log_scale=F
     The scale runs from min(0, smallest) to the largest value, or with
     `log_scale` logarithmically over the three decades below the largest.
     """
-    from matplotlib.colors import LogNorm, Normalize
-
     axes.imshow(np.asarray(image).astype(np.uint8), interpolation="nearest")
     low, high = float(np.min(values)), float(np.max(values))
     if log_scale:
@@ -546,8 +394,6 @@ def plot_position_attention(
     Returns:
         A matplotlib `Figure`.
     """
-    from danet_keras.attention_maps import position_attention_maps
-
     maps = position_attention_maps(model, image, points)
     figure, axes, names = _attention_figure(
         model, image, maps, len(maps.points), class_names, palette, columns, "prediction and points"
@@ -596,8 +442,6 @@ def plot_channel_attention(
     Returns:
         A matplotlib `Figure`.
     """
-    from danet_keras.attention_maps import channel_attention_maps
-
     maps = channel_attention_maps(model, image, channels)
     figure, axes, names = _attention_figure(
         model, image, maps, len(maps.channels), class_names, palette, columns, "prediction"
