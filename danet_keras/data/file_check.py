@@ -48,7 +48,7 @@ from io import BytesIO
 
 from PIL import Image
 
-from danet_keras.data.problems import raise_or_skip
+from danet_keras.data.problems import kept_after
 
 logger = logging.getLogger("danet_keras.data")
 
@@ -62,6 +62,7 @@ JPEG_END = b"\xff\xd9"
 LABEL_MODES = ("L", "P", "RGB", "RGBA")
 KINDS = ("image", "label")
 CHECK_MODES = ("header", "full")
+_NONE_LEFT = "no valid image/label pairs left"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -358,7 +359,4 @@ def check_pairs(pairs, skip_invalid, tally, where, check_label_size=True, full=F
             )
         else:
             valid.append((image_path, label_path))
-    raise_or_skip(problems, skip_invalid, tally, where)
-    if not valid:
-        raise ValueError(f"{where}: no valid image/label pairs left")
-    return valid
+    return kept_after(valid, problems, skip_invalid, tally, where, _NONE_LEFT)

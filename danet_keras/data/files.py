@@ -8,9 +8,10 @@ pairs are then checked up front by `file_check.check_pairs`.
 
 import os
 
-from danet_keras.data.problems import raise_or_skip
+from danet_keras.data.problems import kept_after
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+_EMPTY = "empty split (no image/label pairs found)"
 
 
 def require_directory(path, what):
@@ -71,11 +72,8 @@ def pair_files(image_paths, label_paths, image_key, label_key, skip_invalid, tal
     problems += [
         f"{labels[k]}: label has no image file" for k in sorted(labels.keys() - images.keys())
     ]
-    raise_or_skip(problems, skip_invalid, tally, where)
     pairs = [(images[k], labels[k]) for k in sorted(images.keys() & labels.keys())]
-    if not pairs:
-        raise ValueError(f"{where}: empty split (no image/label pairs found)")
-    return pairs
+    return kept_after(pairs, problems, skip_invalid, tally, where, _EMPTY)
 
 
 def pairs_from_names(names, image_pattern, label_pattern, skip_invalid, tally, where):
@@ -97,7 +95,4 @@ def pairs_from_names(names, image_pattern, label_pattern, skip_invalid, tally, w
             problems += [f"{p}: file listed in the split is missing" for p in missing]
         else:
             pairs.append((image, label))
-    raise_or_skip(problems, skip_invalid, tally, where)
-    if not pairs:
-        raise ValueError(f"{where}: empty split (no image/label pairs found)")
-    return pairs
+    return kept_after(pairs, problems, skip_invalid, tally, where, _EMPTY)

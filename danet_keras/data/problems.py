@@ -110,6 +110,14 @@ class SkipTally:
         return f"SkipTally({self.name!r}, count={self.count}, reasons={self.reasons})"
 
 
+def kept_after(kept, problems, skip_invalid, tally, what, nothing_left):
+    """`kept` after `raise_or_skip(problems, ...)`; a ValueError "what: nothing_left" when empty."""
+    raise_or_skip(problems, skip_invalid, tally, what)
+    if not kept:
+        raise ValueError(f"{what}: {nothing_left}")
+    return kept
+
+
 def raise_or_skip(problems, skip_invalid, tally, what):
     """Raises one ValueError listing `problems`, or records them in `tally`.
 

@@ -33,7 +33,7 @@ def add_metadata_signature(archive, classes):
         archive: the archive.
         classes: a `DatasetInfo` (e.g. `model_classes(model)`).
     """
-    import tensorflow as tf
+    import tensorflow as tf  # the readers below serve clients without TensorFlow
 
     names = list(classes.class_names)
     palette = np.asarray(classes.palette, np.int32)
@@ -69,6 +69,7 @@ def saved_model_classes(loaded):
 
 def add_tflite_classes(model_bytes, classes):
     """The `.tflite` flatbuffer `model_bytes` with a `danet_keras.classes` metadata entry."""
+    # TensorFlow's TFLite tools only where a .tflite file is written.
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
 
@@ -86,7 +87,7 @@ def add_tflite_classes(model_bytes, classes):
 
 def tflite_classes(path):
     """(class_names, palette) from a `.tflite` file's metadata, or None."""
-    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.python import schema_py_generated as schema  # TFLite artefacts only
 
     with open(path, "rb") as f:
         data = f.read()
@@ -100,7 +101,7 @@ def tflite_classes(path):
 
 def add_onnx_classes(model_proto, classes):
     """Sets the `danet_keras.classes` entry of an ONNX `ModelProto`'s `metadata_props`."""
-    import onnx
+    import onnx  # optional: the `onnx` extra
 
     # set_model_props replaces every entry: keep the others.
     props = {p.key: p.value for p in model_proto.metadata_props}
