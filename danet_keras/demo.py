@@ -31,6 +31,7 @@ import time
 import numpy as np
 
 from danet_keras import export as export_lib
+from danet_keras import visualize  # figures looked up when drawn (tests record them)
 from danet_keras.atomic_io import write_json
 from danet_keras.attention_maps import class_points
 from danet_keras.data.datasets import load_dataset
@@ -43,13 +44,6 @@ from danet_keras.models.loading import load_keras_model
 from danet_keras.output_paths import own_folder
 from danet_keras.training.config import recipe_fields
 from danet_keras.training.trainer import train
-from danet_keras.visualize.figures import (
-    plot_channel_attention,
-    plot_overlays,
-    plot_position_attention,
-    plot_training_curves,
-    save_figure,
-)
 
 DEMO_KIND = "demo"
 
@@ -139,7 +133,7 @@ def write_overlays(model, dataset, out_dir, count, class_names=None, palette=Non
             if len(paths) == count:
                 return paths
             path = os.path.join(out_dir, f"val_{len(paths):03d}.png")
-            figure = plot_overlays(
+            figure = visualize.plot_overlays(
                 image,
                 label,
                 prediction,
@@ -147,7 +141,7 @@ def write_overlays(model, dataset, out_dir, count, class_names=None, palette=Non
                 palette,
                 titles=[f"validation image {len(paths)}"],
             )
-            paths.append(save_figure(figure, path))
+            paths.append(visualize.save_figure(figure, path))
     return paths
 
 
@@ -179,13 +173,15 @@ def write_attention_figures(model, image, label, out_dir, class_names=None, pale
         "position_attention": os.path.join(out_dir, "position_attention.png"),
         "channel_attention": os.path.join(out_dir, "channel_attention.png"),
     }
-    save_figure(
-        plot_position_attention(model, image, points, names, colours),
+    visualize.save_figure(
+        visualize.plot_position_attention(model, image, points, names, colours),
         paths["position_attention"],
         dpi,
     )
-    save_figure(
-        plot_channel_attention(model, image, 3, names, colours), paths["channel_attention"], dpi
+    visualize.save_figure(
+        visualize.plot_channel_attention(model, image, 3, names, colours),
+        paths["channel_attention"],
+        dpi,
     )
     return paths
 
@@ -276,8 +272,8 @@ def run_demo(
         )
     )
     paths["training_curves"] = os.path.join(output_dir, "training_curves.png")
-    save_figure(
-        plot_training_curves(os.path.join(trained.output_dir, "history.csv")),
+    visualize.save_figure(
+        visualize.plot_training_curves(os.path.join(trained.output_dir, "history.csv")),
         paths["training_curves"],
     )
     seconds["evaluation"] = time.perf_counter() - start - sum(seconds.values())
