@@ -69,7 +69,7 @@ def test_predict_files_without_optimizing_runs_the_model_as_it_is(model, image_d
     photo = np.asarray(Image.open(image_dir / "photo0.png"))
     # The same eager model on the same pixels in the same process: exact.
     np.testing.assert_array_equal(
-        np.asarray(Image.open(tmp_path / "photo0_labels.png")),
+        np.asarray(Image.open(tmp_path / "photo0.png_labels.png")),
         KerasRunner(model)(photo[None])["class_ids"][0],
     )
 

@@ -7,11 +7,16 @@ from danet_keras.cli.main import main
 from danet_keras.data import DEMO_CLASSES, cityscapes_dataset, make_demo_city
 from danet_keras.data.demo_city import render_scene
 from danet_keras.data.labels import CITYSCAPES_ID, cityscapes_train_id
+from danet_keras.output_paths import MARKER
 
 
 def tree_files(root):
+    """The scene files under `root` (not the record of what danet-keras wrote there)."""
     return sorted(
-        os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs
+        os.path.relpath(os.path.join(d, f), root)
+        for d, _, fs in os.walk(root)
+        for f in fs
+        if f != MARKER
     )
 
 
