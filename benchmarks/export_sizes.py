@@ -55,9 +55,9 @@ def main():
     import tensorflow as tf
 
     import danet_keras
+    from danet_keras.apps.predict import image_files, read_image
     from danet_keras.export import check_parity, export_tflite, synthetic_images
     from danet_keras.export.runners import KerasRunner, TFLiteRunner
-    from danet_keras.predict import image_files, read_image
 
     size = tuple(args.size)
     parity_images = synthetic_images(args.parity_images, size, seed=1)

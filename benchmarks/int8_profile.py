@@ -164,7 +164,7 @@ def main(argv=None):
     import keras
     from ai_edge_litert import interpreter as litert
 
-    from danet_keras.benchmark import benchmark_images
+    from danet_keras.apps.benchmark import benchmark_images
     from danet_keras.export.quantization import FLOAT_OPS_IN_INT8
     from danet_keras.optimize import optimize_for_inference
 

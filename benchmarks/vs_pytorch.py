@@ -11,7 +11,7 @@ the official layer names and architecture) with trained-like BatchNorm
 statistics; the Keras side loads the same weights through the converter,
 and every inference row says how far its logits are from the reference's
 (max |difference| / logit range, argmax agreement). Each configuration runs
-in its own child process (`danet_keras.benchmark.run_case_in_child`): its
+in its own child process (`danet_keras.apps.benchmark.run_case_in_child`): its
 peak RSS is its own, and one that passes `--max-rss-gb` is stopped and
 reported as out of memory. Latency is the median of the timed calls after
 one warm-up call; GFLOP/s count the model's nominal FLOPs (direct
@@ -35,8 +35,8 @@ import os
 import sys
 import tempfile
 
-from danet_keras.atomic_io import write_text
-from danet_keras.benchmark import DEFAULT_MAX_RSS_GB, agreement, run_case_in_child
+from danet_keras.apps.benchmark import DEFAULT_MAX_RSS_GB, agreement, run_case_in_child
+from danet_keras.utils.atomic_io import write_text
 
 PARTS = ("inference", "backbones", "bf16", "int8", "throughput", "serving", "training", "levers")
 DEFAULT_PARTS = tuple(p for p in PARTS if p != "levers")
@@ -293,7 +293,7 @@ def plot(matrix, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from danet_keras.atomic_io import atomic_path
+    from danet_keras.utils.atomic_io import atomic_path
 
     lines = {}
     for row in matrix.results:
@@ -360,7 +360,7 @@ def main(argv=None):
         help="folder of the tables (new, empty, or an earlier run's, whose tables are replaced)",
     )
     args = parser.parse_args(argv)
-    from danet_keras.output_paths import own_folder
+    from danet_keras.utils.output_paths import own_folder
 
     # Checked before hours of timing; the benchmark owns its folder.
     own_folder(args.out, "benchmark_results", "benchmark tables")

@@ -9,7 +9,7 @@ Public API (imported on first use, so `import danet_keras` is instant):
     danet_keras.metrics               MeanIoU
     danet_keras.train / .training     model.fit with the paper's recipe
     danet_keras.inference             sliding window, multi-scale and flip inference
-    danet_keras.evaluate              mIoU over a dataset (danet_keras.evaluation)
+    danet_keras.evaluate              mIoU over a dataset (danet_keras.inference.evaluation)
     danet_keras.export                SavedModel, TFLite, ONNX
     danet_keras.optimize_for_inference  the same model with fewer FLOPs (BN folding, Winograd)
     danet_keras.convert               PyTorch checkpoints (official DANet, mmsegmentation)
@@ -19,32 +19,43 @@ Public API (imported on first use, so `import danet_keras` is instant):
 
 from typing import TYPE_CHECKING
 
-from danet_keras._lazy import lazy_attributes, register_serializables_with_keras
+from danet_keras.utils.lazy import (
+    alias_modules,
+    lazy_attributes,
+    register_serializables_with_keras,
+)
 from danet_keras.version import __version__
 
+# Public modules that live in a subpackage of their job: `danet_keras.predict` is
+# `danet_keras.apps.predict`, also for `import danet_keras.predict` and `from ... import`.
+PUBLIC_MODULES = {
+    "demo": "danet_keras.apps.demo",
+    "evaluation": "danet_keras.inference.evaluation",
+    "optimize": "danet_keras.optimize",
+    "attention_maps": "danet_keras.attention_maps",
+    "benchmark": "danet_keras.apps.benchmark",
+    "predict": "danet_keras.apps.predict",
+}
 _EXPORTS = {
     "ChannelAttention": "danet_keras.layers.attention",
     "DANet": "danet_keras.models.danet",
     "DilatedResNet": "danet_keras.backbones.resnet",
     "PositionAttention": "danet_keras.layers.attention",
-    "evaluate": "danet_keras.evaluation",
-    "optimize_for_inference": "danet_keras.optimize",
+    "evaluate": "danet_keras.inference.evaluation",
+    "optimize_for_inference": PUBLIC_MODULES["optimize"],
     "train": "danet_keras.training.trainer",
+    **{name: f"{module}:" for name, module in PUBLIC_MODULES.items()},
     **{
         name: f"danet_keras.{name}:"
         for name in (
-            "attention_maps",
             "backbones",
             "convert",
             "data",
-            "evaluation",
             "export",
             "inference",
             "layers",
             "metrics",
             "models",
-            "optimize",
-            "predict",
             "training",
             "visualize",
         )
@@ -52,6 +63,13 @@ _EXPORTS = {
 }
 __getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS) + ["__version__"]
+alias_modules(
+    {
+        f"{__name__}.{name}": module
+        for name, module in PUBLIC_MODULES.items()
+        if module != f"{__name__}.{name}"
+    }
+)
 # `.keras` files holding a DANet load with plain `keras.saving.load_model`.
 register_serializables_with_keras()
 
@@ -61,19 +79,19 @@ if TYPE_CHECKING:  # what the lazy attributes are, for type checkers and IDEs
         backbones,
         convert,
         data,
-        evaluation,
         export,
         inference,
         layers,
         metrics,
         models,
         optimize,
-        predict,
         training,
         visualize,
     )
+    from danet_keras.apps import demo, predict  # noqa: F401
     from danet_keras.backbones.resnet import DilatedResNet  # noqa: F401
-    from danet_keras.evaluation import evaluate  # noqa: F401
+    from danet_keras.inference import evaluation  # noqa: F401
+    from danet_keras.inference.evaluation import evaluate  # noqa: F401
     from danet_keras.layers.attention import ChannelAttention, PositionAttention  # noqa: F401
     from danet_keras.models.danet import DANet  # noqa: F401
     from danet_keras.optimize import optimize_for_inference  # noqa: F401

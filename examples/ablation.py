@@ -53,7 +53,7 @@ EPOCHS = 8
 
 def training_settings(data_dir, smoke):
     """`TrainConfig` fields shared by every run: the demo's training, with `EPOCHS` epochs."""
-    from danet_keras.demo import demo_training_config
+    from danet_keras.apps.demo import demo_training_config
 
     settings = demo_training_config(data_dir, quick=smoke)
     if not smoke:
@@ -155,8 +155,8 @@ def main(argv=None):
     if args.seeds < 1:
         parser.error("--seeds must be at least 1")
 
-    from danet_keras.atomic_io import write_json, write_text
-    from danet_keras.output_paths import own_folder
+    from danet_keras.utils.atomic_io import write_json, write_text
+    from danet_keras.utils.output_paths import own_folder
 
     # The ablation owns its folder; running it again resumes from results.json.
     own_folder(args.output_dir, "ablation", "the ablation")

@@ -10,7 +10,7 @@ Writes, for images of the demo city's validation split:
     channel_attention.png    three channels of the channel attention's output
 
 The pictures are `danet_keras.visualize`'s figures, as the demo writes them
-(`danet_keras.demo.write_attention_figures`).
+(`danet_keras.apps.demo.write_attention_figures`).
 """
 
 import argparse
@@ -38,8 +38,8 @@ def main(argv=None):
 
     import numpy as np
 
+    from danet_keras.apps.demo import write_attention_figures
     from danet_keras.data import eval_pipeline, load_dataset
-    from danet_keras.demo import write_attention_figures
     from danet_keras.models.loading import load_keras_model
     from danet_keras.visualize import plot_overlays, save_figure
 

@@ -91,7 +91,7 @@ config = {
 }
 palette = "ade20k"
 if args.smoke:
-    from danet_keras.demo import demo_training_config
+    from danet_keras.apps.demo import demo_training_config
 
     config = dict(
         demo_training_config(os.path.join(args.output_dir, "demo_city"), quick=True),

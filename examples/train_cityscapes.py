@@ -95,7 +95,7 @@ config = {
 }
 crop_size = 768
 if args.smoke:
-    from danet_keras.demo import demo_training_config
+    from danet_keras.apps.demo import demo_training_config
 
     config = dict(
         demo_training_config(os.path.join(args.output_dir, "demo_city"), quick=True),

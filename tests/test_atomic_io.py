@@ -1,4 +1,4 @@
-"""Atomic, durable writes and the clearing of what dead writers left (`danet_keras.atomic_io`)."""
+"""Atomic, durable writes, and the clearing of what dead writers left (`utils.atomic_io`)."""
 
 import os
 import socket
@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from danet_keras import atomic_io
-from danet_keras.atomic_io import (
+from danet_keras.utils import atomic_io
+from danet_keras.utils.atomic_io import (
     atomic_directory,
     is_partial,
     partial_name,

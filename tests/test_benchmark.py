@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from danet_keras import DANet
-from danet_keras.benchmark import (
+from danet_keras.apps.benchmark import (
     agreement,
     benchmark_images,
     forward_latency,

@@ -1,4 +1,4 @@
-"""Writers never replace what danet-keras did not write (`danet_keras.output_paths`).
+"""Writers never replace what danet-keras did not write (`danet_keras.utils.output_paths`).
 
 The rules on small files first, then every writer of the package, through the
 API and the command line, pointed at a folder that holds another model and a
@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from danet_keras.cli.main import main
-from danet_keras.output_paths import (
+from danet_keras.utils.output_paths import (
     MARKER,
     OutputRefused,
     check_files,
@@ -256,11 +256,11 @@ def refused_or_beside(folder, before, write):
 
 def test_every_writer_keeps_a_users_folder_intact(model, photo, tmp_path):
     from danet_keras import export
+    from danet_keras.apps.demo import run_demo
+    from danet_keras.apps.predict import predict_files
     from danet_keras.convert.converter import save_atomically
     from danet_keras.data import make_demo_city
-    from danet_keras.demo import run_demo
-    from danet_keras.evaluation import evaluate
-    from danet_keras.predict import predict_files
+    from danet_keras.inference.evaluation import evaluate
     from danet_keras.training.trainer import train
 
     folder = user_folder(tmp_path / "models")
@@ -300,8 +300,8 @@ def test_every_writer_keeps_a_users_folder_intact(model, photo, tmp_path):
 
 
 def test_predict_keeps_the_extension_so_two_inputs_never_share_an_output(model, tmp_path):
+    from danet_keras.apps.predict import predict_files
     from danet_keras.export import synthetic_images
-    from danet_keras.predict import predict_files
 
     photos = tmp_path / "photos"
     photos.mkdir()

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from danet_keras.apps.predict import image_files, predict_files
 from danet_keras.cli.main import main
 from danet_keras.export import synthetic_images
 from danet_keras.export.runners import KerasRunner
 from danet_keras.models.classes import DATASETS
-from danet_keras.predict import image_files, predict_files
 
 from .export.conftest import NUM_CLASSES, build_small_danet
 from .numerics import assert_classes_agree

@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 import danet_keras
-from danet_keras.benchmark import keras_training_step
+from danet_keras.apps.benchmark import keras_training_step
 from danet_keras.data.demo_city import render_scene
 
 IMAGE_SIZE = (64, 128)

@@ -25,9 +25,9 @@ import os
 
 import keras
 
-from danet_keras import preset_io
-from danet_keras.architecture import RESNET_DEPTHS
 from danet_keras.layers.conv_blocks import ConvBlockFactory
+from danet_keras.models import preset_io
+from danet_keras.models.architecture import RESNET_DEPTHS
 from danet_keras.models.presets import backbone_preset
 
 OUTPUT_STRIDES = (8, 16, 32)
@@ -322,7 +322,7 @@ class DilatedResNet(keras.Model):
         return backbone
 
     def save_to_preset(self, directory, metadata=None, overwrite=False):
-        """Writes this backbone as a preset directory (see `danet_keras.preset_io.save_preset`)."""
+        """Writes this backbone as a preset directory (`models.preset_io.save_preset`)."""
         return preset_io.save_preset(self, directory, metadata, overwrite=overwrite)
 
 

@@ -14,7 +14,7 @@ def compare_pytorch(args, size):
         )
     if args.xla:
         raise ValueError("--compare-pytorch times graph mode; drop --xla.")
-    from danet_keras.benchmark import compare_inference
+    from danet_keras.apps.benchmark import compare_inference
 
     precision = "bfloat16" if args.mixed_precision == "mixed_bfloat16" else "float32"
     if args.mixed_precision == "mixed_float16":
@@ -55,7 +55,7 @@ def run(args):
         return compare_pytorch(args, size)
     import keras
 
-    from danet_keras.benchmark import forward_latency
+    from danet_keras.apps.benchmark import forward_latency
     from danet_keras.models.danet import DANet
 
     if args.mixed_precision:

@@ -30,8 +30,8 @@ def convert(args):
         save_converted_preset,
     )
     from danet_keras.convert.verify import DEFAULT_VERIFY_SIZE, parity_ok
-    from danet_keras.output_paths import check_folder_artefact
-    from danet_keras.preset_io import PRESET_KIND
+    from danet_keras.models.preset_io import PRESET_KIND
+    from danet_keras.utils.output_paths import check_folder_artefact
 
     if not (args.output or args.preset_dir or args.preset):
         raise ValueError("Say where to write: -o FILE, --preset-dir DIR or --preset NAME.")

@@ -2,7 +2,7 @@
 
 
 def run(args):
-    from danet_keras.demo import run_demo
+    from danet_keras.apps.demo import run_demo
 
     overrides = {}
     if args.epochs is not None:

@@ -6,8 +6,8 @@ DEFAULT_TFLITE_SIZE = (512, 512)
 
 
 def _parity_images(args, size):
+    from danet_keras.apps.predict import image_files, read_image
     from danet_keras.export import synthetic_images
-    from danet_keras.predict import image_files, read_image
 
     if args.parity_images is None:
         return synthetic_images(args.num_parity_images, size), "synthetic images"
@@ -52,9 +52,9 @@ def export(args):
             "(a few dozen to a few hundred) to calibrate the int8 ranges."
         )
     from danet_keras import export as export_lib
+    from danet_keras.apps.predict import image_files, read_image
     from danet_keras.export.runners import KerasRunner
-    from danet_keras.output_paths import check_file_artefact, check_folder_artefact
-    from danet_keras.predict import image_files, read_image
+    from danet_keras.utils.output_paths import check_file_artefact, check_folder_artefact
 
     # Refused before the model is loaded: an output that is not new or ours, or an input.
     if args.format == "saved_model":

@@ -31,8 +31,8 @@ def info_text(count_parameters=False):
     """The report that `danet-keras info` prints."""
     import tensorflow as tf
 
+    from danet_keras.models.preset_io import cache_dir, local_preset_dir
     from danet_keras.models.presets import BACKBONE_PRESETS, PRESETS
-    from danet_keras.preset_io import cache_dir, local_preset_dir
 
     lines = [f"python               {platform.python_version()} ({platform.platform()})"]
     for name, version in package_versions().items():

@@ -4,14 +4,14 @@ Each subcommand lives in its own module of this package and defines
 `register(subparsers)`, which adds its parser and sets `func` to a handler
 taking the parsed arguments. Handlers import TensorFlow lazily so that
 `danet-keras --help` answers at once; `main` imports it quietly (see
-`danet_keras.native_log`) before running a handler.
+`danet_keras.utils.native_log`) before running a handler.
 """
 
 import argparse
 import importlib
 import sys
 
-from danet_keras.native_log import import_tensorflow_quietly
+from danet_keras.utils.native_log import import_tensorflow_quietly
 from danet_keras.version import __version__
 
 # Modules of danet_keras.cli, in the order `--help` lists their commands.

@@ -10,7 +10,7 @@ def _sliding_window(values):
 
 
 def predict(args):
-    from danet_keras.predict import predict_files
+    from danet_keras.apps.predict import predict_files
 
     options = {} if args.xnnpack else {"use_xnnpack": False}
     written = predict_files(

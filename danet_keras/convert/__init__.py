@@ -15,7 +15,7 @@ resolve on first use); reading `.pth` files,
 
 from typing import TYPE_CHECKING
 
-from danet_keras._lazy import lazy_attributes
+from danet_keras.utils.lazy import lazy_attributes
 
 _EXPORTS = {
     "ARCHS": "danet_keras.convert.names",

@@ -5,9 +5,9 @@ import os
 from danet_keras.convert.checkpoint import read_state_dict
 from danet_keras.convert.config import model_config
 from danet_keras.convert.loader import load_torch_checkpoint
+from danet_keras.models.preset_io import PRESET_KIND
 from danet_keras.models.presets import preset_for_checkpoint
-from danet_keras.output_paths import check_folder_artefact
-from danet_keras.preset_io import PRESET_KIND
+from danet_keras.utils.output_paths import check_folder_artefact
 
 OUTPUT_SUFFIXES = (".weights.h5", ".keras")
 
@@ -16,7 +16,7 @@ def check_output_path(path, overwrite=False, inputs=()):
     """Raises ValueError unless `path` is a `.weights.h5` or `.keras` this converter may write.
 
     It must be in an existing directory, and be new or (with `overwrite`) a
-    file of the same kind that danet-keras wrote (`danet_keras.output_paths`).
+    file of the same kind that danet-keras wrote (`danet_keras.utils.output_paths`).
     """
     path = os.fspath(path)
     if not path.endswith(OUTPUT_SUFFIXES):
@@ -27,7 +27,7 @@ def check_output_path(path, overwrite=False, inputs=()):
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"The output directory {directory!r} does not exist.")
-    from danet_keras.output_paths import check_file_artefact
+    from danet_keras.utils.output_paths import check_file_artefact
 
     check_file_artefact(path, output_kind(path), overwrite, inputs)
 
@@ -47,10 +47,10 @@ def save_atomically(model, path, overwrite=False):
         model: a Keras model.
         path: the output file: a new file, or (with `overwrite`) one that
             danet-keras wrote; any other existing file is refused
-            (`danet_keras.output_paths`).
+            (`danet_keras.utils.output_paths`).
         overwrite: replace a file of the same kind that danet-keras wrote.
     """
-    from danet_keras.output_paths import file_artefact
+    from danet_keras.utils.output_paths import file_artefact
 
     check_output_path(path)
     path = os.fspath(path)
@@ -87,7 +87,7 @@ def convert_checkpoint(
             `True` with `preset`: the local preset cache's directory of it.
         overwrite: replace an `output` or preset that danet-keras wrote
             earlier; without it they are refused, and so, always, is a path
-            holding anything else (`danet_keras.output_paths`).
+            holding anything else (`danet_keras.utils.output_paths`).
         **overrides: `DANet` arguments that replace what `model_config`
             derives (None: not given), e.g. `multi_grid=()`,
             `align_corners=True` for mmsegmentation's 769x769 models.
@@ -123,7 +123,7 @@ def convert_checkpoint(
 
 def preset_directory(directory, preset):
     """`directory`, or for `True` the local preset cache's directory of `preset`."""
-    from danet_keras.preset_io import cache_dir
+    from danet_keras.models.preset_io import cache_dir
 
     if directory is True:
         if not preset:

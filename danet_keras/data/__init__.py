@@ -12,7 +12,7 @@ danet_keras.data.registry.DATASET_REGISTRY   # every dataset name: classes, read
 
 from typing import TYPE_CHECKING
 
-from danet_keras._lazy import lazy_attributes
+from danet_keras.utils.lazy import lazy_attributes
 
 # Lazy, so that the dataset registry (`data.registry`, no NumPy or TensorFlow) imports alone:
 # the command line lists its names in `--help`.

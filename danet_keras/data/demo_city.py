@@ -279,7 +279,7 @@ def make_demo_city(out_dir, num_train=200, num_val=40, size=(256, 512), seed=0):
     Args:
         out_dir: output directory (created): this function owns it, so it
             must be new, empty or a demo city written earlier (rewritten in
-            place); anything else is refused (`danet_keras.output_paths`).
+            place); anything else is refused (`danet_keras.utils.output_paths`).
         num_train, num_val: number of scenes per split.
         size: (height, width) of every image.
         seed: the images are a function of (seed, split, index) only.
@@ -287,8 +287,8 @@ def make_demo_city(out_dir, num_train=200, num_val=40, size=(256, 512), seed=0):
     Returns:
         dict split -> list of (image_path, label_path).
     """
-    from danet_keras.atomic_io import save_png
-    from danet_keras.output_paths import own_folder
+    from danet_keras.utils.atomic_io import save_png
+    from danet_keras.utils.output_paths import own_folder
 
     if num_train < 1 or num_val < 0:
         raise ValueError(f"need num_train >= 1 and num_val >= 0, got {num_train}, {num_val}")

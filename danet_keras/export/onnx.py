@@ -13,7 +13,7 @@ import tensorflow as tf
 from danet_keras.export.metadata import add_onnx_classes
 from danet_keras.export.saved_model import images_spec, segmentation_outputs
 from danet_keras.models.classes import model_classes
-from danet_keras.output_paths import check_file_artefact, write_artefact_bytes
+from danet_keras.utils.output_paths import check_file_artefact, write_artefact_bytes
 
 DEFAULT_OPSET = 17
 
@@ -28,7 +28,7 @@ def export_onnx(model, path, input_size=None, opset=DEFAULT_OPSET, overwrite=Fal
         opset: ONNX opset version.
         overwrite: replace an `.onnx` file that danet-keras wrote at `path`
             earlier; any other existing file is refused
-            (`danet_keras.output_paths`).
+            (`danet_keras.utils.output_paths`).
 
     Returns:
         `path`, as a string.

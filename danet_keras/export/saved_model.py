@@ -412,13 +412,13 @@ def export_saved_model(
             earlier. Without it that is refused, and so is, always, a `path`
             that holds anything else (TF Serving's base folder of numbered
             versions, say: write to a new version folder such as `path/2`);
-            see `danet_keras.output_paths`.
+            see `danet_keras.utils.output_paths`.
 
     Returns:
         `path`, as a string.
     """
     from danet_keras.export.metadata import write_labels_asset
-    from danet_keras.output_paths import check_folder_artefact, folder_artefact
+    from danet_keras.utils.output_paths import check_folder_artefact, folder_artefact
 
     check_folder_artefact(path, SAVED_MODEL_KIND, overwrite)
     from danet_keras.models.classes import model_classes

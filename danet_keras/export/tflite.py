@@ -24,7 +24,7 @@ from danet_keras.export.quantization import FLOAT_OPS_IN_INT8, convert_int8
 from danet_keras.export.saved_model import IMAGES_KEY, SERVING_DEFAULT, build_export_archive
 from danet_keras.models.classes import model_classes
 from danet_keras.optimize import inference_model
-from danet_keras.output_paths import check_file_artefact, write_artefact_bytes
+from danet_keras.utils.output_paths import check_file_artefact, write_artefact_bytes
 
 QUANTIZATIONS = ("float16", "dynamic", "int8")
 RUNTIMES = ("litert", "tensorflow")
@@ -157,7 +157,7 @@ def export_tflite(
             (`export.quantization`).
         overwrite: replace a `.tflite` file that danet-keras wrote at `path`
             earlier; any other existing file is refused
-            (`danet_keras.output_paths`).
+            (`danet_keras.utils.output_paths`).
 
     Returns:
         `path`, as a string.
@@ -234,7 +234,7 @@ def tflite_interpreter(path, runtime="litert", use_xnnpack=True, num_threads=Non
     kwargs = {}
     if not use_xnnpack:
         kwargs["experimental_op_resolver_type"] = resolver_types.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    from danet_keras.native_log import filtered_native_stderr, native_info_hidden
+    from danet_keras.utils.native_log import filtered_native_stderr, native_info_hidden
 
     # LiteRT logs "INFO: Created TensorFlow Lite XNNPACK delegate" here.
     with filtered_native_stderr(native_info_hidden()):

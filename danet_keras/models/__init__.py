@@ -1,6 +1,6 @@
 """Segmentation models, and the one preset registry (`danet_keras.models.presets`)."""
 
-from danet_keras._lazy import lazy_attributes
+from danet_keras.utils.lazy import lazy_attributes
 
 # Lazy, so that the registry (`models.presets`, no TensorFlow) imports without the model:
 # the backbone module reads its presets from there.

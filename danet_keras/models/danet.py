@@ -2,13 +2,12 @@
 
 import keras
 
-from danet_keras import preset_io
 from danet_keras.backbones.resnet import DilatedResNet
 from danet_keras.layers.attention import ChannelAttention, PositionAttention
 from danet_keras.layers.conv_blocks import ConvBlockFactory
 from danet_keras.layers.normalization import ImageNormalization
 from danet_keras.layers.resize import ResizeLike
-from danet_keras.models import presets
+from danet_keras.models import preset_io, presets
 from danet_keras.models.classes import check_class_names, check_palette
 from danet_keras.models.presets import BACKBONE_PRESETS
 

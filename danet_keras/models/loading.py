@@ -23,7 +23,7 @@ def load_keras_model(path):
     """
     import keras
 
-    from danet_keras._lazy import register_serializables
+    from danet_keras.utils.lazy import register_serializables
 
     path = os.fspath(path)
     if not os.path.isfile(path):

@@ -29,7 +29,7 @@ the local preset cache with `danet-keras convert CHECKPOINT --preset NAME`, and
 `DANet.from_preset(NAME)` loads it from there.
 """
 
-from danet_keras.architecture import RESNET_DEPTHS
+from danet_keras.models.architecture import RESNET_DEPTHS
 
 BACKBONE_PRESETS = {
     **{
@@ -233,7 +233,7 @@ def preset_for_checkpoint(arch, file_name=None):
 
 def missing_weights_message(name):
     """How to get the weights of named preset `name` into the local cache."""
-    from danet_keras.preset_io import cache_dir
+    from danet_keras.models.preset_io import cache_dir
 
     weights = preset(name)["weights"]
     if not weights:

@@ -12,7 +12,7 @@ Pieces, usable on their own with `model.compile`:
 
 from typing import TYPE_CHECKING
 
-from danet_keras._lazy import lazy_attributes
+from danet_keras.utils.lazy import lazy_attributes
 
 _EXPORTS = {
     "STRATEGIES": "danet_keras.training.strategy",

@@ -23,7 +23,7 @@ import uuid
 import keras
 import numpy as np
 
-from danet_keras.atomic_io import (
+from danet_keras.utils.atomic_io import (
     atomic_directory,
     atomic_path,
     remove_partials,

@@ -11,8 +11,8 @@ import json
 from typing import Optional, Union
 
 from danet_keras.data.registry import DATASET_REGISTRY, reader_names, training_recipe
+from danet_keras.models.preset_io import is_preset_dir
 from danet_keras.models.presets import preset
-from danet_keras.preset_io import is_preset_dir
 from danet_keras.training.strategy import STRATEGIES
 
 # The datasets' training recipes (the registry's): crop, batch, learning rate and epochs; the

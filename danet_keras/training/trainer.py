@@ -6,7 +6,7 @@ poly schedule and the 10x head learning rate, and the callbacks, then runs
 `model.fit`. Running the same call again after a crash or preemption resumes
 from the backup in `output_dir/backup`.
 
-The run owns `output_dir` (`danet_keras.output_paths.own_folder`): a new or
+The run owns `output_dir` (`danet_keras.utils.output_paths.own_folder`): a new or
 empty folder, or one that a training run wrote (to resume); a folder holding
 anything else, or the current folder, is refused before training starts.
 
@@ -29,10 +29,10 @@ import shutil
 import sys
 from typing import Optional
 
-from danet_keras.atomic_io import atomic_path, remove_partials, write_text
-from danet_keras.output_paths import check_owned_folder, is_other_output, own_folder
 from danet_keras.training.config import resolve_config
 from danet_keras.training.strategy import is_chief, make_strategy, task_identity
+from danet_keras.utils.atomic_io import atomic_path, remove_partials, write_text
+from danet_keras.utils.output_paths import check_owned_folder, is_other_output, own_folder
 
 
 def monitor_key(model):
@@ -253,7 +253,7 @@ def build_model(config, num_classes, classes=None):
     Raises:
         ValueError: the preset's weights predict another number of classes.
     """
-    from danet_keras import preset_io
+    from danet_keras.models import preset_io
     from danet_keras.models.classes import dataset_classes
     from danet_keras.models.danet import DANet
 

@@ -18,7 +18,7 @@ that shows classes takes `class_names` and `palette`: a dataset name as
 
 from typing import TYPE_CHECKING
 
-from danet_keras._lazy import lazy_attributes
+from danet_keras.utils.lazy import lazy_attributes
 
 _CLASSES = "danet_keras.models.classes"
 _COLOURS = "danet_keras.visualize.colours"

@@ -28,10 +28,10 @@ from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from danet_keras.atomic_io import atomic_path
 from danet_keras.attention_maps import channel_attention_maps, position_attention_maps
 from danet_keras.data.registry import IGNORE_INDEX
 from danet_keras.models.classes import class_names_and_palette
+from danet_keras.utils.atomic_io import atomic_path
 from danet_keras.visualize.colours import classes_present, overlay
 
 

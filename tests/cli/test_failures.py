@@ -110,7 +110,7 @@ def test_a_model_file_with_a_lambda_layer_is_refused(tmp_path, capsys):
 def test_the_process_exits_2_with_one_line(paths):
     # `main`'s return value is the console script's exit status (`sys.exit(main())`). Without
     # TF_CPP_MIN_LOG_LEVEL (which conftest sets), as a user runs it: TensorFlow's start-up
-    # lines are hidden (see danet_keras.native_log), so stderr holds only the error.
+    # lines are hidden (see danet_keras.utils.native_log), so stderr holds only the error.
     import subprocess
     import sys
 

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from danet_keras.output_paths import MARKER
+from danet_keras.utils.output_paths import MARKER
 
 torch = pytest.importorskip("torch")
 

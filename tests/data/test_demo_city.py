@@ -7,7 +7,7 @@ from danet_keras.cli.main import main
 from danet_keras.data import DEMO_CLASSES, cityscapes_dataset, make_demo_city
 from danet_keras.data.demo_city import render_scene
 from danet_keras.data.labels import CITYSCAPES_ID, cityscapes_train_id
-from danet_keras.output_paths import MARKER
+from danet_keras.utils.output_paths import MARKER
 
 
 def tree_files(root):

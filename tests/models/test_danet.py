@@ -9,7 +9,7 @@ import tensorflow as tf
 import danet_keras
 from danet_keras import DANet
 from danet_keras.models.presets import PRESETS, preset_config
-from danet_keras.output_paths import MARKER
+from danet_keras.utils.output_paths import MARKER
 
 from ..numerics import assert_logits_close, skip_bfloat16_where_capped_away
 

@@ -8,8 +8,8 @@ import textwrap
 import keras
 import pytest
 
-from danet_keras.atomic_io import is_partial
-from danet_keras.output_paths import MARKER
+from danet_keras.utils.atomic_io import is_partial
+from danet_keras.utils.output_paths import MARKER
 
 # A run of 3 epochs x 4 steps, backups every 3 steps and at each epoch's end, validated
 # each epoch. KILL says where the process SIGKILLs itself: "step:N" after optimizer step N,

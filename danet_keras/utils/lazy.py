@@ -41,6 +41,38 @@ def lazy_attributes(package, exports):
     return __getattr__, __dir__
 
 
+class _ModuleAliases(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Imports each alias name as its target module: one module object under two names."""
+
+    def __init__(self, aliases):
+        self.aliases = dict(aliases)
+        self._specs = {}
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname not in self.aliases:
+            return None
+        return importlib.util.spec_from_loader(fullname, self)
+
+    def create_module(self, spec):
+        module = importlib.import_module(self.aliases[spec.name])
+        self._specs[module.__name__] = module.__spec__
+        return module
+
+    def exec_module(self, module):
+        # The import system has just set the alias's spec on the target: give its own back.
+        module.__spec__ = self._specs.pop(module.__name__, module.__spec__)
+
+
+def alias_modules(aliases):
+    """Makes `import OLD` (and `from OLD import x`) import the module `NEW` of `{OLD: NEW}`.
+
+    For the public modules that live in the subpackage of their job
+    (`danet_keras.predict` is `danet_keras.apps.predict`): both names give the
+    same module object, so patching one patches the other.
+    """
+    sys.meta_path.append(_ModuleAliases(aliases))
+
+
 # Modules whose import registers this package's Keras-serialisable classes.
 SERIALIZABLE_MODULES = (
     "danet_keras.layers.attention",

@@ -132,7 +132,7 @@ def save_preset(model, directory, metadata=None, overwrite=False):
         model: a Keras model whose class is registered serialisable.
         directory: the preset directory to write: a new or empty folder, or a
             preset that danet-keras wrote (with `overwrite`); anything else is
-            refused (`danet_keras.output_paths`).
+            refused (`danet_keras.utils.output_paths`).
         metadata: extra facts for `metadata.json` (e.g. the source checkpoint).
         overwrite: replace a preset that danet-keras wrote at `directory`.
 
@@ -141,8 +141,8 @@ def save_preset(model, directory, metadata=None, overwrite=False):
     """
     import keras
 
-    from danet_keras.atomic_io import write_json
-    from danet_keras.output_paths import folder_artefact
+    from danet_keras.utils.atomic_io import write_json
+    from danet_keras.utils.output_paths import folder_artefact
     from danet_keras.version import __version__
 
     directory = os.path.abspath(str(directory))

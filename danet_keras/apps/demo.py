@@ -1,6 +1,6 @@
 """`danet-keras demo`: the whole workflow on a CPU in minutes, offline.
 
-    result = danet_keras.demo.run_demo("danet_demo")
+    result = danet_keras.apps.demo.run_demo("danet_demo")
 
 1. writes the synthetic demo city (`danet_keras.data.make_demo_city`) unless
    it is already there;
@@ -18,7 +18,7 @@
 `quick=True` shrinks every step (tiny images, a few training steps) to test
 the workflow end to end, e.g. in CI; its mIoU means nothing.
 
-The demo owns its output folder (`danet_keras.output_paths.own_folder`): it
+The demo owns its output folder (`danet_keras.utils.output_paths.own_folder`): it
 takes a new or empty folder, or one that an earlier demo wrote (and redoes
 the demo there, replacing its own files); a folder holding anything else, or
 the current folder, is refused before anything is written.
@@ -32,18 +32,18 @@ import numpy as np
 
 from danet_keras import export as export_lib
 from danet_keras import visualize  # figures looked up when drawn (tests record them)
-from danet_keras.atomic_io import write_json
 from danet_keras.attention_maps import class_points
 from danet_keras.data.datasets import load_dataset
 from danet_keras.data.demo_city import make_demo_city
 from danet_keras.data.pipeline import eval_pipeline
-from danet_keras.evaluation import evaluate
-from danet_keras.inference import logits_function
+from danet_keras.inference.evaluation import evaluate
+from danet_keras.inference.strategies import logits_function
 from danet_keras.models.classes import class_names_and_palette
 from danet_keras.models.loading import load_keras_model
-from danet_keras.output_paths import own_folder
 from danet_keras.training.config import recipe_fields
 from danet_keras.training.trainer import train
+from danet_keras.utils.atomic_io import write_json
+from danet_keras.utils.output_paths import own_folder
 
 DEMO_KIND = "demo"
 

@@ -579,7 +579,7 @@ def run_case_in_child(case, timeout_s=3600, max_rss_gb=DEFAULT_MAX_RSS_GB):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         process = subprocess.Popen(
-            [sys.executable, "-m", "danet_keras.benchmark", json.dumps(case)],
+            [sys.executable, "-m", "danet_keras.apps.benchmark", json.dumps(case)],
             stdout=out,
             stderr=err,
             env=env,

@@ -20,7 +20,7 @@ running one is still writing.
     write_json("runs/best.json", {"value": 0.71})
 
 These helpers write where they are told; which paths a writer may take (never
-a file it did not write) is `danet_keras.output_paths`' job.
+a file it did not write) is `danet_keras.utils.output_paths`' job.
 """
 
 import contextlib
@@ -162,7 +162,7 @@ def atomic_directory(path):
     directory is in place: a crash in between leaves the old directory under
     a temporary name of this process (which `remove_partials` clears once the
     process is gone) and `path` absent. Whether `path` may be replaced is the
-    caller's decision (`danet_keras.output_paths`).
+    caller's decision (`danet_keras.utils.output_paths`).
 
     Args:
         path: the directory to write (e.g. a SavedModel or a preset).

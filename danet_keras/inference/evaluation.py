@@ -15,9 +15,9 @@ import os
 
 import numpy as np
 
-from danet_keras.atomic_io import write_json, write_text
-from danet_keras.inference import multi_scale_logits, resize_logits
-from danet_keras.output_paths import check_files, check_output_folder, record_files
+from danet_keras.inference.strategies import multi_scale_logits, resize_logits
+from danet_keras.utils.atomic_io import write_json, write_text
+from danet_keras.utils.output_paths import check_files, check_output_folder, record_files
 
 EVALUATION_KIND = "evaluation_report"
 

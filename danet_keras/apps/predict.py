@@ -1,6 +1,6 @@
 """Segmentation of image files with any artefact: label PNGs, overlays, attention maps.
 
-    danet_keras.predict.predict_files("model.keras", "photos/", "out/", overlay=True)
+    danet_keras.apps.predict.predict_files("model.keras", "photos/", "out/", overlay=True)
 
 writes, for each image `name.jpg` (the name keeps its extension, so that
 `a.png` and `a.jpg` never share an output), `out/name.jpg_labels.png` (a
@@ -15,7 +15,7 @@ artefacts do not expose the attention).
 Every output is checked before the first is written: an output folder that
 is the current folder or holds an input, or an output file that danet-keras
 did not write, refuses the whole run; one that it wrote earlier is replaced
-only with `overwrite=True` (`danet_keras.output_paths`).
+only with `overwrite=True` (`danet_keras.utils.output_paths`).
 """
 
 import os
@@ -66,7 +66,7 @@ def segment(runner, image, sliding_window=None):
     """
     if sliding_window is None:
         return runner(image[None])
-    from danet_keras.inference import sliding_window_logits
+    from danet_keras.inference.strategies import sliding_window_logits
 
     crop_size, stride = sliding_window
     if runner.format == "keras":
@@ -124,9 +124,9 @@ def predict_files(
     """
     from tqdm.auto import tqdm
 
-    from danet_keras.atomic_io import save_png
     from danet_keras.optimize import optimize_for_inference
-    from danet_keras.output_paths import check_files, check_output_folder, record_files
+    from danet_keras.utils.atomic_io import save_png
+    from danet_keras.utils.output_paths import check_files, check_output_folder, record_files
     from danet_keras.visualize import (
         class_names_and_palette,
         plot_overlays,

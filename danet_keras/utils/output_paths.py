@@ -33,7 +33,7 @@ import hashlib
 import json
 import os
 
-from danet_keras.atomic_io import (
+from danet_keras.utils.atomic_io import (
     atomic_directory,
     atomic_path,
     remove_dead_partials_of,
