@@ -16,13 +16,14 @@ call them.
 
 import dataclasses
 
+import keras
 import numpy as np
+import tensorflow as tf
+from scipy.ndimage import distance_transform_edt
 
 
 def _head_pass(model, image, layer_names):
     """The inputs of the named attention layers and the predicted classes for one image."""
-    import keras
-
     layers = {}
     for name in layer_names:
         try:
@@ -52,8 +53,6 @@ def _feature_position(point, image_size, feature_size):
 
 def upsample_maps(maps, size):
     """(P, h, w) maps bilinearly resized (half-pixel centres) to `size` = (H, W): (P, H, W)."""
-    import tensorflow as tf
-
     maps = np.asarray(maps, np.float32)
     return tf.image.resize(maps[..., None], tuple(size)).numpy()[..., 0]
 
@@ -110,19 +109,12 @@ def position_attention_maps(model, image, points):
     if not points:
         raise ValueError("`points` must hold at least one (y, x) pixel.")
     layers, results, class_ids = _head_pass(model, image, ["position_attention"])
-    from danet_keras.layers.attention import PositionAttention  # after Keras (in _head_pass)
-
     layer = layers["position_attention"]
     features = np.asarray(results["position_attention"])  # (1, h, w, C)
-    _, rows, columns, channels = features.shape
     image_size = tuple(np.asarray(image).shape[:2])
-    cells = [_feature_position(point, image_size, (rows, columns)) for point in points]
-    # Only the chosen queries' rows of the attention, with the layer's own
-    # projections and softmax: O(N) memory per point where the whole map is N^2.
-    query, key, _ = layer._project(features.reshape(1, rows * columns, channels))
-    chosen = np.asarray([row * columns + column for row, column in cells])
-    weights = PositionAttention._attention_weights(np.asarray(query)[:, chosen], key)
-    weights = np.asarray(weights, np.float32)[0].reshape(len(points), rows, columns)
+    cells = [_feature_position(point, image_size, features.shape[1:3]) for point in points]
+    # Only the chosen queries' rows of the attention: O(N) memory per point.
+    weights = np.asarray(layer.query_attention(features, cells), np.float32)[0]
     gamma = float(np.asarray(layer.gamma))
     return PositionAttentionMaps(points, cells, weights, image_size, class_ids, gamma)
 
@@ -212,8 +204,6 @@ def class_points(label_map, classes, class_names=None, ignore_index=255):
     Returns:
         A list of `(class id, (y, x))`.
     """
-    from scipy.ndimage import distance_transform_edt
-
     if class_names is not None:
         names = list(class_names)
         classes = [

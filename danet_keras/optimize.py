@@ -12,12 +12,6 @@ operations:
   sqrt(var + eps) + beta`. It goes into the convolution's kernel (times the
   scale) and bias, and disappears; so does a ReLU after it, which the
   convolution applies itself.
-- **Merging convolutions of the same input** (`merge_convs=True`, off by
-  default: it measured neutral). Convolutions with the same input and
-  geometry (DANet's two branch-reduce 3x3 convolutions, 2048 -> 512 each on
-  the last stage) become one convolution to the summed channels and a
-  channel split, so the input is read (and, with Winograd, transformed)
-  once.
 - **Winograd convolutions.** Stride-1 3x3 convolutions (dilated ones too, on
   space-to-batch sub-images) run as Winograd F(4x4, 3x3)
   (`layers.WinogradConv2D`): 4x fewer multiplications.
@@ -32,11 +26,14 @@ Which levers win was measured side by side (`python benchmarks/vs_pytorch.py
 performance section).
 """
 
+import os
+import platform
+
 import keras
 import numpy as np
 from keras import tree
 
-from danet_keras.layers.split import ChannelSplit
+from danet_keras.keras_internals import is_functional, packed_like_model, run_graph
 from danet_keras.layers.winograd import TILE_SIZES, WinogradConv2D
 
 # Layers that are the identity in inference mode.
@@ -61,64 +58,27 @@ def onednn_enabled():
     oneDNN's (512 -> 512 channels at 64x64: 0.68x) and slower with Eigen's
     (1.1-1.3x), measured on TF 2.21.
     """
-    import os
-    import platform
-
     if os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1").strip().lower() in ("0", "false"):
         return False
     return platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
 
 
-def _is_functional(layer):
-    return isinstance(layer, keras.Model) and hasattr(layer, "_nodes_by_depth")
-
-
-def run_graph(model, inputs, visit):
-    """Runs a functional model's graph node by node, descending into nested functional models.
-
-    Args:
-        model: a functional `keras.Model`.
-        inputs: flat list of values standing for `model.inputs`.
-        visit: `visit(node, args, kwargs)` -> the node's outputs, for every
-            node that is not a nested functional model (`args`, `kwargs`: the
-            node's call arguments with its input tensors replaced by values).
-
-    Returns:
-        Flat list of values standing for `model.outputs`.
-    """
-    values = {id(tensor): value for tensor, value in zip(model.inputs, inputs)}
-    for depth in sorted(model._nodes_by_depth, reverse=True):
-        for node in model._nodes_by_depth[depth]:
-            if node.operation is None or node.is_input:
-                continue
-            args, kwargs = node.arguments.fill_in(values)
-            if _is_functional(node.operation):
-                outputs = run_graph(node.operation, tree.flatten(args), visit)
-            else:
-                outputs = visit(node, args, kwargs)
-            for tensor, value in zip(node.outputs, tree.flatten(outputs)):
-                values[id(tensor)] = value
-    return [values[id(tensor)] for tensor in model.outputs]
-
-
 class _GraphFacts:
-    """Each node of a (flattened) functional model with the canonical tensors it reads.
+    """Each node of a (flattened) functional model and the nodes that read each tensor.
 
-    Tensors of a nested model's inputs and outputs are aliases of the outer
-    graph's; `canonical` resolves them, so consumers can be counted across
-    the nesting.
+    The graph is run on its own tensors (`run_graph`), so a nested model's
+    nodes read the outer graph's tensors and consumers are counted across the
+    nesting.
     """
 
     def __init__(self, model):
         self.nodes = []
-        self.inputs = {}
         self.consumers = {}
 
         def record(node, args, kwargs):
             values = tree.flatten((args, kwargs))
             tensors = [value for value in values if isinstance(value, keras.KerasTensor)]
             self.nodes.append(node)
-            self.inputs[id(node)] = tensors
             for tensor in tensors:
                 self.consumers.setdefault(id(tensor), []).append(node)
             return node.outputs
@@ -204,7 +164,7 @@ def _compute_dtype(policy, layer):
 class _Rewriter:
     """Builds the inference graph of one model (see `optimize_for_inference`)."""
 
-    def __init__(self, model, fold, merge, winograd, tile_size, dilated, dtype_policy):
+    def __init__(self, model, fold, winograd, tile_size, dilated, dtype_policy):
         self.facts = _GraphFacts(model)
         self.winograd = winograd
         self.winograd_dilated = dilated
@@ -213,14 +173,11 @@ class _Rewriter:
         self.identities = set()
         self.convs = {}  # id(conv node) -> (kernel, bias) float32
         self.relu_nodes = {}  # id(conv node) -> the ReLU node it absorbs
-        self.groups = {}  # id(conv node) -> the nodes of its merge group
-        self.merged_outputs = {}
-        self._plan(fold, merge)
+        self._plan(fold)
 
     # === Plan: what becomes of each node ===
-    def _plan(self, fold, merge):
-        facts = self.facts
-        for node in facts.nodes:
+    def _plan(self, fold):
+        for node in self.facts.nodes:
             layer = node.operation
             if isinstance(layer, INFERENCE_IDENTITIES):
                 self.identities.add(id(node))
@@ -237,31 +194,8 @@ class _Rewriter:
                 users = self._sole_user(output)
             if fold and users is not None and _plain_relu(users.operation):
                 self.relu_nodes[id(node)] = users
+                self.identities.add(id(users))
             self.convs[id(node)] = (kernel, bias)
-        if merge:
-            by_input = {}
-            for node in facts.nodes:
-                if id(node) in self.convs:
-                    config = node.operation.get_config()
-                    key = (
-                        id(facts.inputs[id(node)][0]),
-                        tuple(config["kernel_size"]),
-                        tuple(config["strides"]),
-                        tuple(config["dilation_rate"]),
-                        config["padding"],
-                    )
-                    by_input.setdefault(key, []).append(node)
-            for group in by_input.values():
-                # Spatial kernels only: 1x1 convolutions share no transform of their input.
-                if len(group) > 1 and tuple(group[0].operation.kernel_size) != (1, 1):
-                    relus = [id(node) in self.relu_nodes for node in group]
-                    for node in group:
-                        self.groups[id(node)] = group
-                        if not all(relus):
-                            # One activation for the merged conv, or none.
-                            self.relu_nodes.pop(id(node), None)
-        for relu in self.relu_nodes.values():
-            self.identities.add(id(relu))
 
     def _sole_user(self, tensor):
         """The node that alone reads `tensor` (not a model output), else None."""
@@ -332,28 +266,10 @@ class _Rewriter:
         conv.set_weights([np.float32(kernel)] + ([] if bias is None else [np.float32(bias)]))
         return outputs
 
-    def _merged(self, node, x):
-        group = self.groups[id(node)]
-        if id(node) not in self.merged_outputs:
-            parts = [self.convs.pop(id(member)) for member in group]
-            kernel = np.concatenate([k for k, _ in parts], axis=-1)
-            bias = np.concatenate(
-                [np.zeros(k.shape[-1], np.float32) if b is None else b for k, b in parts], axis=-1
-            )
-            name = "_and_".join(member.operation.name for member in group)
-            merged = self._conv(node, x, kernel, bias, name)
-            sizes = [k.shape[-1] for k, _ in parts]
-            pieces = ChannelSplit(sizes, name=f"{name}_split", dtype=merged.dtype)(merged)
-            for member, piece in zip(group, pieces):
-                self.merged_outputs[id(member)] = piece
-        return self.merged_outputs[id(node)]
-
     def visit(self, node, args, kwargs):
         layer = node.operation
         if id(node) in self.identities:
             return args[0]
-        if id(node) in self.groups:
-            return self._merged(node, args[0])
         if id(node) in self.convs:
             # Popped: each folded kernel is held only until its layer exists.
             kernel, bias = self.convs.pop(id(node))
@@ -364,7 +280,6 @@ class _Rewriter:
 def optimize_for_inference(
     model,
     fold_batchnorm=True,
-    merge_convs=False,
     winograd="auto",
     winograd_tile_size=4,
     winograd_dilated=True,
@@ -376,10 +291,6 @@ def optimize_for_inference(
         model: a functional Keras model (e.g. `danet_keras.DANet`); nested
             functional models are flattened.
         fold_batchnorm: fold BatchNormalization into the convolution before it.
-        merge_convs: merge convolutions (other than 1x1) that read the same
-            tensor with the same geometry into one, followed by a split. Off
-            by default: measured neutral (DANet-ResNet50 at 512x512: 1.03x the
-            time with direct convolutions, 0.98x with Winograd).
         winograd: run stride-1 3x3 convolutions as Winograd F(m x m, 3x3):
             True, False, or `"auto"` (default): where the compute dtype is
             float32 and this process runs oneDNN's kernels (`onednn_enabled`;
@@ -408,7 +319,7 @@ def optimize_for_inference(
         raise ValueError(
             f"`winograd_tile_size` must be one of {TILE_SIZES}, got {winograd_tile_size!r}."
         )
-    if not _is_functional(model):
+    if not is_functional(model):
         raise ValueError(
             "optimize_for_inference needs a functional Keras model (such as danet_keras.DANet), "
             f"got {type(model).__name__}."
@@ -416,7 +327,6 @@ def optimize_for_inference(
     rewriter = _Rewriter(
         model,
         fold_batchnorm,
-        merge_convs,
         winograd,
         winograd_tile_size,
         winograd_dilated,
@@ -427,11 +337,8 @@ def optimize_for_inference(
         for tensor in model.inputs
     ]
     outputs = run_graph(model, inputs, rewriter.visit)
-    optimized = keras.Model(
-        inputs=tree.pack_sequence_as(model._inputs_struct, inputs),
-        outputs=tree.pack_sequence_as(model._outputs_struct, outputs),
-        name=f"{model.name}_inference",
-    )
+    inputs, outputs = packed_like_model(model, inputs, outputs)
+    optimized = keras.Model(inputs=inputs, outputs=outputs, name=f"{model.name}_inference")
     for attribute in _KEPT_ATTRIBUTES:
         if hasattr(model, attribute):
             setattr(optimized, attribute, getattr(model, attribute))
@@ -443,8 +350,8 @@ def inference_model(model, optimize=True, dtype_policy=None, **options):
 
     Args:
         model: the Keras model.
-        optimize: apply `optimize_for_inference` (BatchNorm folding, merged
-            convolutions, Winograd where it wins).
+        optimize: apply `optimize_for_inference` (BatchNorm folding,
+            Winograd where it wins).
         dtype_policy: None (the model's own) or a policy name such as
             `"mixed_bfloat16"`: the model is rebuilt in it, optimised or not.
         **options: further `optimize_for_inference` arguments (e.g.
@@ -456,5 +363,5 @@ def inference_model(model, optimize=True, dtype_policy=None, **options):
     if not optimize and dtype_policy is None:
         return model
     if not optimize:
-        options = dict(options, fold_batchnorm=False, merge_convs=False, winograd=False)
+        options = dict(options, fold_batchnorm=False, winograd=False)
     return optimize_for_inference(model, dtype_policy=dtype_policy, **options)

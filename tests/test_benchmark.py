@@ -124,7 +124,7 @@ def test_cases_run_in_process(tmp_path):
     for side in ("torch", "keras"):
         assert run_case(tiny_case(task="training", side=side, batch=2))["median_s"] > 0
     levers = run_case(tiny_case(task="levers", side="keras"))["levers"]
-    assert levers["plain"]["ratio"] == 1.0 and len(levers) == 7
+    assert levers["plain"]["ratio"] == 1.0 and len(levers) == 5
     serving = run_case(tiny_case(task="serving", side="keras", weights=weights))
     assert serving["bare_median_s"] > 0 and serving["overhead"] > -1
 

@@ -5,7 +5,7 @@ import tensorflow as tf
 
 import danet_keras
 from danet_keras.export import synthetic_images
-from danet_keras.layers import ChannelSplit, WinogradConv2D
+from danet_keras.layers import WinogradConv2D
 from danet_keras.optimize import fold_batchnorm, onednn_enabled, optimize_for_inference
 
 from .numerics import (
@@ -18,11 +18,11 @@ from .trained import small_trained_danet
 
 OUTPUTS = ("logits", "position_logits", "channel_logits")
 # The inference graph against the model it came from, float32, relative to the
-# logit range (`numerics.KERNEL_ORDER_RTOL`, 1e-4): folding and merging only
-# reorder roundings; Winograd F(4x4) adds ~2e-5 of each 3x3 convolution's
-# scale (tests/layers/test_winograd.py), which the network's BatchNorm-scaled
-# layers carry like any other rounding. Measured here: 2e-6 (folding, merging)
-# and 3e-5 to 5e-5 (with Winograd) on the model below.
+# logit range (`numerics.KERNEL_ORDER_RTOL`, 1e-4): folding only reorders
+# roundings; Winograd F(4x4) adds ~2e-5 of each 3x3 convolution's scale
+# (tests/layers/test_winograd.py), which the network's BatchNorm-scaled layers
+# carry like any other rounding. Measured here: 2e-6 (folding) and 3e-5 to
+# 5e-5 (with Winograd) on the model below.
 INFERENCE_RTOL = 1e-4
 # bfloat16 keeps 8 significant bits; a trained model's decided pixels keep
 # their class, near-ties (a few in a thousand) may flip: issue 13 asks >= 99.5%.
@@ -70,13 +70,12 @@ def layer_types(model):
     "options",
     [
         {"winograd": False},
-        {"winograd": False, "merge_convs": True},
         {},
         {"winograd": True},
-        {"winograd": True, "merge_convs": True, "winograd_tile_size": 2},
+        {"winograd": True, "winograd_tile_size": 2},
         {"winograd": True, "winograd_dilated": False},
     ],
-    ids=["fold", "fold+merge", "default", "winograd", "merge+tile2", "no-dilated"],
+    ids=["fold", "default", "winograd", "tile2", "no-dilated"],
 )
 def test_inference_graph_computes_the_same_outputs(model_and_images, reference, options):
     model, images = model_and_images
@@ -91,14 +90,14 @@ def test_inference_graph_computes_the_same_outputs(model_and_images, reference, 
     # "auto" (the default): Winograd where this process runs oneDNN's kernels.
     winograd = options.get("winograd", "auto")
     assert (WinogradConv2D in types) == (winograd is True or (winograd and onednn_enabled()))
-    assert (ChannelSplit in types) == options.get("merge_convs", False)
 
 
-def test_layers_keep_their_names_and_the_branch_convs_are_merged(model_and_images):
+def test_layers_keep_their_names(model_and_images):
     model, _ = model_and_images
-    optimized = optimize_for_inference(model, merge_convs=True, winograd=True)
-    merged = optimized.get_layer("position_reduce_conv_and_channel_reduce_conv")
-    assert isinstance(merged, WinogradConv2D) and merged.filters == 2 * 32
+    optimized = optimize_for_inference(model, winograd=True)
+    for name in ("position_reduce_conv", "channel_reduce_conv"):
+        reduce_conv = optimized.get_layer(name)
+        assert isinstance(reduce_conv, WinogradConv2D) and reduce_conv.filters == 32
     assert optimized.get_layer("position_attention").gamma.numpy() == pytest.approx(0.7)
     assert optimized.num_classes == 5 and optimized.align_corners
     # Dilated 3x3 convs run on space-to-batch sub-images, the 7x7 stem stays direct.

@@ -12,6 +12,10 @@ a memory limit. `benchmarks/vs_pytorch.py` builds its tables from these, and
 
 Timing: the median of `repeats` calls after `warmup` calls (the first traces
 the graph); on a shared machine compare only figures of one run.
+
+TensorFlow, Keras, PyTorch, LiteRT and the package's own model code are
+imported inside the functions that use them: a case's child process loads
+only its own side's framework, so that its peak RSS is its own.
 """
 
 import contextlib
@@ -81,6 +85,7 @@ def forward_latency(model, image_size, batch_size=1, repeats=3, jit_compile=Fals
         A dict: `min_s`, `median_s` (seconds per call), `images_per_s`
         (from the minimum) and `peak_rss_mb` of the process.
     """
+    # deferred: one framework per process (module docstring)
     import tensorflow as tf
 
     if repeats < 1:
@@ -114,10 +119,11 @@ def model_flops(model, image_size, batch_size=1):
     Returns:
         The FLOP count (float).
     """
+    # deferred: one framework per process (module docstring)
     import keras
 
+    from danet_keras.keras_internals import run_graph
     from danet_keras.layers import ChannelAttention, PositionAttention, WinogradConv2D
-    from danet_keras.optimize import run_graph
 
     total = [0.0]
 
@@ -150,6 +156,7 @@ def model_flops(model, image_size, batch_size=1):
 
 def matmul_peak_gflops(dtype="float32", size=2048, repeats=8):
     """The best GFLOP/s of a (size x size) matmul in TensorFlow, in this process."""
+    # deferred: one framework per process (module docstring)
     import tensorflow as tf
 
     rng = np.random.default_rng(0)
@@ -204,6 +211,7 @@ def _save_logits(case, logits):
 
 
 def _keras_model(case, for_training=False):
+    # deferred: one framework per process (module docstring)
     import keras
 
     from danet_keras.models.danet import DANet
@@ -217,6 +225,7 @@ def _keras_model(case, for_training=False):
     block = NAIVE_ATTENTION_BLOCK if variant == "naive" else None
     model = DANet(attention_block_size=block, **_model_config(case))
     if case.get("weights"):
+        # deferred: only cases with PyTorch weights read them (an optional extra)
         from danet_keras.convert import load_torch_checkpoint
 
         load_torch_checkpoint(model, case["weights"], arch="official")
@@ -228,6 +237,7 @@ def _keras_model(case, for_training=False):
 
 
 def _keras_inference(case):
+    # deferred: one framework per process (module docstring)
     import tensorflow as tf
 
     model = _keras_model(case)
@@ -247,6 +257,7 @@ def _keras_inference(case):
 
 
 def _torch_reference(case):
+    # deferred: one framework per process (module docstring)
     import torch
 
     from danet_keras.convert.checkpoint import read_state_dict
@@ -264,6 +275,7 @@ def _torch_reference(case):
 
 
 def _autocast(case):
+    # deferred: one framework per process (module docstring)
     import torch
 
     if case.get("precision") == "bfloat16":
@@ -272,6 +284,7 @@ def _autocast(case):
 
 
 def _torch_inference(case):
+    # deferred: one framework per process (module docstring)
     import torch
 
     from danet_keras.convert.torch_reference import normalize_images
@@ -305,6 +318,7 @@ def keras_training_step(model, optimizer):
     Returns:
         `step(images, labels)` -> the summed loss (a `tf.function`).
     """
+    # deferred: one framework per process (module docstring)
     import keras
     import tensorflow as tf
 
@@ -323,6 +337,7 @@ def keras_training_step(model, optimizer):
 
 
 def _keras_training(case):
+    # deferred: one framework per process (module docstring)
     import keras
     import tensorflow as tf
 
@@ -336,6 +351,7 @@ def _keras_training(case):
 
 
 def _torch_training(case):
+    # deferred: one framework per process (module docstring)
     import torch
     import torch.nn.functional as F
 
@@ -361,6 +377,7 @@ def _torch_training(case):
 
 def _keras_serving(case):
     """The SavedModel's `serving_default` against the bare model, alternating calls."""
+    # deferred: one framework per process (module docstring)
     import tensorflow as tf
 
     from danet_keras.export.saved_model import export_saved_model
@@ -393,6 +410,7 @@ def _keras_serving(case):
 
 
 def _tflite_export(case):
+    # deferred: one framework per process (module docstring)
     from danet_keras.export.tflite import export_tflite
 
     model = _keras_model(dict(case, variant="plain", precision="float32"))
@@ -411,6 +429,7 @@ def _tflite_export(case):
 
 def _tflite_inference(case):
     """LiteRT with XNNPACK, without importing TensorFlow (a lean process)."""
+    # deferred: one framework per process (module docstring)
     from ai_edge_litert import interpreter as litert
 
     interpreter = litert.Interpreter(
@@ -432,16 +451,15 @@ def _tflite_inference(case):
 LEVERS = {
     "plain": None,
     "fold BatchNorm (+ ReLU)": dict(winograd=False),
-    "+ merge branch-reduce convs": dict(winograd=False, merge_convs=True),
     "fold + Winograd F(4x4), dilation 1 only": dict(winograd_dilated=False, winograd=True),
     "fold + Winograd F(4x4), dilated too (default)": dict(winograd=True),
     "fold + Winograd F(2x2) instead": dict(winograd=True, winograd_tile_size=2),
-    "fold + Winograd F(4x4) + merge": dict(winograd=True, merge_convs=True),
 }
 
 
 def _keras_levers(case):
     """Each lever's latency, alternating the variants call by call in this process."""
+    # deferred: one framework per process (module docstring)
     import tensorflow as tf
 
     from danet_keras.optimize import optimize_for_inference
@@ -452,7 +470,7 @@ def _keras_levers(case):
     calls, logits = {}, {}
     for name, options in LEVERS.items():
         if options is None and policy:
-            options = dict(fold_batchnorm=False, merge_convs=False, winograd=False)
+            options = dict(fold_batchnorm=False, winograd=False)
         variant = (
             model
             if options is None
@@ -490,6 +508,7 @@ def _matmul_peak(case):
 
 def _reference_weights(case):
     """Official-layout weights with trained-like BatchNorm statistics, saved as `.npz`."""
+    # deferred: one framework per process (module docstring)
     import torch
 
     from danet_keras.convert.torch_reference import DANetReference, randomize_like_trained
@@ -538,6 +557,7 @@ def run_case(case):
     """
     runner = CASE_RUNNERS[(case["task"], case["side"])]
     if case.get("threads") and case["side"] == "keras":
+        # deferred: one framework per process (module docstring)
         import tensorflow as tf
 
         tf.config.threading.set_intra_op_parallelism_threads(case["threads"])

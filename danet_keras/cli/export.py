@@ -6,15 +6,16 @@ DEFAULT_TFLITE_SIZE = (512, 512)
 
 
 def _parity_images(args, size):
+    # Imported here, not at the top: `danet-keras --help` must not import TensorFlow.
+    import numpy as np
+    import tensorflow as tf
+
     from danet_keras.apps.predict import image_files, read_image
     from danet_keras.export import synthetic_images
 
     if args.parity_images is None:
         return synthetic_images(args.num_parity_images, size), "synthetic images"
     files = image_files(args.parity_images)[: args.num_parity_images]
-    import numpy as np
-    import tensorflow as tf
-
     images = [tf.image.resize(read_image(f).astype(np.float32), size).numpy() for f in files]
     return np.clip(np.round(np.stack(images)), 0, 255).astype(
         np.uint8
@@ -51,6 +52,7 @@ def export(args):
             "--quantization int8 needs --representative-data DIR: a directory of training images "
             "(a few dozen to a few hundred) to calibrate the int8 ranges."
         )
+    # Imported here, not at the top: `danet-keras --help` must not import TensorFlow.
     from danet_keras import export as export_lib
     from danet_keras.apps.predict import image_files, read_image
     from danet_keras.export.runners import KerasRunner
@@ -152,8 +154,8 @@ def register(subparsers):
     parser.add_argument(
         "--no-optimize",
         action="store_true",
-        help="export the model as it is, not its inference graph (BatchNorm folded, merged "
-        "branch convolutions, Winograd 3x3 convolutions; int8: attention kept in float32)",
+        help="export the model as it is, not its inference graph (BatchNorm folded, "
+        "Winograd 3x3 convolutions; int8: attention kept in float32)",
     )
     parser.add_argument(
         "--dtype-policy",

@@ -81,7 +81,8 @@ class PositionAttention(keras.layers.Layer):
         return_attention_scores: bool. If True, also returns the attention
             map as (B, H, W, H, W): entry [b, h, w, h', w'] is how much query
             position (h, w) attends to key position (h', w'). This holds the
-            whole N x N matrix; use it for visualisation on small maps.
+            whole N x N matrix; use it for visualisation on small maps
+            (`query_attention`: the rows of chosen query positions only).
 
     Returns:
         The output E, same shape as `inputs`; with `return_attention_scores`,
@@ -362,6 +363,45 @@ class PositionAttention(keras.layers.Layer):
         shape = ops.shape(inputs)
         attention = ops.reshape(attention, (shape[0], shape[1], shape[2], shape[1], shape[2]))
         return outputs, attention
+
+    def query_attention(self, inputs, query_positions):
+        """The attention weights of chosen query positions over every key position.
+
+        For query position j (a pixel of the input) and every key position i,
+        with the layer's own projections and softmax:
+
+            s_ji = exp(Q_j . K_i) / sum_i exp(Q_j . K_i)     (paper eq. 1)
+
+        the weights of E_j = alpha * sum_i s_ji V_i + A_j (paper eq. 2): where
+        pixel j looks. These are the rows of the attention that
+        `call(..., return_attention_scores=True)` returns, computed for the
+        chosen queries only: O(P x N) memory where the whole map is N x N.
+
+        Args:
+            inputs: (B, H, W, C) feature map with a known H and W (the
+                layer's input).
+            query_positions: (row, column) cells of the feature map, the P
+                query positions.
+
+        Returns:
+            float32 (B, P, H, W): map [b, p] holds the weights that query
+            position `query_positions[p]` gives to every (h, w); each map
+            sums to 1.
+
+        Raises:
+            ValueError: no query position, or one outside the H x W map.
+        """
+        _, height, width, _ = inputs.shape
+        cells = [(int(row), int(column)) for row, column in query_positions]
+        if not cells:
+            raise ValueError("`query_positions` must hold at least one (row, column) cell.")
+        outside = [cell for cell in cells if not (0 <= cell[0] < height and 0 <= cell[1] < width)]
+        if outside:
+            raise ValueError(f"query positions {outside} are outside the {height}x{width} map.")
+        query, key, _ = self._project(_flatten_positions(inputs))
+        chosen = ops.take(query, [row * width + column for row, column in cells], axis=1)
+        weights = self._attention_weights(chosen, key)
+        return ops.reshape(weights, (-1, len(cells), height, width))
 
     def compute_output_shape(self, input_shape):
         return input_shape

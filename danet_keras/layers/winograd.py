@@ -190,7 +190,7 @@ class WinogradConv2D(keras.layers.Layer):
         )
         layer.build((None, None, None, kernel.shape[2]))
         # Output channels a few at a time: the transform's copies stay ~64 MB
-        # even for DANet's merged 2048 -> 1024 convolution (302 MB transformed).
+        # even for a 2048 -> 1024 convolution (302 MB transformed).
         t = tile_size + 2
         step = max(1, TRANSFORM_CHUNK_ELEMENTS // (t * t * kernel.shape[2]))
         for start in range(0, kernel.shape[3], step):

@@ -78,7 +78,6 @@ SERIALIZABLE_MODULES = (
     "danet_keras.layers.attention",
     "danet_keras.layers.normalization",
     "danet_keras.layers.resize",
-    "danet_keras.layers.split",
     "danet_keras.layers.winograd",
     "danet_keras.backbones.resnet",
     "danet_keras.models.danet",

@@ -5,7 +5,12 @@ import tensorflow as tf
 
 from danet_keras.layers import ChannelAttention, PositionAttention
 
-from ..numerics import assert_close_to_scale, skip_bfloat16_where_capped_away
+from ..numerics import (
+    FLOAT32_EPS,
+    KERNEL_ORDER_RTOL,
+    assert_close_to_scale,
+    skip_bfloat16_where_capped_away,
+)
 
 # TF float32 against NumPy float64: the energies are 2-to-16-term dot products
 # of values up to ~5, so each carries ~4 eps x 25 = 1.2e-5 of rounding, which
@@ -94,6 +99,29 @@ def test_position_attention_matches_numpy_reference():
     np.testing.assert_allclose(
         np.asarray(scores).reshape(2, 35, 35), expected_scores, atol=SCORES_ATOL
     )
+
+
+def test_query_attention_is_the_forward_pass_attention_of_those_queries():
+    x = random_features((2, 5, 7, 16))
+    layer = PositionAttention(reduction=8)
+    layer.build(x.shape)
+    w = set_position_weights(layer, 16, alpha=0.7)
+    cells = [(0, 0), (4, 6), (2, 3)]
+    weights = np.asarray(layer.query_attention(x, cells))
+    assert weights.shape == (2, 3, 5, 7) and weights.dtype == np.float32
+    # Probabilities: each map sums to 1 up to float32 rounding of 35 terms.
+    np.testing.assert_allclose(weights.sum(axis=(2, 3)), 1.0, atol=35 * FLOAT32_EPS)
+    _, scores = layer(x, return_attention_scores=True)
+    forward = np.stack([np.asarray(scores)[:, row, column] for row, column in cells], axis=1)
+    assert_close_to_scale(weights, forward, KERNEL_ORDER_RTOL, "query_attention vs call")
+    _, expected = position_attention_reference(
+        x, w["wq"], w["bq"], w["wk"], w["bk"], w["wv"], w["bv"], 0.7
+    )
+    rows = [row * 7 + column for row, column in cells]
+    np.testing.assert_allclose(weights.reshape(2, 3, 35), expected[:, rows], atol=SCORES_ATOL)
+    for bad in ([], [(5, 0)], [(0, -1)]):
+        with pytest.raises(ValueError, match="query_positions|query positions"):
+            layer.query_attention(x, bad)
 
 
 def test_position_attention_projection_width_follows_reduction():
