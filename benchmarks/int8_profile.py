@@ -166,7 +166,7 @@ def main(argv=None):
 
     from danet_keras.apps.benchmark import benchmark_images
     from danet_keras.export.quantization import FLOAT_OPS_IN_INT8
-    from danet_keras.optimize import optimize_for_inference
+    from danet_keras.inference.optimize import optimize_for_inference
 
     size = tuple(args.size)
     images = benchmark_images(args.calibration_images, size, seed=3)

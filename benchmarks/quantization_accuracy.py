@@ -25,8 +25,8 @@ import numpy as np
 from danet_keras.data import load_dataset, train_pipeline
 from danet_keras.export import export_tflite, load_runner
 from danet_keras.export.runners import KerasRunner
+from danet_keras.inference.optimize import optimize_for_inference
 from danet_keras.metrics import MeanIoU
-from danet_keras.optimize import optimize_for_inference
 
 
 def validation_examples(dataset, data_dir, split):

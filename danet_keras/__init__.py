@@ -9,12 +9,16 @@ Public API (imported on first use, so `import danet_keras` is instant):
     danet_keras.metrics               MeanIoU
     danet_keras.train / .training     model.fit with the paper's recipe
     danet_keras.inference             sliding window, multi-scale and flip inference
-    danet_keras.evaluate              mIoU over a dataset (danet_keras.inference.evaluation)
+    danet_keras.evaluate              mIoU over a dataset (danet_keras.apps.evaluation)
     danet_keras.export                SavedModel, TFLite, ONNX
     danet_keras.optimize_for_inference  the same model with fewer FLOPs (BN folding, Winograd)
     danet_keras.convert               PyTorch checkpoints (official DANet, mmsegmentation)
     danet_keras.visualize             coloured label maps, overlays and figures
     danet_keras.attention_maps        the position / channel attention of a model for an image
+    danet_keras.predict, .demo        the user-facing jobs (danet_keras.apps)
+
+The folders follow the layers (CONTRIBUTING.md has the map): utils < layers < data < models <
+inference < export, training < convert < visualize < apps < cli.
 """
 
 from typing import TYPE_CHECKING
@@ -30,18 +34,18 @@ from danet_keras.version import __version__
 # `danet_keras.apps.predict`, also for `import danet_keras.predict` and `from ... import`.
 PUBLIC_MODULES = {
     "demo": "danet_keras.apps.demo",
-    "evaluation": "danet_keras.inference.evaluation",
-    "optimize": "danet_keras.optimize",
-    "attention_maps": "danet_keras.attention_maps",
+    "evaluation": "danet_keras.apps.evaluation",
+    "optimize": "danet_keras.inference.optimize",
+    "attention_maps": "danet_keras.inference.attention_maps",
     "benchmark": "danet_keras.apps.benchmark",
     "predict": "danet_keras.apps.predict",
 }
 _EXPORTS = {
     "ChannelAttention": "danet_keras.layers.attention",
     "DANet": "danet_keras.models.danet",
-    "DilatedResNet": "danet_keras.backbones.resnet",
+    "DilatedResNet": "danet_keras.models.dilated_resnet",
     "PositionAttention": "danet_keras.layers.attention",
-    "evaluate": "danet_keras.inference.evaluation",
+    "evaluate": "danet_keras.apps.evaluation",
     "optimize_for_inference": PUBLIC_MODULES["optimize"],
     "train": "danet_keras.training.trainer",
     **{name: f"{module}:" for name, module in PUBLIC_MODULES.items()},
@@ -75,7 +79,6 @@ register_serializables_with_keras()
 
 if TYPE_CHECKING:  # what the lazy attributes are, for type checkers and IDEs
     from danet_keras import (  # noqa: F401
-        attention_maps,
         backbones,
         convert,
         data,
@@ -84,15 +87,14 @@ if TYPE_CHECKING:  # what the lazy attributes are, for type checkers and IDEs
         layers,
         metrics,
         models,
-        optimize,
         training,
         visualize,
     )
-    from danet_keras.apps import demo, predict  # noqa: F401
-    from danet_keras.backbones.resnet import DilatedResNet  # noqa: F401
-    from danet_keras.inference import evaluation  # noqa: F401
-    from danet_keras.inference.evaluation import evaluate  # noqa: F401
+    from danet_keras.apps import benchmark, demo, evaluation, predict  # noqa: F401
+    from danet_keras.apps.evaluation import evaluate  # noqa: F401
+    from danet_keras.inference import attention_maps, optimize  # noqa: F401
+    from danet_keras.inference.optimize import optimize_for_inference  # noqa: F401
     from danet_keras.layers.attention import ChannelAttention, PositionAttention  # noqa: F401
     from danet_keras.models.danet import DANet  # noqa: F401
-    from danet_keras.optimize import optimize_for_inference  # noqa: F401
+    from danet_keras.models.dilated_resnet import DilatedResNet  # noqa: F401
     from danet_keras.training.trainer import train  # noqa: F401

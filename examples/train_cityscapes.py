@@ -49,9 +49,9 @@ import argparse
 import os
 
 import danet_keras
-from danet_keras.attention_maps import class_points
 from danet_keras.data import DATASETS, eval_pipeline, load_dataset, train_pipeline
 from danet_keras.inference import PAPER_SCALES
+from danet_keras.inference.attention_maps import class_points
 from danet_keras.visualize import plot_overlays, plot_position_attention, save_figure
 
 parser = argparse.ArgumentParser(description="DANet on Cityscapes with the paper's recipe.")

@@ -3,7 +3,11 @@ import numpy as np
 import pytest
 
 import danet_keras
-from danet_keras.attention_maps import channel_attention_maps, class_points, position_attention_maps
+from danet_keras.inference.attention_maps import (
+    channel_attention_maps,
+    class_points,
+    position_attention_maps,
+)
 
 from .export.conftest import IMAGE_SIZE
 from .numerics import FLOAT32_EPS, KERNEL_ORDER_RTOL, assert_close_to_scale

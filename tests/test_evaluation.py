@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from danet_keras import DANet
+from danet_keras.apps.evaluation import evaluate
 from danet_keras.inference import (
     PAPER_SCALES,
     logits_function,
@@ -11,7 +12,6 @@ from danet_keras.inference import (
     sliding_window_logits,
     window_starts,
 )
-from danet_keras.inference.evaluation import evaluate
 
 from .numerics import assert_logits_close
 

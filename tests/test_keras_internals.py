@@ -7,7 +7,7 @@ A failure here names the Keras internal that an upgrade changed: fix
 import keras
 import numpy as np
 
-from danet_keras.keras_internals import is_functional, packed_like_model, run_graph
+from danet_keras.inference.keras_internals import is_functional, packed_like_model, run_graph
 
 
 def nested_model():

@@ -5,8 +5,8 @@ import tensorflow as tf
 
 import danet_keras
 from danet_keras.export import synthetic_images
+from danet_keras.inference.optimize import fold_batchnorm, onednn_enabled, optimize_for_inference
 from danet_keras.layers import WinogradConv2D
-from danet_keras.optimize import fold_batchnorm, onednn_enabled, optimize_for_inference
 
 from .numerics import (
     assert_classes_agree,

@@ -257,10 +257,10 @@ def refused_or_beside(folder, before, write):
 def test_every_writer_keeps_a_users_folder_intact(model, photo, tmp_path):
     from danet_keras import export
     from danet_keras.apps.demo import run_demo
+    from danet_keras.apps.evaluation import evaluate
     from danet_keras.apps.predict import predict_files
     from danet_keras.convert.converter import save_atomically
     from danet_keras.data import make_demo_city
-    from danet_keras.inference.evaluation import evaluate
     from danet_keras.training.trainer import train
 
     folder = user_folder(tmp_path / "models")

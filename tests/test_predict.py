@@ -7,9 +7,9 @@ from PIL import Image
 
 from danet_keras.apps.predict import image_files, predict_files
 from danet_keras.cli.main import main
+from danet_keras.data.classes import DATASETS
 from danet_keras.export import synthetic_images
 from danet_keras.export.runners import KerasRunner
-from danet_keras.models.classes import DATASETS
 
 from .export.conftest import NUM_CLASSES, build_small_danet
 from .numerics import assert_classes_agree
@@ -162,7 +162,7 @@ def test_a_model_trained_on_the_demo_city_predicts_in_cityscapes_colours(
 def test_an_old_model_without_classes_predicts_with_the_fallback(
     model, image_dir, tmp_path, caplog
 ):
-    from danet_keras.models.classes import bit_interleaved_palette
+    from danet_keras.data.classes import bit_interleaved_palette
 
     assert model.class_names is None
     with caplog.at_level(logging.WARNING, logger="danet_keras"):

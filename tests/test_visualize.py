@@ -107,7 +107,7 @@ def test_plot_position_attention_marks_each_point_and_names_its_class(
     attention_danet, attention_image
 ):
     model, image = attention_danet, attention_image
-    from danet_keras.attention_maps import position_attention_maps
+    from danet_keras.inference.attention_maps import position_attention_maps
 
     points = [(10, 20), (50, 80)]
     names = ["sky", "road", "car", "tree", "wall"]

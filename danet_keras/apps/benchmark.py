@@ -122,7 +122,7 @@ def model_flops(model, image_size, batch_size=1):
     # deferred: one framework per process (module docstring)
     import keras
 
-    from danet_keras.keras_internals import run_graph
+    from danet_keras.inference.keras_internals import run_graph
     from danet_keras.layers import ChannelAttention, PositionAttention, WinogradConv2D
 
     total = [0.0]
@@ -214,8 +214,8 @@ def _keras_model(case, for_training=False):
     # deferred: one framework per process (module docstring)
     import keras
 
+    from danet_keras.inference.optimize import optimize_for_inference
     from danet_keras.models.danet import DANet
-    from danet_keras.optimize import optimize_for_inference
 
     policy = "mixed_bfloat16" if case.get("precision") == "bfloat16" else None
     variant = case.get("variant", "plain")
@@ -462,7 +462,7 @@ def _keras_levers(case):
     # deferred: one framework per process (module docstring)
     import tensorflow as tf
 
-    from danet_keras.optimize import optimize_for_inference
+    from danet_keras.inference.optimize import optimize_for_inference
 
     model = _keras_model(dict(case, variant="plain", precision="float32"))
     policy = "mixed_bfloat16" if case.get("precision") == "bfloat16" else None

@@ -32,13 +32,13 @@ import numpy as np
 
 from danet_keras import export as export_lib
 from danet_keras import visualize  # figures looked up when drawn (tests record them)
-from danet_keras.attention_maps import class_points
+from danet_keras.apps.evaluation import evaluate
+from danet_keras.data.classes import class_names_and_palette
 from danet_keras.data.datasets import load_dataset
 from danet_keras.data.demo_city import make_demo_city
 from danet_keras.data.pipeline import eval_pipeline
-from danet_keras.inference.evaluation import evaluate
+from danet_keras.inference.attention_maps import class_points
 from danet_keras.inference.strategies import logits_function
-from danet_keras.models.classes import class_names_and_palette
 from danet_keras.models.loading import load_keras_model
 from danet_keras.training.config import recipe_fields
 from danet_keras.training.trainer import train

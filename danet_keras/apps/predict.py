@@ -124,7 +124,7 @@ def predict_files(
     """
     from tqdm.auto import tqdm
 
-    from danet_keras.optimize import optimize_for_inference
+    from danet_keras.inference.optimize import optimize_for_inference
     from danet_keras.utils.atomic_io import save_png
     from danet_keras.utils.output_paths import check_files, check_output_folder, record_files
     from danet_keras.visualize import (

@@ -1,6 +1,6 @@
 """Dilated ResNet backbones and their presets (the registry is `danet_keras.models.presets`)."""
 
-from danet_keras.backbones.resnet import (
+from danet_keras.models.dilated_resnet import (
     RESNET_DEPTHS,
     DilatedResNet,
     load_keras_applications_weights,

@@ -26,8 +26,8 @@ def run(args):
     if args.stride is not None and args.crop_size is None:
         raise ValueError("--stride needs --crop-size (sliding-window evaluation).")
     # TensorFlow-free `--help`: the handler imports the library.
+    from danet_keras.apps.evaluation import check_evaluation_output, evaluate
     from danet_keras.data import eval_pipeline, load_dataset
-    from danet_keras.inference.evaluation import check_evaluation_output, evaluate
     from danet_keras.models.loading import load_keras_model
 
     # Before any image is read: the reports' folder may not hold the inputs or others' files.

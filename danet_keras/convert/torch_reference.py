@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from danet_keras.models.architecture import IMAGENET_MEAN, IMAGENET_STD, RESNET_DEPTHS
+from danet_keras.utils.architecture import IMAGENET_MEAN, IMAGENET_STD, RESNET_DEPTHS
 
 LAYOUTS = ("official", "mmseg")
 

@@ -23,8 +23,8 @@ _EXPORTS = {
     "coco_stuff10k_dataset": "danet_keras.data.coco_stuff",
     "coco_stuff164k_dataset": "danet_keras.data.coco_stuff",
     "coco_stuff_dataset": "danet_keras.data.coco_stuff",
-    "DatasetInfo": "danet_keras.models.classes",
-    "DATASETS": "danet_keras.models.classes",
+    "DatasetInfo": "danet_keras.data.classes",
+    "DATASETS": "danet_keras.data.classes",
     "DatasetSplit": "danet_keras.data.split",
     "DEMO_CLASSES": "danet_keras.data.demo_city",
     "eval_pipeline": "danet_keras.data.pipeline",
@@ -54,6 +54,10 @@ if TYPE_CHECKING:  # what the lazy attributes are, for type checkers and IDEs
     )
     from danet_keras.data.cityscapes import (  # noqa: F401
         cityscapes_dataset,
+    )
+    from danet_keras.data.classes import (  # noqa: F401
+        DATASETS,
+        DatasetInfo,
     )
     from danet_keras.data.coco_stuff import (  # noqa: F401
         coco_stuff10k_dataset,
@@ -93,8 +97,4 @@ if TYPE_CHECKING:  # what the lazy attributes are, for type checkers and IDEs
     )
     from danet_keras.data.voc import (  # noqa: F401
         voc_dataset,
-    )
-    from danet_keras.models.classes import (  # noqa: F401
-        DATASETS,
-        DatasetInfo,
     )

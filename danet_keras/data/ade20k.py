@@ -9,11 +9,11 @@ Annotations hold 0 ("other", not evaluated) and 1..150. As is customary
 
 import os
 
+from danet_keras.data.classes import dataset_info
 from danet_keras.data.files import list_files, pair_files, require_directory
 from danet_keras.data.labels import ADE20K_LABEL_MAP
 from danet_keras.data.problems import SkipTally
 from danet_keras.data.split import checked_file_split
-from danet_keras.models.classes import dataset_info
 
 SPLITS = {"train": "training", "training": "training", "val": "validation",
           "validation": "validation"}  # fmt: skip

@@ -11,11 +11,11 @@ cityscapesScripts' `createTrainIdLabelImgs` writes instead.
 
 import os
 
+from danet_keras.data.classes import dataset_info
 from danet_keras.data.files import list_files, pair_files, require_directory
 from danet_keras.data.labels import CITYSCAPES_LABEL_ID_MAP, CITYSCAPES_TRAIN_ID_MAP
 from danet_keras.data.problems import SkipTally
 from danet_keras.data.split import checked_file_split
-from danet_keras.models.classes import dataset_info
 
 IMAGE_SUFFIX = "_leftImg8bit.png"
 LABEL_MAPS = {"labelIds": CITYSCAPES_LABEL_ID_MAP, "labelTrainIds": CITYSCAPES_TRAIN_ID_MAP}

@@ -15,11 +15,11 @@ Accepted preparations:
 
 import os
 
+from danet_keras.data.classes import dataset_info
 from danet_keras.data.files import list_files, pair_files, require_directory
 from danet_keras.data.labels import COCO_STUFF_RAW_LABEL_MAP, COCO_STUFF_TRAIN_ID_MAP
 from danet_keras.data.problems import SkipTally
 from danet_keras.data.split import checked_file_split
-from danet_keras.models.classes import dataset_info
 
 LABEL_TYPES = {
     "labelTrainIds": ("_labelTrainIds.png", COCO_STUFF_TRAIN_ID_MAP),

@@ -15,11 +15,11 @@ and class k becomes k - 1 (mmsegmentation's `PascalContextDataset59`).
 
 import os
 
+from danet_keras.data.classes import dataset_info
 from danet_keras.data.files import pairs_from_names, read_split_list, require_directory
 from danet_keras.data.labels import PASCAL_CONTEXT_LABEL_MAP
 from danet_keras.data.problems import SkipTally
 from danet_keras.data.split import checked_file_split
-from danet_keras.models.classes import dataset_info
 
 
 def pascal_context_dataset(root, split="train", skip_invalid=False, check_files=True):

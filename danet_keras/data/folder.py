@@ -9,12 +9,12 @@ without extension (and without `label_suffix`).
 
 import os
 
+from danet_keras.data.classes import DatasetInfo, bit_interleaved_palette
 from danet_keras.data.files import IMAGE_EXTENSIONS, list_files, pair_files, require_directory
 from danet_keras.data.labels import identity_label_map, reduce_zero_label_map
 from danet_keras.data.problems import SkipTally
 from danet_keras.data.registry import IGNORE_INDEX
 from danet_keras.data.split import checked_file_split
-from danet_keras.models.classes import DatasetInfo, bit_interleaved_palette
 
 
 def folder_dataset(

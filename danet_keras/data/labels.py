@@ -2,7 +2,7 @@
 
 Readers take their raw-id lookup tables from here; the class names and
 palettes are in the dataset registry (`danet_keras.data.registry`) and
-`danet_keras.models.classes`.
+`danet_keras.data.classes`.
 
 A lookup table ("label map") is an int32 array of 256 entries indexed by the
 value stored in a dataset's label PNG: a train id in [0, num_classes), the

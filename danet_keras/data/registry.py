@@ -2,7 +2,7 @@
 
 Every other module reads dataset facts from `DATASET_REGISTRY`:
 
-- `danet_keras.models.classes` builds the `DatasetInfo` (names, palette,
+- `danet_keras.data.classes` builds the `DatasetInfo` (names, palette,
   ignore index) of each class table, `danet_keras.data.DATASETS`;
 - `danet_keras.data.load_dataset` finds a dataset's reader here, and
   `danet_keras.data.tfds` the TFDS datasets it reads;

@@ -17,10 +17,10 @@ from typing import Callable, Optional
 
 import tensorflow as tf
 
+from danet_keras.data.classes import DatasetInfo
 from danet_keras.data.decode import decode_failure_problem, decode_pair
 from danet_keras.data.file_check import CHECK_MODES, check_pairs
 from danet_keras.data.problems import SkipTally
-from danet_keras.models.classes import DatasetInfo
 
 
 @dataclasses.dataclass

@@ -12,10 +12,10 @@ records is cheap; with an `input_context` TFDS shards by file.
 """
 
 from danet_keras.data import labels
+from danet_keras.data.classes import dataset_info
 from danet_keras.data.decode import decode_failure_problem, decode_pair
 from danet_keras.data.registry import tfds_sources
 from danet_keras.data.split import DatasetSplit
-from danet_keras.models.classes import dataset_info
 
 # TFDS name -> (dataset info key, image feature, label feature, raw-id label map), from the
 # registry's `tfds` sources.

@@ -23,12 +23,12 @@ import numpy as np
 import scipy.io
 import tensorflow as tf
 
+from danet_keras.data.classes import dataset_info
 from danet_keras.data.decode import read_label_png
 from danet_keras.data.files import list_files, pairs_from_names, read_split_list, require_directory
 from danet_keras.data.labels import VOC_LABEL_MAP
 from danet_keras.data.problems import SkipTally
 from danet_keras.data.split import checked_file_split
-from danet_keras.models.classes import dataset_info
 
 AUG_LISTS = ("trainaug.txt", "train_aug.txt", "aug.txt")
 

@@ -1,6 +1,6 @@
 """Class names and colours inside exported artefacts, and reading them back.
 
-What each format holds (`danet_keras.models.classes` has the JSON layout):
+What each format holds (`danet_keras.data.classes` has the JSON layout):
 
 - SavedModel: a `metadata` signature without inputs that returns
   `class_names` string [K], `palette` int32 [K, 3] and `classes_json` string
@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from danet_keras.models.classes import from_json, to_json
+from danet_keras.data.classes import from_json, to_json
 
 # The key under which TFLite metadata and ONNX `metadata_props` hold `to_json`.
 METADATA_KEY = "danet_keras.classes"

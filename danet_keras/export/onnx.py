@@ -10,9 +10,9 @@ colours are in the file's `metadata_props` (`export.metadata`).
 
 import tensorflow as tf
 
+from danet_keras.data.classes import model_classes
 from danet_keras.export.metadata import add_onnx_classes
 from danet_keras.export.saved_model import images_spec, segmentation_outputs
-from danet_keras.models.classes import model_classes
 from danet_keras.utils.output_paths import check_file_artefact, write_artefact_bytes
 
 DEFAULT_OPSET = 17

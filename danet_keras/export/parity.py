@@ -120,7 +120,7 @@ def check_parity(model, artefact, images, **runner_options):
     """
     import tensorflow as tf
 
-    from danet_keras.models.classes import model_classes
+    from danet_keras.data.classes import model_classes
 
     runner = load_runner(artefact, **runner_options) if isinstance(artefact, str) else artefact
     images = np.asarray(images)

@@ -421,8 +421,8 @@ def export_saved_model(
     from danet_keras.utils.output_paths import check_folder_artefact, folder_artefact
 
     check_folder_artefact(path, SAVED_MODEL_KIND, overwrite)
-    from danet_keras.models.classes import model_classes
-    from danet_keras.optimize import inference_model
+    from danet_keras.data.classes import model_classes
+    from danet_keras.inference.optimize import inference_model
 
     classes = model_classes(model)
     archive = build_export_archive(

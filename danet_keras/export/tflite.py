@@ -19,11 +19,11 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
+from danet_keras.data.classes import model_classes
 from danet_keras.export.metadata import add_tflite_classes
 from danet_keras.export.quantization import FLOAT_OPS_IN_INT8, convert_int8
 from danet_keras.export.saved_model import IMAGES_KEY, SERVING_DEFAULT, build_export_archive
-from danet_keras.models.classes import model_classes
-from danet_keras.optimize import inference_model
+from danet_keras.inference.optimize import inference_model
 from danet_keras.utils.output_paths import check_file_artefact, write_artefact_bytes
 
 QUANTIZATIONS = ("float16", "dynamic", "int8")

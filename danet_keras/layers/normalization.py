@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from danet_keras.models.architecture import IMAGENET_MEAN, IMAGENET_STD
+from danet_keras.utils.architecture import IMAGENET_MEAN, IMAGENET_STD
 
 # keras.applications' "caffe" convention: BGR, per-channel mean, no scaling.
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)

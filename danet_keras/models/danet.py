@@ -2,13 +2,13 @@
 
 import keras
 
-from danet_keras.backbones.resnet import DilatedResNet
+from danet_keras.data.classes import check_class_names, check_palette
 from danet_keras.layers.attention import ChannelAttention, PositionAttention
 from danet_keras.layers.conv_blocks import ConvBlockFactory
 from danet_keras.layers.normalization import ImageNormalization
 from danet_keras.layers.resize import ResizeLike
 from danet_keras.models import preset_io, presets
-from danet_keras.models.classes import check_class_names, check_palette
+from danet_keras.models.dilated_resnet import DilatedResNet
 from danet_keras.models.presets import BACKBONE_PRESETS
 
 ATTENTIONS = ("position", "channel")
@@ -103,7 +103,7 @@ class DANet(keras.Model):
             tables; `danet_keras.train` sets them from the dataset.
         palette: None, or the `num_classes` (r, g, b) colours of the classes,
             likewise. Without them consumers use `class_0 ...` and the PASCAL
-            VOC colours (`danet_keras.models.classes.model_classes`).
+            VOC colours (`danet_keras.data.classes.model_classes`).
         **kwargs: `keras.Model` arguments (`name`, ...).
 
     Returns (when called):

@@ -29,7 +29,7 @@ the local preset cache with `danet-keras convert CHECKPOINT --preset NAME`, and
 `DANet.from_preset(NAME)` loads it from there.
 """
 
-from danet_keras.models.architecture import RESNET_DEPTHS
+from danet_keras.utils.architecture import RESNET_DEPTHS
 
 BACKBONE_PRESETS = {
     **{
@@ -192,7 +192,7 @@ def preset_classes(name, num_classes=None):
     Empty when `num_classes` is given and differs from the dataset's class
     count (a checkpoint fine-tuned on other classes).
     """
-    from danet_keras.models.classes import dataset_classes
+    from danet_keras.data.classes import dataset_classes
 
     classes = dataset_classes(preset(name)["dataset"])
     if num_classes is not None and num_classes != len(classes["class_names"]):

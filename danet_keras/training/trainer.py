@@ -253,8 +253,8 @@ def build_model(config, num_classes, classes=None):
     Raises:
         ValueError: the preset's weights predict another number of classes.
     """
+    from danet_keras.data.classes import dataset_classes
     from danet_keras.models import preset_io
-    from danet_keras.models.classes import dataset_classes
     from danet_keras.models.danet import DANet
 
     settings = dict(config.model, sync_batchnorm=config.sync_batchnorm)

@@ -79,7 +79,7 @@ SERIALIZABLE_MODULES = (
     "danet_keras.layers.normalization",
     "danet_keras.layers.resize",
     "danet_keras.layers.winograd",
-    "danet_keras.backbones.resnet",
+    "danet_keras.models.dilated_resnet",
     "danet_keras.models.danet",
     "danet_keras.metrics",
     "danet_keras.training.losses",

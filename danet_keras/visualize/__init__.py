@@ -10,7 +10,7 @@
 
 `colours` holds the array functions (uint8 images), `figures` the matplotlib
 figures, which a notebook shows inline and `save_figure` writes; the names
-and colours of classes come from `danet_keras.models.classes`. Every figure
+and colours of classes come from `danet_keras.data.classes`. Every figure
 that shows classes takes `class_names` and `palette`: a dataset name as
 `palette` (e.g. `"cityscapes"`) gives both; without names, classes are called
 `class_0`, `class_1`, ...; without a palette, they get the PASCAL VOC colour map.
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from danet_keras.utils.lazy import lazy_attributes
 
-_CLASSES = "danet_keras.models.classes"
+_CLASSES = "danet_keras.data.classes"
 _COLOURS = "danet_keras.visualize.colours"
 _FIGURES = "danet_keras.visualize.figures"
 # Lazy, so that the array functions import without matplotlib.
@@ -47,7 +47,7 @@ __getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # what the lazy attributes are, for type checkers and IDEs
-    from danet_keras.models.classes import (  # noqa: F401
+    from danet_keras.data.classes import (  # noqa: F401
         class_names_and_palette,
         legend,
         palette_of,

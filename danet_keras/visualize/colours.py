@@ -4,13 +4,13 @@
     blended = overlay(image, prediction, "cityscapes")   # image with the classes tinted in
 
 A palette is a dataset name, a `DatasetInfo` or a (K, 3) array (see
-`danet_keras.models.classes.palette_of`).
+`danet_keras.data.classes.palette_of`).
 """
 
 import numpy as np
 
+from danet_keras.data.classes import palette_of
 from danet_keras.data.registry import IGNORE_INDEX
-from danet_keras.models.classes import palette_of
 
 
 def colorize(label_map, palette="cityscapes", ignore_index=IGNORE_INDEX, ignore_color=(0, 0, 0)):

@@ -11,7 +11,7 @@ and `save_figure` writes. Every figure that shows classes takes
 `class_names` and `palette`: a dataset name as `palette` (e.g.
 `"cityscapes"`) gives both; without names, classes are called `class_0`,
 `class_1`, ...; without a palette, they get the PASCAL VOC colour map (see
-`danet_keras.models.classes.class_names_and_palette`).
+`danet_keras.data.classes.class_names_and_palette`).
 
 Built on `matplotlib.figure.Figure`, not pyplot: a library should not keep
 figures alive in pyplot's global state.
@@ -28,9 +28,9 @@ from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from danet_keras.attention_maps import channel_attention_maps, position_attention_maps
+from danet_keras.data.classes import class_names_and_palette
 from danet_keras.data.registry import IGNORE_INDEX
-from danet_keras.models.classes import class_names_and_palette
+from danet_keras.inference.attention_maps import channel_attention_maps, position_attention_maps
 from danet_keras.utils.atomic_io import atomic_path
 from danet_keras.visualize.colours import classes_present, overlay
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from danet_keras.backbones import DilatedResNet, load_keras_applications_weights
-from danet_keras.backbones.resnet import RESNET_DEPTHS, stage_plan
+from danet_keras.models.dilated_resnet import RESNET_DEPTHS, stage_plan
 
 from ..numerics import KERNEL_ORDER_RTOL, assert_close_to_scale
 

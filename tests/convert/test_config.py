@@ -90,7 +90,7 @@ def test_model_config_precedence_and_sources(meta_state_dict):
 
 
 def test_the_release_dataset_names_the_classes(meta_state_dict):
-    from danet_keras.models.classes import DATASETS
+    from danet_keras.data.classes import DATASETS
 
     # The official release (Cityscapes, 19 classes) and mmsegmentation's ADE20K model.
     _, config, sources = model_config(meta_state_dict("official", num_classes=19))

@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
 
-from danet_keras.data import labels
-from danet_keras.models import classes
+from danet_keras.data import classes, labels
 
 # cityscapesScripts helpers/labels.py: (id, trainId) for every label, license plate included.
 OFFICIAL_CITYSCAPES = {

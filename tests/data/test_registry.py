@@ -6,8 +6,8 @@ from danet_keras.apps.demo import demo_training_config
 from danet_keras.cli.main import build_parser
 from danet_keras.cli.train import config_from_args
 from danet_keras.data import READERS, TFDS_DATASETS
+from danet_keras.data.classes import DATASETS, dataset_info
 from danet_keras.data.registry import DATASET_REGISTRY, class_table_name, training_recipe
-from danet_keras.models.classes import DATASETS, dataset_info
 from danet_keras.training.config import TRAINING_RECIPES, resolve_config
 
 

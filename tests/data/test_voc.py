@@ -3,7 +3,7 @@ import pytest
 import scipy.io
 
 from danet_keras.data import voc_dataset
-from danet_keras.models.classes import bit_interleaved_palette
+from danet_keras.data.classes import bit_interleaved_palette
 
 PALETTE = bit_interleaved_palette(256)
 

@@ -100,8 +100,8 @@ def test_a_model_without_classes_exports_the_fallback_with_a_notice(tmp_path, ca
 
 
 def test_a_saved_model_exported_without_metadata_still_serves(tmp_path, caplog):
+    from danet_keras.data.classes import model_classes
     from danet_keras.export.saved_model import build_export_archive
-    from danet_keras.models.classes import model_classes
 
     # What export_saved_model wrote before models carried classes: no `metadata` signature.
     build_export_archive(build_small_danet()).write_out(str(tmp_path / "old"), verbose=False)

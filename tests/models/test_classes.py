@@ -3,7 +3,7 @@ import logging
 import numpy as np
 import pytest
 
-from danet_keras.models.classes import (
+from danet_keras.data.classes import (
     DATASETS,
     bit_interleaved_palette,
     check_class_names,

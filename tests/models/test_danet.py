@@ -290,7 +290,7 @@ def test_a_preset_directory_round_trips_config_and_weights(tmp_path):
 
 
 def test_class_names_and_colours_travel_with_the_model(tmp_path):
-    from danet_keras.models.classes import DATASETS
+    from danet_keras.data.classes import DATASETS
 
     names, palette = ["sky", "road", "car"], [[70, 130, 180], [128, 64, 128], [0, 0, 142]]
     model = DANet(3, backbone="resnet18", head_channels=16, class_names=names, palette=palette)

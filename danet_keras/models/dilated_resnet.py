@@ -27,8 +27,8 @@ import keras
 
 from danet_keras.layers.conv_blocks import ConvBlockFactory
 from danet_keras.models import preset_io
-from danet_keras.models.architecture import RESNET_DEPTHS
 from danet_keras.models.presets import backbone_preset
+from danet_keras.utils.architecture import RESNET_DEPTHS
 
 OUTPUT_STRIDES = (8, 16, 32)
 STEMS = ("standard", "deep")

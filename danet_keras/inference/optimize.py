@@ -33,7 +33,7 @@ import keras
 import numpy as np
 from keras import tree
 
-from danet_keras.keras_internals import is_functional, packed_like_model, run_graph
+from danet_keras.inference.keras_internals import is_functional, packed_like_model, run_graph
 from danet_keras.layers.winograd import TILE_SIZES, WinogradConv2D
 
 # Layers that are the identity in inference mode.

@@ -172,7 +172,7 @@ def evaluate(
 
     if output_dir is not None:
         check_evaluation_output(output_dir, overwrite)
-    from danet_keras.models.classes import fallback_class_names
+    from danet_keras.data.classes import fallback_class_names
 
     num_classes = num_classes or getattr(model, "num_classes", None)
     if not num_classes:
