@@ -17,8 +17,6 @@ from danet_keras.utils.lazy import lazy_attributes
 _EXPORTS = {
     "STRATEGIES": "danet_keras.training.strategy",
     "TRAINING_RECIPES": "danet_keras.training.config",
-    # The former name of the recipes, for users' code ("preset" now means model presets only).
-    "TRAINING_PRESETS": "danet_keras.training.config:TRAINING_RECIPES",
     "LayerwiseSGD": "danet_keras.training.optimizer",
     "PolyDecay": "danet_keras.training.schedules",
     "SegmentationCrossEntropy": "danet_keras.training.losses",
