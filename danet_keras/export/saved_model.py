@@ -32,6 +32,7 @@ formats are accepted (JPEG XL, whose header is bit-packed, is refused).
 """
 
 import math
+import typing
 import warnings
 
 import tensorflow as tf
@@ -54,6 +55,7 @@ MAX_TENSOR_ELEMENTS = 2**31 - 1
 # Square images of these sides probe the graph's padding (see `request_tensor_bound`):
 # 1 pixel, and one pixel past each power-of-two cell up to 128 pixels.
 _MARGIN_PROBE_SIDES = (1, 9, 17, 33, 65, 129)
+_RATE_PROBE_PIXELS = 1024 * 1024
 
 
 def _is_int(value):
@@ -332,6 +334,15 @@ def decode_image_batch(
         return tf.reshape(pixels.flat_values, [-1, sizes[0, 0], sizes[0, 1], 3])
 
 
+class RequestBound(typing.NamedTuple):
+    """What `request_tensor_bound` found: at most `elements` in any tensor of a request."""
+
+    elements: int
+    rate: float | None  # elements per pixel ...
+    margin: int | None  # ... of images grown by this many pixels per side
+    explanation: str
+
+
 def largest_request_tensor(model, shape, image_size=None, resize_images=False, include_logits=True):
     """Elements of the largest tensor a request of `shape` creates, read from the traced graph.
 
@@ -395,7 +406,10 @@ def request_tensor_bound(
     The rule: every tensor of a request of B images of H x W pixels holds at
     most `rate * B * (H + margin) * (W + margin)` elements, where `rate` is
     the largest tensor per pixel of one image at the largest size the limits
-    allow (traced: `largest_request_tensor`), and `margin` the smallest
+    allow up to 1024 x 1024 pixels (traced: `largest_request_tensor`; beyond
+    that size the graph's padding counts for less and the position
+    attention's energy block stays at `energy_budget` elements, or
+    block_size x N, so the figure per pixel does not grow), and `margin` the smallest
     number of pixels per side that makes the rule hold on square images of
     1, 9, 17, 33, 65 and 129 pixels, which meet every way the graph rounds
     sizes up (strided convolutions, Winograd tiles of 4 positions at 1/8 of
@@ -419,8 +433,9 @@ def request_tensor_bound(
         max_image_size, max_batch_size, max_request_pixels: the limits.
 
     Returns:
-        (elements, explanation), or None when the limits do not bound a
-        request's size (no pixel budget, and no batch or image size limit).
+        A `RequestBound` (`elements`, and the rule's `rate` and `margin`,
+        None for a fixed `image_size`), or None when the limits do not bound
+        a request's size (no pixel budget, and no batch or image size limit).
     """
     fixed = image_size is not None and not resize_images
     sides = image_size if fixed else max_image_size
@@ -443,9 +458,13 @@ def request_tensor_bound(
                 f"{pixels}: every request would be refused."
             )
         elements = largest_request_tensor(model, (batch, *sides), **shape_options)
-        return elements, f"{batch} images of {sides[0]}x{sides[1]} pixels"
-    height = min(sides[0], math.isqrt(pixels))
-    width = min(sides[1], pixels // height)
+        return RequestBound(elements, None, None, f"{batch} images of {sides[0]}x{sides[1]}")
+    # Traced at up to 1024 x 1024 pixels: a larger probe only lowers the per-pixel
+    # figure (padding counts for less, the attention's energy block is capped),
+    # and its unrolled attention blocks would take long to trace.
+    probe_pixels = min(pixels, _RATE_PROBE_PIXELS)
+    height = min(sides[0], math.isqrt(probe_pixels))
+    width = min(sides[1], probe_pixels // height)
     rate = largest_request_tensor(model, (1, height, width), **shape_options) / (height * width)
     margin = 0
     for side in _MARGIN_PROBE_SIDES:
@@ -461,15 +480,15 @@ def request_tensor_bound(
         f"{rate:.1f} elements per pixel (measured at {height}x{width}) over at most {padded} "
         f"pixels ({pixels} plus a margin of {margin} pixels per side of up to {batch} images)"
     )
-    return math.ceil(rate * padded), explanation
+    return RequestBound(math.ceil(rate * padded), rate, margin, explanation)
 
 
 def _check_request_bound(model, **arguments):
     bound = request_tensor_bound(model, **arguments)
-    if bound is not None and bound[0] > MAX_TENSOR_ELEMENTS:
+    if bound is not None and bound.elements > MAX_TENSOR_ELEMENTS:
         raise ValueError(
-            f"these limits let one request create a tensor of up to {bound[0]} elements "
-            f"({bound[1]}), more than TensorFlow's {MAX_TENSOR_ELEMENTS}: pass a smaller "
+            f"these limits let one request create a tensor of up to {bound.elements} elements "
+            f"({bound.explanation}), more than TensorFlow's {MAX_TENSOR_ELEMENTS}: pass a smaller "
             "`max_request_pixels` or `max_batch_size`."
         )
     return bound
