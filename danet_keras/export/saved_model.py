@@ -20,15 +20,44 @@ tensor; `tf.ensure_shape` rejects a wrong rank or channel count; the decoder
 rejects bytes that are not an image), so a server answers the request with an
 error instead of crashing.
 
-A request cannot make the server allocate more than the exporter allowed:
-`export_saved_model(max_image_size=(4096, 4096))` (the default) makes both
-signatures refuse an image above that height or width, and `max_batch_size` a
-batch above that many images. `serve_image_bytes` reads each image's size from
-its header with string ops inside the graph (PNG IHDR, JPEG SOFn through
-`tf.io.extract_jpeg_shape`, every GIF frame descriptor, BMP and WebP headers)
-and refuses before any pixel is decoded, so a small file that claims a huge
-image costs a few kilobytes, not gigabytes. With a limit, only those five
-formats are accepted (JPEG XL, whose header is bit-packed, is refused).
+A request cannot make the server allocate more than the exporter allowed.
+`export_saved_model` sets four limits by default, and both signatures refuse
+a request beyond them with an `InvalidArgumentError` naming the limit, before
+the model runs, and the process serves the next request:
+
+- `max_image_size=(4096, 4096)`: the largest height and width of an image;
+- `max_batch_size=16`: the most images in one request;
+- `max_request_pixels=1024 * 2048` (one Cityscapes frame): the most pixels
+  in one request, the sum of height x width over its images ("request of
+  2098176 pixels (the sum of height x width over its images) exceeds the
+  maximum 2097152 of this model; split the request");
+- JPEGs of at most `MAX_JPEG_SCANS` (100) scans (`image_headers`): libjpeg
+  passes over the whole image once per scan of a progressive JPEG, with no
+  limit of its own.
+
+`serving_default` checks the tensor's shape. `serve_image_bytes` checks the
+batch size, then reads each image's size from its header with string ops
+inside the graph (PNG IHDR, JPEG SOFn through `tf.io.extract_jpeg_shape`,
+every GIF frame descriptor, BMP and WebP headers) and counts each JPEG's
+scans, and refuses before any image is decoded, so a small file that claims
+a huge image costs a few kilobytes, not gigabytes, and a request of 48
+all-black 4096 x 4096 PNGs (2.4 MB) is refused in milliseconds instead of
+aborting the server. With a size limit, only those five formats are accepted
+(JPEG XL, whose header is bit-packed, is refused).
+
+No accepted request creates a tensor of 2**31 elements or more (TensorFlow
+counts elements with 32-bit integers in places and aborts the process, for
+every client of a model server): the exporter bounds the largest tensor of
+any request the limits accept from the traced graph (`request_tensor_bound`,
+whose rule the tests check on odd, thin and batched requests) and refuses,
+with a `ValueError`, limits under which it could reach `MAX_TENSOR_ELEMENTS`.
+For DANet-ResNet50 the largest tensor is the Winograd transform of the
+2048-channel input of the head's 3x3 convolutions, 72 elements per pixel;
+the position attention's energy is computed in query blocks of at most
+`energy_budget` (2**24) elements, never N x N at once. At the defaults the
+bound is 750,109,824 elements, and one 1024 x 2048 request peaks at 4.8 GB of
+resident memory in a fresh serving process (README, "Reliability").
+Passing None for every limit removes the checks and the guarantee.
 """
 
 import math
