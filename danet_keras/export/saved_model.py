@@ -667,9 +667,10 @@ def export_saved_model(
             ("image of 12000x12000 pixels (height x width) exceeds the maximum
             4096x4096 of this model"); `serve_image_bytes` reads the size from
             the header and refuses before decoding any pixel, and then accepts
-            only PNG, JPEG, GIF, BMP and WebP. None removes the limit (and the
-            header checks). The model's activations grow with the pixels:
-            pick the largest size the server's memory holds.
+            only PNG, JPEG, GIF, BMP and WebP. None removes the limit (the
+            headers are still read for `max_request_pixels`, unless it is
+            None too). The model's activations grow with the pixels: pick
+            the limits that the server's memory holds.
         max_batch_size: the largest number of images in one request,
             default `DEFAULT_MAX_BATCH_SIZE` (16); both signatures refuse a
             larger batch before decoding or running the model. None removes
