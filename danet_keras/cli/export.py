@@ -22,23 +22,45 @@ def _parity_images(args, size):
     ), f"{len(files)} images of {args.parity_images}"
 
 
+def _positive_int(flag, value):
+    """`value` (the flag's text) as a positive int, else a one-line ValueError."""
+    if not (value.isascii() and value.isdigit()) or int(value) < 1:
+        raise ValueError(f"{flag} takes a positive integer, got {value!r}.")
+    return int(value)
+
+
 def _saved_model_limits(args):
-    """`export_saved_model` keyword arguments from --max-image-size (none: its default)."""
-    if args.max_image_size is None:
-        return {}
-    if args.format != "saved_model":
-        raise ValueError(
-            f"--max-image-size applies to --format saved_model only, not {args.format}."
+    """`export_saved_model` keyword arguments from the limit flags (none given: its defaults)."""
+    limits = {}
+    given = [
+        flag
+        for flag, value in (
+            ("--max-image-size", args.max_image_size),
+            ("--max-batch-size", args.max_batch_size),
+            ("--max-request-pixels", args.max_request_pixels),
         )
-    height, width = args.max_image_size
-    if (height, width) == (0, 0):
-        return {"max_image_size": None}
-    if height < 1 or width < 1:
-        raise ValueError(
-            f"--max-image-size takes a positive HEIGHT and WIDTH (or 0 0 for no limit), "
-            f"got {height} {width}."
+        if value is not None
+    ]
+    if given and args.format != "saved_model":
+        raise ValueError(f"{given[0]} applies to --format saved_model only, not {args.format}.")
+    if args.max_image_size is not None:
+        height, width = args.max_image_size
+        if (height, width) == (0, 0):
+            limits["max_image_size"] = None
+        elif height < 1 or width < 1:
+            raise ValueError(
+                f"--max-image-size takes a positive HEIGHT and WIDTH (or 0 0 for no limit), "
+                f"got {height} {width}."
+            )
+        else:
+            limits["max_image_size"] = (height, width)
+    if args.max_batch_size is not None:
+        limits["max_batch_size"] = _positive_int("--max-batch-size", args.max_batch_size)
+    if args.max_request_pixels is not None:
+        limits["max_request_pixels"] = _positive_int(
+            "--max-request-pixels", args.max_request_pixels
         )
-    return {"max_image_size": (height, width)}
+    return limits
 
 
 def export(args):
@@ -143,6 +165,20 @@ def register(subparsers):
         default=None,
         help="SavedModel: both signatures refuse larger images, image bytes before decoding "
         "(default: 4096 4096; 0 0: no limit)",
+    )
+    parser.add_argument(
+        "--max-batch-size",
+        metavar="N",
+        default=None,
+        help="SavedModel: both signatures refuse a request of more than N images (default: 16)",
+    )
+    parser.add_argument(
+        "--max-request-pixels",
+        metavar="N",
+        default=None,
+        help="SavedModel: both signatures refuse a request whose images hold more than N pixels "
+        "in all (height x width summed over the batch; image bytes are checked from their "
+        "headers before decoding). Default: 2097152 (1024 x 2048)",
     )
     parser.add_argument(
         "--representative-data",

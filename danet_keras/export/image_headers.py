@@ -4,7 +4,8 @@
 GIF, BMP or WebP decodes to, with string ops only (PNG IHDR, JPEG SOFn through
 `tf.io.extract_jpeg_shape`, every GIF frame descriptor, BMP and WebP
 headers), so a serving signature can refuse an oversized image for the cost
-of its header. Used by `danet_keras.export.saved_model`.
+of its header. It also counts a JPEG's scans (`jpeg_scan_count`), whose
+number the decoder does not bound. Used by `danet_keras.export.saved_model`.
 """
 
 import tensorflow as tf
@@ -24,6 +25,17 @@ UNKNOWN_FORMAT_MESSAGE = (
 
 
 _HEADER_BYTES = 32
+
+# The most scans (SOS markers) a JPEG may have. libjpeg decodes a progressive
+# JPEG by passing over the whole image's coefficients once per scan, and
+# neither it nor TensorFlow limits the number of scans: a file of a few
+# hundred kilobytes with tens of thousands of tiny scans costs minutes of
+# CPU (measured in tests/export/test_serving_limits.py). Encoders write few:
+# 1 for a baseline JPEG, 10 for libjpeg's (and Pillow's) progressive script
+# of a colour image, 6 for a grey one; an embedded JPEG thumbnail (EXIF) adds
+# its own. 100 leaves ten times that for other encoders' scripts, and caps
+# the decoding at 100 passes over an image that the size limits bound.
+MAX_JPEG_SCANS = 100
 
 
 def _header_bytes(data):
@@ -86,12 +98,47 @@ def _png_size(head, length):
     )
 
 
-def _jpeg_size(data):
+def jpeg_scan_count(data):
+    """The number of scans of an encoded JPEG: its SOS markers (bytes 0xFF 0xDA).
+
+    Inside entropy-coded data a 0xFF byte is always followed by 0x00 (byte
+    stuffing) or a restart marker, so every 0xFF 0xDA pair starts a scan,
+    except inside the payload of another marker segment (an EXIF thumbnail's
+    own scans, a comment): those are counted too, which can only refuse more.
+    String and raw ops only, linear in the file's length; nothing is decoded.
+
+    Args:
+        data: scalar string tensor.
+
+    Returns:
+        int64 scalar.
+    """
+    raw = tf.io.decode_raw(data, tf.uint8)
+    markers = tf.logical_and(tf.equal(raw[:-1], 0xFF), tf.equal(raw[1:], 0xDA))
+    return tf.reduce_sum(tf.cast(markers, tf.int64))
+
+
+def _jpeg_size(data, max_jpeg_scans):
     # libjpeg's own header parser (jpeg_read_header: markers up to SOS, the
     # first SOFn gives the size); it decodes no pixel, and raises
     # InvalidArgumentError "Invalid JPEG data" for a header it cannot read.
     shape = tf.io.extract_jpeg_shape(data, output_type=tf.int64)
-    return _result(shape[0], shape[1])
+    message = tf.constant("")
+    if max_jpeg_scans is not None:
+        scans = jpeg_scan_count(data)
+        message = tf.where(
+            scans > max_jpeg_scans,
+            tf.strings.join(
+                [
+                    "JPEG of ",
+                    tf.strings.as_string(scans),
+                    f" scans exceeds the maximum {max_jpeg_scans} scans of this model "
+                    "(each scan is one more pass of the decoder over the whole image)",
+                ]
+            ),
+            message,
+        )
+    return _result(shape[0], shape[1], message)
 
 
 def _bmp_size(head, length):
@@ -285,29 +332,33 @@ def _gif_size(data, length, max_image_size):
     return _result(height, width, message)
 
 
-def encoded_image_size(data, max_image_size=None):
+def encoded_image_size(data, max_image_size=None, max_jpeg_scans=None):
     """The (height, width) an encoded image decodes to, read from its header.
 
     Runs in the graph with string ops only: no pixel is decoded, and the work
     is bounded by the header (PNG, BMP, WebP: 32 bytes; JPEG: the markers up
-    to the first scan) or, for GIF, linear in the file's length.
+    to the first scan, and with `max_jpeg_scans` one pass over the file to
+    count its scans) or, for GIF, linear in the file's length.
 
     Args:
         data: scalar string tensor, an encoded PNG, JPEG, GIF, BMP or WebP.
         max_image_size: None, or the (height, width) limit; for GIF it also
             bounds all frames together (see `_gif_size`).
+        max_jpeg_scans: None, or the most scans a JPEG may have (see
+            `MAX_JPEG_SCANS` and `jpeg_scan_count`).
 
     Returns:
         (size, message): int64 (2,) height and width, and a string that is
         empty when the header was read and is otherwise the reason it was not
-        (unknown format, truncated header, GIF frames too large together); an
-        unreadable JPEG header raises `InvalidArgumentError` instead.
+        (unknown format, truncated header, GIF frames too large together, a
+        JPEG of too many scans); an unreadable JPEG header raises
+        `InvalidArgumentError` instead.
     """
     length = tf.strings.length(data)
     head = _header_bytes(data)
     branches = [
         lambda: _result(0, 0, tf.where(length > 0, UNKNOWN_FORMAT_MESSAGE, "image_bytes is empty")),
-        lambda: _jpeg_size(data),
+        lambda: _jpeg_size(data, max_jpeg_scans),
         lambda: _png_size(head, length),
         lambda: _gif_size(data, length, max_image_size),
         lambda: _bmp_size(head, length),
