@@ -508,6 +508,7 @@ def test_export_refuses_bad_limits(small_danet, arguments, message):
     ],
 )
 def test_cli_limits_reach_the_export(monkeypatch, tmp_path, flag, expected):
+    import danet_keras.apps.predict  # noqa: F401  (imported unpatched: it keeps the real runner)
     import danet_keras.export
     import danet_keras.export.runners
 
@@ -526,7 +527,9 @@ def test_cli_limits_reach_the_export(monkeypatch, tmp_path, flag, expected):
     out = str(tmp_path / "sm")
     arguments = ["export", "--model", "m.keras", "--format", "saved_model", "--out", out]
     assert main(arguments + ["--num-parity-images", "0"] + flag) == 0
-    assert calls == [dict(image_size=None, optimize=True, dtype_policy=None, **expected)]
+    assert calls == [
+        dict(image_size=None, optimize=True, dtype_policy=None, overwrite=False, **expected)
+    ]
 
 
 @pytest.mark.parametrize(
