@@ -15,9 +15,12 @@ import os
 
 import numpy as np
 
+from danet_keras.data.classes import fallback_class_names
 from danet_keras.inference.strategies import multi_scale_logits, resize_logits
+from danet_keras.metrics import MeanIoU
 from danet_keras.utils.atomic_io import write_json, write_text
 from danet_keras.utils.output_paths import check_files, check_output_folder, record_files
+from danet_keras.visualize import save_confusion_matrix
 
 EVALUATION_KIND = "evaluation_report"
 
@@ -121,8 +124,6 @@ def save_evaluation(result, output_dir, overwrite=False):
             ]
         )
     write_text(paths["csv"], table.getvalue())
-    from danet_keras.visualize import save_confusion_matrix
-
     save_confusion_matrix(result.confusion_matrix, result.class_names, paths["confusion_matrix"])
     record_files(list(paths.values()), EVALUATION_KIND)
     return paths
@@ -168,12 +169,8 @@ def evaluate(
     Returns:
         An `EvaluationResult`.
     """
-    from danet_keras.metrics import MeanIoU
-
     if output_dir is not None:
         check_evaluation_output(output_dir, overwrite)
-    from danet_keras.data.classes import fallback_class_names
-
     num_classes = num_classes or getattr(model, "num_classes", None)
     if not num_classes:
         raise ValueError("`num_classes` is needed when the model does not define `num_classes`.")

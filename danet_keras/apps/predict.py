@@ -21,9 +21,16 @@ only with `overwrite=True` (`danet_keras.utils.output_paths`).
 import os
 
 import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
 
+from danet_keras import visualize  # figures looked up when drawn (tests record them)
 from danet_keras.data.files import IMAGE_EXTENSIONS, list_files
 from danet_keras.export.runners import KerasRunner, load_runner, outputs_from_logits
+from danet_keras.inference.optimize import optimize_for_inference
+from danet_keras.inference.strategies import sliding_window_logits
+from danet_keras.utils.atomic_io import save_png
+from danet_keras.utils.output_paths import check_files, check_output_folder, record_files
 
 PREDICTION_KIND = "prediction"
 
@@ -45,8 +52,6 @@ def image_files(path):
 
 def read_image(path):
     """An image file as uint8 RGB (H, W, 3)."""
-    from PIL import Image
-
     with Image.open(path) as image:
         return np.asarray(image.convert("RGB"))
 
@@ -66,8 +71,6 @@ def segment(runner, image, sliding_window=None):
     """
     if sliding_window is None:
         return runner(image[None])
-    from danet_keras.inference.strategies import sliding_window_logits
-
     crop_size, stride = sliding_window
     if runner.format == "keras":
         model = runner.model
@@ -122,18 +125,6 @@ def predict_files(
     Returns:
         The list of written file paths.
     """
-    from tqdm.auto import tqdm
-
-    from danet_keras.inference.optimize import optimize_for_inference
-    from danet_keras.utils.atomic_io import save_png
-    from danet_keras.utils.output_paths import check_files, check_output_folder, record_files
-    from danet_keras.visualize import (
-        class_names_and_palette,
-        plot_overlays,
-        plot_position_attention,
-        save_figure,
-    )
-
     files = image_files(inputs)
     model_path = None if hasattr(model, "predict") else model
     check_output_folder(output_dir, inputs=[inputs, model_path])
@@ -166,7 +157,7 @@ def predict_files(
         raise ValueError(
             f"attention maps need a Keras model (.keras), got a {runner.format} artefact."
         )
-    names, colours = class_names_and_palette(None, class_names, palette, model=runner)
+    names, colours = visualize.class_names_and_palette(None, class_names, palette, model=runner)
     os.makedirs(output_dir, exist_ok=True)
     written = []
     for path in tqdm(files, desc="predict", unit="image", disable=not progress or len(files) < 2):
@@ -177,14 +168,14 @@ def predict_files(
         written.append(save_png(targets["labels"], class_ids, colours))
         title = os.path.basename(path)
         if overlay:
-            figure = plot_overlays(
+            figure = visualize.plot_overlays(
                 image, predictions=class_ids, class_names=names, palette=colours, titles=[title]
             )
-            written.append(save_figure(figure, targets["overlay"]))
+            written.append(visualize.save_figure(figure, targets["overlay"]))
         if attention_points:
-            figure = plot_position_attention(
+            figure = visualize.plot_position_attention(
                 attention_model, image, attention_points, class_names=names, palette=colours
             )
-            written.append(save_figure(figure, targets["attention"]))
+            written.append(visualize.save_figure(figure, targets["attention"]))
         record_files(list(targets.values()), PREDICTION_KIND)
     return written

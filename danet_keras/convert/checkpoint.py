@@ -21,6 +21,11 @@ from collections.abc import Mapping
 
 import numpy as np
 
+try:
+    from numpy._core import multiarray
+except ImportError:  # numpy 1.x
+    from numpy.core import multiarray
+
 # Nesting of the usual checkpoint formats: {"state_dict": {...}, "optimizer":
 # ..., "epoch": ...} (official DANet, mmsegmentation / mmengine), {"model":
 # {...}} (other trainers).
@@ -31,11 +36,6 @@ DATA_PARALLEL_PREFIX = "module."
 
 def _numpy_globals():
     """Allowlist for `torch.serialization.safe_globals`: numpy scalar/dtype rebuilders."""
-    try:
-        from numpy._core import multiarray
-    except ImportError:  # numpy 1.x
-        from numpy.core import multiarray
-
     allowed = [
         multiarray.scalar,
         (multiarray.scalar, "numpy.core.multiarray.scalar"),  # pickles written with numpy 1.x
@@ -134,7 +134,7 @@ def _torch_error_detail(error):
 
 
 def _torch_load(path):
-    try:
+    try:  # deferred: torch is optional
         import torch
     except ImportError as error:
         raise ValueError(
@@ -170,7 +170,7 @@ def _read_file(path):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No checkpoint file {path!r}.")
     if path.endswith(".safetensors"):
-        try:
+        try:  # deferred: safetensors is optional
             from safetensors.numpy import load_file
         except ImportError as error:
             raise ValueError(

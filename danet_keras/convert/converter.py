@@ -5,9 +5,10 @@ import os
 from danet_keras.convert.checkpoint import read_state_dict
 from danet_keras.convert.config import model_config
 from danet_keras.convert.loader import load_torch_checkpoint
-from danet_keras.models.preset_io import PRESET_KIND
+from danet_keras.models.danet import DANet
+from danet_keras.models.preset_io import PRESET_KIND, cache_dir
 from danet_keras.models.presets import preset_for_checkpoint
-from danet_keras.utils.output_paths import check_folder_artefact
+from danet_keras.utils.output_paths import check_file_artefact, check_folder_artefact, file_artefact
 
 OUTPUT_SUFFIXES = (".weights.h5", ".keras")
 
@@ -27,8 +28,6 @@ def check_output_path(path, overwrite=False, inputs=()):
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"The output directory {directory!r} does not exist.")
-    from danet_keras.utils.output_paths import check_file_artefact
-
     check_file_artefact(path, output_kind(path), overwrite, inputs)
 
 
@@ -50,8 +49,6 @@ def save_atomically(model, path, overwrite=False):
             (`danet_keras.utils.output_paths`).
         overwrite: replace a file of the same kind that danet-keras wrote.
     """
-    from danet_keras.utils.output_paths import file_artefact
-
     check_output_path(path)
     path = os.fspath(path)
     with file_artefact(path, output_kind(path), overwrite) as temporary:
@@ -97,8 +94,6 @@ def convert_checkpoint(
         `ConversionReport`, the `DANet` arguments used and where each came
         from (see `model_config`).
     """
-    from danet_keras.models.danet import DANet
-
     file_name = os.fspath(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) else None
     if output is not None:
         check_output_path(output, overwrite, inputs=[file_name])
@@ -123,8 +118,6 @@ def convert_checkpoint(
 
 def preset_directory(directory, preset):
     """`directory`, or for `True` the local preset cache's directory of `preset`."""
-    from danet_keras.models.preset_io import cache_dir
-
     if directory is True:
         if not preset:
             raise ValueError("Writing into the preset cache needs the preset's name (`preset`).")

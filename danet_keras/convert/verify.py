@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from danet_keras.convert.checkpoint import read_state_dict
+from danet_keras.convert.names import BOOKKEEPING_SUFFIXES, is_ignored
 from danet_keras.export.parity import compare_outputs, synthetic_images
 
 DEFAULT_VERIFY_SIZE = (97, 129)
@@ -44,6 +46,7 @@ def compare_with_reference(model, reference, images):
         (`logits`, `position_logits`, `channel_logits`, `aux_logits`), with
         the PyTorch output as the reference.
     """
+    # deferred: torch (which torch_reference imports) is optional
     import torch
 
     from danet_keras.convert.torch_reference import normalize_images
@@ -81,10 +84,9 @@ def verify_conversion(
     Returns:
         `{output name: export.ParityReport}`.
     """
+    # deferred: torch (which torch_reference imports) is optional
     import torch
 
-    from danet_keras.convert.checkpoint import read_state_dict
-    from danet_keras.convert.names import BOOKKEEPING_SUFFIXES, is_ignored
     from danet_keras.convert.torch_reference import DANetReference
 
     state_dict = {

@@ -26,6 +26,8 @@ import os
 import numpy as np
 
 from danet_keras.data.labels import CITYSCAPES_ID
+from danet_keras.utils.atomic_io import save_png
+from danet_keras.utils.output_paths import own_folder
 
 # The Cityscapes classes the demo draws (label names of the cityscapesScripts table).
 DEMO_CLASSES = (
@@ -287,9 +289,6 @@ def make_demo_city(out_dir, num_train=200, num_val=40, size=(256, 512), seed=0):
     Returns:
         dict split -> list of (image_path, label_path).
     """
-    from danet_keras.utils.atomic_io import save_png
-    from danet_keras.utils.output_paths import own_folder
-
     if num_train < 1 or num_val < 0:
         raise ValueError(f"need num_train >= 1 and num_val >= 0, got {num_train}, {num_val}")
     height, width = (int(v) for v in size)

@@ -48,7 +48,8 @@ def tfds_dataset(
     Returns:
         `DatasetSplit` of (image uint8 (H, W, 3), label uint8 (H, W)).
     """
-    import tensorflow_datasets as tfds  # only for "tfds:" names: its import takes seconds
+    # deferred: tensorflow_datasets only for "tfds:" names (optional; its import takes seconds)
+    import tensorflow_datasets as tfds
 
     base = name.split(":")[0]
     if base not in TFDS_DATASETS:

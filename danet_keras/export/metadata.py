@@ -16,6 +16,9 @@ What each format holds (`danet_keras.data.classes` has the JSON layout):
 import os
 
 import numpy as np
+import tensorflow as tf
+from tensorflow.lite.python import schema_py_generated as schema
+from tensorflow.lite.tools import flatbuffer_utils
 
 from danet_keras.data.classes import from_json, to_json
 
@@ -33,8 +36,6 @@ def add_metadata_signature(archive, classes):
         archive: the archive.
         classes: a `DatasetInfo` (e.g. `model_classes(model)`).
     """
-    import tensorflow as tf  # the readers below serve clients without TensorFlow
-
     names = list(classes.class_names)
     palette = np.asarray(classes.palette, np.int32)
     text = to_json(classes)
@@ -69,10 +70,6 @@ def saved_model_classes(loaded):
 
 def add_tflite_classes(model_bytes, classes):
     """The `.tflite` flatbuffer `model_bytes` with a `danet_keras.classes` metadata entry."""
-    # TensorFlow's TFLite tools only where a .tflite file is written.
-    from tensorflow.lite.python import schema_py_generated as schema
-    from tensorflow.lite.tools import flatbuffer_utils
-
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(model_bytes))
     buffer = schema.BufferT()
     buffer.data = np.frombuffer(to_json(classes).encode("utf-8"), np.uint8)
@@ -87,8 +84,6 @@ def add_tflite_classes(model_bytes, classes):
 
 def tflite_classes(path):
     """(class_names, palette) from a `.tflite` file's metadata, or None."""
-    from tensorflow.lite.python import schema_py_generated as schema  # TFLite artefacts only
-
     with open(path, "rb") as f:
         data = f.read()
     model = schema.Model.GetRootAs(data, 0)
@@ -101,7 +96,7 @@ def tflite_classes(path):
 
 def add_onnx_classes(model_proto, classes):
     """Sets the `danet_keras.classes` entry of an ONNX `ModelProto`'s `metadata_props`."""
-    import onnx  # optional: the `onnx` extra
+    import onnx  # deferred: onnx is optional (the `onnx` extra)
 
     # set_model_props replaces every entry: keep the others.
     props = {p.key: p.value for p in model_proto.metadata_props}

@@ -34,7 +34,7 @@ def export_onnx(model, path, input_size=None, opset=DEFAULT_OPSET, overwrite=Fal
         `path`, as a string.
     """
     check_file_artefact(path, "onnx", overwrite)
-    try:
+    try:  # deferred: tf2onnx is optional (the `onnx` extra)
         import tf2onnx
     except ImportError as error:
         raise ImportError("ONNX export needs tf2onnx: `pip install danet-keras[onnx]`.") from error

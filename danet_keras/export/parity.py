@@ -3,7 +3,9 @@
 import dataclasses
 
 import numpy as np
+import tensorflow as tf
 
+from danet_keras.data.classes import model_classes
 from danet_keras.export.runners import KerasRunner, load_runner
 
 
@@ -93,8 +95,6 @@ def synthetic_images(count, size, seed=0):
     Noise upsampled from 1/8 resolution: natural-image-like regions rather
     than per-pixel noise, so class maps have areas and edges.
     """
-    import tensorflow as tf
-
     height, width = size
     coarse = np.random.default_rng(seed).uniform(
         0, 255, (count, max(1, height // 8), max(1, width // 8), 3)
@@ -118,10 +118,6 @@ def check_parity(model, artefact, images, **runner_options):
     Returns:
         A `ParityReport`.
     """
-    import tensorflow as tf
-
-    from danet_keras.data.classes import model_classes
-
     runner = load_runner(artefact, **runner_options) if isinstance(artefact, str) else artefact
     images = np.asarray(images)
     if runner.input_size is not None and images.shape[1:3] != runner.input_size:

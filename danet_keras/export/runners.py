@@ -8,6 +8,11 @@ A runner maps uint8 RGB images (B, H, W, 3) to NumPy outputs `class_ids`
 import os
 
 import numpy as np
+import tensorflow as tf
+
+from danet_keras.export.metadata import onnx_classes, saved_model_classes, tflite_classes
+from danet_keras.export.tflite import tflite_interpreter
+from danet_keras.models.loading import load_keras_model
 
 OUTPUT_KEYS = ("class_ids", "probabilities", "logits")
 FORMATS = ("keras", "saved_model", "tflite", "onnx")
@@ -88,8 +93,6 @@ class KerasRunner(_Runner):
 
     def __init__(self, model):
         if not hasattr(model, "predict"):
-            from danet_keras.models.loading import load_keras_model
-
             model = load_keras_model(model)
         self.model = model
         self.num_classes = int(model.output["logits"].shape[-1])
@@ -107,10 +110,6 @@ class SavedModelRunner(_Runner):
     format = "saved_model"
 
     def __init__(self, path):
-        import tensorflow as tf
-
-        from danet_keras.export.metadata import saved_model_classes
-
         loaded = tf.saved_model.load(str(path))
         self.signature = loaded.signatures["serving_default"]
         shape = self.signature.structured_input_signature[1]["images"].shape
@@ -119,8 +118,6 @@ class SavedModelRunner(_Runner):
         self._set_classes(saved_model_classes(loaded))
 
     def __call__(self, images):
-        import tensorflow as tf
-
         outputs = self.signature(images=tf.constant(_as_images(images)))
         return {key: value.numpy() for key, value in outputs.items()}
 
@@ -132,8 +129,6 @@ class _FixedSizeRunner(_Runner):
         raise NotImplementedError
 
     def __call__(self, images):
-        import tensorflow as tf
-
         images = _as_images(images)
         results = []
         for image in images:
@@ -160,9 +155,6 @@ class TFLiteRunner(_FixedSizeRunner):
     format = "tflite"
 
     def __init__(self, path, runtime="litert", use_xnnpack=True, num_threads=None):
-        from danet_keras.export.metadata import tflite_classes
-        from danet_keras.export.tflite import tflite_interpreter
-
         self.interpreter = tflite_interpreter(path, runtime, use_xnnpack, num_threads)
         self.runner = self.interpreter.get_signature_runner("serving_default")
         shape = self.runner.get_input_details()["images"]["shape"]
@@ -180,9 +172,7 @@ class OnnxRunner(_FixedSizeRunner):
     format = "onnx"
 
     def __init__(self, path):
-        import onnxruntime
-
-        from danet_keras.export.metadata import onnx_classes
+        import onnxruntime  # deferred: onnxruntime is optional (the `onnx` extra)
 
         self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         shape = self.session.get_inputs()[0].shape

@@ -64,9 +64,14 @@ import math
 import typing
 import warnings
 
+import keras
 import tensorflow as tf
 
+from danet_keras.data.classes import model_classes
 from danet_keras.export.image_headers import MAX_JPEG_SCANS, encoded_image_size
+from danet_keras.export.metadata import add_metadata_signature, write_labels_asset
+from danet_keras.inference.optimize import inference_model
+from danet_keras.utils.output_paths import check_folder_artefact, folder_artefact
 
 SERVING_DEFAULT = "serving_default"
 SERVE_IMAGE_BYTES = "serve_image_bytes"
@@ -566,8 +571,6 @@ def build_export_archive(
     Returns:
         The `ExportArchive`, ready for `write_out`.
     """
-    import keras
-
     image_size = _validate_image_size(image_size)
     max_image_size = _validate_image_size(max_image_size, "max_image_size")
     max_batch_size = _validate_max_batch_size(max_batch_size)
@@ -627,8 +630,6 @@ def build_export_archive(
             input_signature=[tf.TensorSpec([batch_size], tf.string, name=IMAGE_BYTES_KEY)],
         )
     if classes is not None:
-        from danet_keras.export.metadata import add_metadata_signature
-
         add_metadata_signature(archive, classes)
     return archive
 
@@ -704,13 +705,7 @@ def export_saved_model(
     Returns:
         `path`, as a string.
     """
-    from danet_keras.export.metadata import write_labels_asset
-    from danet_keras.utils.output_paths import check_folder_artefact, folder_artefact
-
     check_folder_artefact(path, SAVED_MODEL_KIND, overwrite)
-    from danet_keras.data.classes import model_classes
-    from danet_keras.inference.optimize import inference_model
-
     classes = model_classes(model)
     archive = build_export_archive(
         inference_model(model, optimize, dtype_policy),

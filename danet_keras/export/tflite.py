@@ -18,12 +18,14 @@ import warnings
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
 
 from danet_keras.data.classes import model_classes
 from danet_keras.export.metadata import add_tflite_classes
 from danet_keras.export.quantization import FLOAT_OPS_IN_INT8, convert_int8
 from danet_keras.export.saved_model import IMAGES_KEY, SERVING_DEFAULT, build_export_archive
 from danet_keras.inference.optimize import inference_model
+from danet_keras.utils.native_log import filtered_native_stderr, native_info_hidden
 from danet_keras.utils.output_paths import check_file_artefact, write_artefact_bytes
 
 QUANTIZATIONS = ("float16", "dynamic", "int8")
@@ -98,8 +100,6 @@ def representative_images(data, input_size, num_images):
 
 def saved_model_ops(saved_model_dir):
     """Names of all ops in a SavedModel's graph and its functions, with counts."""
-    from tensorflow.core.protobuf import saved_model_pb2
-
     saved_model = saved_model_pb2.SavedModel()
     with open(os.path.join(saved_model_dir, "saved_model.pb"), "rb") as file:
         saved_model.ParseFromString(file.read())
@@ -216,7 +216,7 @@ def tflite_interpreter(path, runtime="litert", use_xnnpack=True, num_threads=Non
         raise ValueError(f"`runtime` must be one of {RUNTIMES}, got {runtime!r}.")
     module = None
     if runtime == "litert":
-        try:
+        try:  # deferred: ai_edge_litert may be missing (tf.lite takes over)
             from ai_edge_litert import interpreter as module
         except ImportError:
             # LiteRT is a base dependency, but an environment may lack it;
@@ -234,8 +234,6 @@ def tflite_interpreter(path, runtime="litert", use_xnnpack=True, num_threads=Non
     kwargs = {}
     if not use_xnnpack:
         kwargs["experimental_op_resolver_type"] = resolver_types.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    from danet_keras.utils.native_log import filtered_native_stderr, native_info_hidden
-
     # LiteRT logs "INFO: Created TensorFlow Lite XNNPACK delegate" here.
     with filtered_native_stderr(native_info_hidden()):
         interpreter = module.Interpreter(model_path=str(path), num_threads=num_threads, **kwargs)

@@ -18,7 +18,11 @@ probabilities) follows the official code.
 import math
 import weakref
 
+import keras
 import numpy as np
+import tensorflow as tf
+
+from danet_keras.layers.resize import bilinear_resize
 
 # Scales of the official multi-scale evaluation (Cityscapes val 81.50 with flip).
 PAPER_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.2)
@@ -41,9 +45,6 @@ def logits_function(model):
         A callable; for a Keras model a `tf.function` in inference mode, cached
         per model so that repeated calls with a seen shape do not retrace.
     """
-    import keras
-    import tensorflow as tf
-
     if not isinstance(model, keras.Model):
         return lambda images: _select_logits(model(images))
     if model not in _LOGITS_FUNCTIONS:
@@ -120,8 +121,6 @@ def sliding_window_logits(model, images, crop_size, stride=None):
 
 def resize_logits(logits, size, align_corners=False):
     """Bilinearly resizes (B, h, w, K) logits to `size` = (H, W); NumPy in, NumPy out."""
-    from danet_keras.layers.resize import bilinear_resize
-
     if tuple(logits.shape[1:3]) == tuple(size):
         return logits
     return np.asarray(bilinear_resize(np.asarray(logits, np.float32), size, align_corners))
@@ -147,8 +146,6 @@ def multi_scale_logits(
     Returns:
         (B, H, W, K) float32 NumPy array.
     """
-    from danet_keras.layers.resize import bilinear_resize
-
     images = np.asarray(images, dtype=np.float32)
     scales = tuple(float(s) for s in scales)
     if not scales or any(s <= 0 for s in scales):

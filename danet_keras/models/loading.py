@@ -3,6 +3,10 @@
 import os
 import zipfile
 
+import keras
+
+from danet_keras.utils.lazy import register_serializables
+
 
 def load_keras_model(path):
     """The model of a `.keras` file, loaded in Keras' safe mode without compiling it.
@@ -21,10 +25,6 @@ def load_keras_model(path):
         FileNotFoundError: no such file.
         ValueError: not a `.keras` file, or a file that safe mode refuses.
     """
-    import keras
-
-    from danet_keras.utils.lazy import register_serializables
-
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such file.")

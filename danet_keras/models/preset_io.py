@@ -16,6 +16,10 @@ import datetime
 import json
 import os
 
+from danet_keras.utils.atomic_io import write_json
+from danet_keras.utils.output_paths import folder_artefact
+from danet_keras.version import __version__
+
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
 METADATA_FILE = "metadata.json"
@@ -101,6 +105,7 @@ def load_preset_model(directory, expected_class, load_weights=True, overrides=No
         ValueError: the directory holds another kind of model.
         FileNotFoundError: weights asked for but absent.
     """
+    # deferred: training.config imports this; train() builds its strategy first
     import keras
 
     import danet_keras.layers  # noqa: F401  (registers the custom layers)
@@ -139,11 +144,8 @@ def save_preset(model, directory, metadata=None, overwrite=False):
     Returns:
         `directory`.
     """
+    # deferred: training.config imports this; train() builds its strategy first
     import keras
-
-    from danet_keras.utils.atomic_io import write_json
-    from danet_keras.utils.output_paths import folder_artefact
-    from danet_keras.version import __version__
 
     directory = os.path.abspath(str(directory))
     with folder_artefact(directory, PRESET_KIND, overwrite) as staging:

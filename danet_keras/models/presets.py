@@ -29,6 +29,10 @@ the local preset cache with `danet-keras convert CHECKPOINT --preset NAME`, and
 `DANet.from_preset(NAME)` loads it from there.
 """
 
+import os
+
+from danet_keras.data.classes import dataset_classes
+from danet_keras.models.preset_io import cache_dir
 from danet_keras.utils.architecture import RESNET_DEPTHS
 
 BACKBONE_PRESETS = {
@@ -192,8 +196,6 @@ def preset_classes(name, num_classes=None):
     Empty when `num_classes` is given and differs from the dataset's class
     count (a checkpoint fine-tuned on other classes).
     """
-    from danet_keras.data.classes import dataset_classes
-
     classes = dataset_classes(preset(name)["dataset"])
     if num_classes is not None and num_classes != len(classes["class_names"]):
         return {}
@@ -221,8 +223,6 @@ def preset_for_checkpoint(arch, file_name=None):
     The preset of that layout whose `file_pattern` occurs in the file's name,
     else the layout's default (`DEFAULT_PRESET_OF_ARCH`).
     """
-    import os
-
     base = os.path.basename(str(file_name or ""))
     for name, entry in PRESETS.items():
         weights = entry["weights"]
@@ -233,8 +233,6 @@ def preset_for_checkpoint(arch, file_name=None):
 
 def missing_weights_message(name):
     """How to get the weights of named preset `name` into the local cache."""
-    from danet_keras.models.preset_io import cache_dir
-
     weights = preset(name)["weights"]
     if not weights:
         return (

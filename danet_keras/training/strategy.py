@@ -60,6 +60,7 @@ def _num_cluster_workers():
 
 
 def _keras_multi_worker_strategy_class():
+    # deferred: cli.train imports this module; `--help` loads no TensorFlow
     import tensorflow as tf
 
     class KerasMultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
@@ -110,6 +111,7 @@ def make_strategy(name="auto", devices=None, tpu=None):
     Raises:
         ValueError: unknown name, or the requested hardware is not there.
     """
+    # deferred: cli.train imports this module; `--help` loads no TensorFlow
     import tensorflow as tf
 
     if name not in STRATEGIES:
@@ -162,6 +164,7 @@ def configure_logical_cpus(count):
     Args:
         count: number of logical CPU devices.
     """
+    # deferred: cli.train imports this module; `--help` loads no TensorFlow
     import tensorflow as tf
 
     cpu = tf.config.list_physical_devices("CPU")[0]

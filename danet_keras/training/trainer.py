@@ -29,6 +29,10 @@ import shutil
 import sys
 from typing import Optional
 
+import numpy as np
+
+from danet_keras.data.classes import dataset_classes
+from danet_keras.models import preset_io
 from danet_keras.training.config import resolve_config
 from danet_keras.training.strategy import is_chief, make_strategy, task_identity
 from danet_keras.utils.atomic_io import atomic_path, remove_partials, write_text
@@ -97,6 +101,7 @@ def worker_output_dir(output_dir):
 
 
 def _mixed_precision_policy(strategy):
+    # deferred: Keras/TensorFlow load after train() builds its strategy
     import tensorflow as tf
 
     if isinstance(strategy, tf.distribute.TPUStrategy) or not tf.config.list_logical_devices("GPU"):
@@ -116,8 +121,6 @@ def check_labels(dataset, num_classes, ignore_index, batches=2):
     Raises:
         ValueError: naming the offending label values.
     """
-    import numpy as np
-
     for _, labels in dataset.take(batches):
         values = np.unique(np.asarray(labels))
         bad = values[((values < 0) | (values >= num_classes)) & (values != ignore_index)]
@@ -130,6 +133,7 @@ def check_labels(dataset, num_classes, ignore_index, batches=2):
 
 
 def _steps_of(dataset, name):
+    # deferred: Keras/TensorFlow load after train() builds its strategy
     import tensorflow as tf
 
     cardinality = int(dataset.cardinality())
@@ -142,6 +146,7 @@ def _steps_of(dataset, name):
 
 def _open_splits(config):
     """The training and validation `DatasetSplit`s of `config.dataset`."""
+    # deferred: Keras/TensorFlow load after train() builds its strategy
     from danet_keras.data import load_dataset
 
     train_split = load_dataset(
@@ -165,6 +170,7 @@ def _open_splits(config):
 
 def _reader_datasets(config, strategy, train_split, val_split, outputs):
     """Distributed training/validation datasets: each input pipeline reads its own files."""
+    # deferred: Keras/TensorFlow load after train() builds its strategy
     from danet_keras.data import eval_pipeline, train_pipeline
     from danet_keras.training.losses import with_output_labels
 
@@ -197,6 +203,7 @@ def _reader_datasets(config, strategy, train_split, val_split, outputs):
 
 
 def _callbacks(config, output_dir, steps_per_epoch, monitor, extra):
+    # deferred: Keras/TensorFlow load after train() builds its strategy
     import keras
 
     from danet_keras.training.callbacks import (
@@ -253,8 +260,7 @@ def build_model(config, num_classes, classes=None):
     Raises:
         ValueError: the preset's weights predict another number of classes.
     """
-    from danet_keras.data.classes import dataset_classes
-    from danet_keras.models import preset_io
+    # deferred: Keras/TensorFlow load after train() builds its strategy
     from danet_keras.models.danet import DANet
 
     settings = dict(config.model, sync_batchnorm=config.sync_batchnorm)
@@ -292,6 +298,7 @@ def build_training_model(config, num_classes, total_steps, classes=None):
         `(model, loss_output_names)`: the compiled model and the outputs that
         carry a loss (the labels must be given to each).
     """
+    # deferred: Keras/TensorFlow load after train() builds its strategy
     from danet_keras.metrics import MeanIoU
     from danet_keras.training.losses import segmentation_losses
     from danet_keras.training.optimizer import LayerwiseSGD, head_learning_rate_multipliers
@@ -360,6 +367,7 @@ def train(config=None, train_data=None, val_data=None, strategy=None, callbacks=
     # The strategy comes first: a multi-worker cluster must be set up before other TensorFlow work.
     if strategy is None:
         strategy = make_strategy(config.strategy, tpu=config.tpu)
+    # deferred: Keras/TensorFlow load after train() builds its strategy
     import keras
     import tensorflow as tf
 
@@ -425,6 +433,7 @@ def train(config=None, train_data=None, val_data=None, strategy=None, callbacks=
             config, strategy, train_split, val_split, loss_outputs
         )
     else:
+        # deferred: Keras/TensorFlow load after train() builds its strategy
         from danet_keras.training.losses import with_output_labels
 
         fit_train = with_output_labels(train_data.repeat(), loss_outputs).prefetch(tf.data.AUTOTUNE)

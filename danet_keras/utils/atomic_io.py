@@ -32,6 +32,9 @@ import shutil
 import socket
 import uuid
 
+import numpy as np
+from PIL import Image
+
 PARTIAL_MARK = ".partial"
 # Suffixes that libraries check (Keras: `.keras`, `.weights.h5`); kept on temporary names.
 _COMPOUND_SUFFIXES = (".weights.h5", ".weights.json")
@@ -268,9 +271,6 @@ def save_png(path, array, palette=None):
         palette: None, or (K, 3) uint8 colours: writes a palette ("P" mode) PNG
             whose pixel values are the indices.
     """
-    import numpy as np
-    from PIL import Image
-
     array = np.asarray(array)
     if palette is None:
         image = Image.fromarray(array)

@@ -68,6 +68,7 @@ def import_tensorflow_quietly():
     if quiet:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     with filtered_native_stderr(quiet):
+        # deferred: cli.main imports this module; `--help` loads no TensorFlow
         import tensorflow
 
         tensorflow.config.list_physical_devices()  # CUDA initialisation logs here
