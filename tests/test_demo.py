@@ -2,7 +2,12 @@ import json
 import math
 import os
 
+import numpy as np
 import pytest
+from PIL import Image
+
+from danet_keras.cli.main import main
+from danet_keras.data.classes import DATASETS
 
 
 @pytest.mark.slow
@@ -74,3 +79,31 @@ def test_write_overlays_draws_titled_figures_with_the_classes_present(tmp_path, 
         "prediction (pixel accuracy 0.0%)",
     ]
     assert [t.get_text() for t in first.legends[0].get_texts()] == ["road", "car"]
+
+
+# The demo's trained model, in every artefact, through `predict` (here, so that the one
+# quick demo serves both tests, also when the test files run in separate workers).
+@pytest.mark.slow
+def test_a_model_trained_on_the_demo_city_predicts_in_cityscapes_colours(
+    quick_demo, tmp_path, caplog
+):
+    output_dir, _ = quick_demo
+    palette = DATASETS["cityscapes"].palette
+    photo = sorted((output_dir / "demo_city" / "leftImg8bit" / "val").rglob("*.png"))[0]
+    models = {
+        "keras": output_dir / "training" / "best.keras",
+        "saved_model": output_dir / "export" / "saved_model",
+        "tflite": output_dir / "export" / "danet_demo.tflite",
+    }
+    for name, model in models.items():
+        out = tmp_path / name
+        # No --palette: the colours are the model's own, and no fallback notice.
+        command = ["predict", "--model", str(model), str(photo), "--out", str(out), "--overlay"]
+        assert main(command) == 0
+        labels = Image.open(out / f"{photo.name}_labels.png")
+        assert labels.mode == "P"
+        np.testing.assert_array_equal(
+            np.asarray(labels.getpalette()[: 3 * len(palette)]).reshape(-1, 3), palette, name
+        )
+        assert Image.open(out / f"{photo.name}_overlay.png").format == "PNG"
+    assert not any("carries no class" in record.getMessage() for record in caplog.records)

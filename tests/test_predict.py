@@ -133,32 +133,6 @@ def test_cli_predict_errors(image_dir, tmp_path, capsys):
         image_files(tmp_path)
 
 
-@pytest.mark.slow
-def test_a_model_trained_on_the_demo_city_predicts_in_cityscapes_colours(
-    quick_demo, tmp_path, caplog
-):
-    output_dir, _ = quick_demo
-    palette = DATASETS["cityscapes"].palette
-    photo = sorted((output_dir / "demo_city" / "leftImg8bit" / "val").rglob("*.png"))[0]
-    models = {
-        "keras": output_dir / "training" / "best.keras",
-        "saved_model": output_dir / "export" / "saved_model",
-        "tflite": output_dir / "export" / "danet_demo.tflite",
-    }
-    for name, model in models.items():
-        out = tmp_path / name
-        # No --palette: the colours are the model's own, and no fallback notice.
-        command = ["predict", "--model", str(model), str(photo), "--out", str(out), "--overlay"]
-        assert main(command) == 0
-        labels = Image.open(out / f"{photo.name}_labels.png")
-        assert labels.mode == "P"
-        np.testing.assert_array_equal(
-            np.asarray(labels.getpalette()[: 3 * len(palette)]).reshape(-1, 3), palette, name
-        )
-        assert Image.open(out / f"{photo.name}_overlay.png").format == "PNG"
-    assert not any("carries no class" in record.getMessage() for record in caplog.records)
-
-
 def test_an_old_model_without_classes_predicts_with_the_fallback(
     model, image_dir, tmp_path, caplog
 ):
