@@ -87,7 +87,8 @@ config = {
     "data_options": {"scale_range": (0.5, 2.0)},
     "strategy": args.strategy,
     "mixed_precision": args.mixed_precision,
-    "output_dir": args.output_dir,
+    # The training run owns its own folder (it resumes there); the figures go beside it.
+    "output_dir": os.path.join(args.output_dir, "training"),
 }
 palette = "ade20k"
 if args.smoke:
@@ -95,7 +96,7 @@ if args.smoke:
 
     config = dict(
         demo_training_config(os.path.join(args.output_dir, "demo_city"), quick=True),
-        output_dir=args.output_dir,
+        output_dir=os.path.join(args.output_dir, "training"),
         tensorboard=False,
     )
     palette = "cityscapes"  # the demo city's labels are Cityscapes train ids
@@ -172,5 +173,8 @@ A SavedModel for TF Serving (`danet-keras export --format tflite` makes a TFLite
 of it for a fixed input size).
 """
 
-danet_keras.export.export_saved_model(model, os.path.join(args.output_dir, "saved_model"))
+# A rerun replaces its own earlier export (never anything else at that path).
+danet_keras.export.export_saved_model(
+    model, os.path.join(args.output_dir, "saved_model"), overwrite=True
+)
 print(f"wrote {args.output_dir}")

@@ -91,7 +91,8 @@ config = {
     "data_options": {"scale_range": (0.75, 2.0)},
     "strategy": args.strategy,
     "mixed_precision": args.mixed_precision,
-    "output_dir": args.output_dir,
+    # The training run owns its own folder (it resumes there); the figures go beside it.
+    "output_dir": os.path.join(args.output_dir, "training"),
 }
 crop_size = 768
 if args.smoke:
@@ -99,7 +100,7 @@ if args.smoke:
 
     config = dict(
         demo_training_config(os.path.join(args.output_dir, "demo_city"), quick=True),
-        output_dir=args.output_dir,
+        output_dir=os.path.join(args.output_dir, "training"),
         tensorboard=False,
     )
     crop_size = 64
@@ -198,5 +199,8 @@ A SavedModel for TF Serving: `serving_default` takes uint8 images of any size an
 class ids and probabilities.
 """
 
-danet_keras.export.export_saved_model(model, os.path.join(args.output_dir, "saved_model"))
+# A rerun replaces its own earlier export (never anything else at that path).
+danet_keras.export.export_saved_model(
+    model, os.path.join(args.output_dir, "saved_model"), overwrite=True
+)
 print(f"wrote {args.output_dir}")

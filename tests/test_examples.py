@@ -90,7 +90,9 @@ def test_training_script_smoke_run(script, figure, tmp_path):
     )
     assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]
     assert "mIoU" in process.stdout
-    for name in ("training_crops.png", figure, "final.keras", "saved_model/saved_model.pb"):
+    for name in (
+        "training_crops.png", figure, "training/final.keras", "saved_model/saved_model.pb",
+    ):  # fmt: skip
         assert (tmp_path / name).exists(), name
 
 
