@@ -36,6 +36,7 @@ import os
 from danet_keras.utils.atomic_io import (
     atomic_directory,
     atomic_path,
+    is_partial,
     remove_dead_partials_of,
     write_json,
 )
@@ -330,7 +331,9 @@ def check_owned_folder(path, kind, purpose="its own output"):
     _refuse_protected(path, ())
     if os.path.lexists(path) and (os.path.islink(path) or not os.path.isdir(path)):
         raise _not_ours(path)
-    if os.path.isdir(path) and os.listdir(path) and owns(path) != kind:
+    # Another worker's marker being written (a temporary name) leaves the folder empty still.
+    entries = [n for n in os.listdir(path) if not is_partial(n)] if os.path.isdir(path) else []
+    if entries and owns(path) != kind:
         raise OutputRefused(
             f"refusing to write to {path}: it holds files that danet-keras did not write for "
             f"{purpose}; name a new or empty folder, or one that this command wrote before."
