@@ -609,7 +609,8 @@ def build_export_archive(
         image_size=image_size, resize_images=resize_images, include_logits=include_logits, **limits
     )
     archive = keras.export.ExportArchive()
-    archive.track(model)
+    # No `archive.track(model)`: the endpoints track the variables they use, and tracking
+    # the model as well saved each variable twice (its Keras wrapper and its tf.Variable).
 
     def serve_images(images):
         return segmentation_outputs(model, images, **options)

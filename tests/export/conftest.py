@@ -2,9 +2,10 @@
 
 import keras
 import pytest
+import tensorflow as tf
 
 import danet_keras
-from danet_keras.export import synthetic_images
+from danet_keras.export import export_saved_model, synthetic_images
 
 IMAGE_SIZE = (64, 96)  # 8 x 12 = 96 feature positions at output stride 8
 ATTENTION_BLOCK_SIZE = 32  # -> 3 query blocks: the chunked path is what gets exported
@@ -51,6 +52,19 @@ def build_small_danet():
 @pytest.fixture(scope="session")
 def small_danet():
     return build_small_danet()
+
+
+@pytest.fixture(scope="session")
+def default_export_dir(small_danet, tmp_path_factory):
+    """`small_danet` exported with every default (signatures, limits, inference graph)."""
+    return export_saved_model(small_danet, str(tmp_path_factory.mktemp("export") / "danet"))
+
+
+@pytest.fixture(scope="session")
+def default_export(default_export_dir):
+    """`default_export_dir` loaded in this process, as TF Serving loads it (once: a
+    loaded SavedModel's functions stay registered in TensorFlow until the process ends)."""
+    return tf.saved_model.load(default_export_dir)
 
 
 @pytest.fixture(scope="session")

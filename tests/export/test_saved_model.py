@@ -48,16 +48,6 @@ def png_bytes(image):
     return buffer.getvalue()
 
 
-@pytest.fixture(scope="module")
-def saved_model_dir(small_danet, tmp_path_factory):
-    return export_saved_model(small_danet, str(tmp_path_factory.mktemp("export") / "danet"))
-
-
-@pytest.fixture(scope="module")
-def loaded_saved_model(saved_model_dir):
-    return tf.saved_model.load(saved_model_dir)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "serving_env",
@@ -70,7 +60,7 @@ def loaded_saved_model(saved_model_dir):
     ids=["same_kernels", "onednn_off"],
 )
 def test_fresh_process_signatures_match_keras_at_two_sizes(
-    small_danet, saved_model_dir, test_images, tmp_path, serving_env
+    small_danet, default_export_dir, test_images, tmp_path, serving_env
 ):
     np.savez(
         tmp_path / "inputs.npz", **{f"images{i}": images for i, images in enumerate(test_images)}
@@ -81,7 +71,7 @@ def test_fresh_process_signatures_match_keras_at_two_sizes(
         [
             sys.executable,
             str(script),
-            saved_model_dir,
+            default_export_dir,
             str(tmp_path / "inputs.npz"),
             str(tmp_path / "out.npz"),
         ],
@@ -111,10 +101,13 @@ def test_fresh_process_signatures_match_keras_at_two_sizes(
         assert_outputs_match(from_bytes, reference)
 
 
-def test_saved_model_cli_lists_signatures(saved_model_dir):
+def test_saved_model_cli_lists_signatures(default_export_dir):
     cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
     listing = subprocess.run(
-        [cli, "show", "--dir", saved_model_dir, "--all"], check=True, capture_output=True, text=True
+        [cli, "show", "--dir", default_export_dir, "--all"],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     default = listing.split("signature_def['serving_default']")[1]
     assert "inputs['images']" in default and "DT_UINT8" in default and "(-1, -1, -1, 3)" in default
@@ -128,9 +121,9 @@ def test_saved_model_cli_lists_signatures(saved_model_dir):
     )
 
 
-def test_exported_position_attention_is_the_chunked_loop(small_danet, saved_model_dir):
+def test_exported_position_attention_is_the_chunked_loop(small_danet, default_export_dir):
     assert small_danet.get_layer("position_attention").block_size < 96  # 3 blocks at 64 x 96
-    ops = saved_model_ops(saved_model_dir)
+    ops = saved_model_ops(default_export_dir)
     assert ops["While"] + ops["StatelessWhile"] >= 1
 
 
@@ -162,8 +155,8 @@ def test_exported_position_attention_is_the_chunked_loop(small_danet, saved_mode
     ],
     ids=["float", "rank3", "4channels", "not_an_image", "mixed_sizes"],
 )
-def test_bad_input_raises_invalid_argument(loaded_saved_model, signature, value, message):
-    function = loaded_saved_model.signatures[signature]
+def test_bad_input_raises_invalid_argument(default_export, signature, value, message):
+    function = default_export.signatures[signature]
     key = "images" if signature == "serving_default" else "image_bytes"
     with pytest.raises(tf.errors.InvalidArgumentError, match=message):
         function(**{key: tf.constant(value)})

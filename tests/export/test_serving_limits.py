@@ -26,7 +26,7 @@ import tensorflow as tf
 from PIL import Image
 
 from danet_keras.cli.main import main
-from danet_keras.export import build_export_archive, export_saved_model, synthetic_images
+from danet_keras.export import build_export_archive, synthetic_images
 from danet_keras.export.image_headers import MAX_JPEG_SCANS, jpeg_scan_count
 from danet_keras.export.saved_model import (
     DEFAULT_MAX_BATCH_SIZE,
@@ -453,17 +453,6 @@ def jpeg_with_extra_scans(height, width, extra_scans):
 
 
 @pytest.fixture(scope="module")
-def limited_dir(small_danet, tmp_path_factory):
-    # A default export: 4096 x 4096, 16 images, 1024 x 2048 pixels per request.
-    return export_saved_model(small_danet, str(tmp_path_factory.mktemp("limits") / "danet"))
-
-
-@pytest.fixture(scope="module")
-def limited(limited_dir):
-    return tf.saved_model.load(limited_dir)
-
-
-@pytest.fixture(scope="module")
 def small_image():
     return synthetic_images(1, (32, 48), seed=3)[0]
 
@@ -554,7 +543,7 @@ def test_zero_png_builder_writes_valid_pngs():
 
 
 @pytest.mark.slow
-def test_12000_pixel_png_refused_before_decoding(limited_dir, small_image, tmp_path):
+def test_12000_pixel_png_refused_before_decoding(default_export_dir, small_image, tmp_path):
     huge = zero_png(12000, 12000)
     # A few hundred KB that would decode to 432 MB of pixels (and ~12 GB in the model).
     assert len(huge) < 1_000_000
@@ -562,7 +551,7 @@ def test_12000_pixel_png_refused_before_decoding(limited_dir, small_image, tmp_p
     (tmp_path / "small.png").write_bytes(encode(small_image, "PNG"))
     results = run_script(
         OVERSIZE_SCRIPT,
-        [limited_dir, tmp_path / "huge.png", tmp_path / "small.png", 1],
+        [default_export_dir, tmp_path / "huge.png", tmp_path / "small.png", 1],
         tmp_path,
         300,
     )
@@ -617,8 +606,8 @@ def test_12000_pixel_png_refused_before_decoding(limited_dir, small_image, tmp_p
         "webp",
     ],
 )
-def test_oversize_headers_refused(limited, small_image, build, message):
-    serve = limited.signatures["serve_image_bytes"]
+def test_oversize_headers_refused(default_export, small_image, build, message):
+    serve = default_export.signatures["serve_image_bytes"]
     # The second image is refused: the message names it.
     batch = [encode(small_image, "PNG"), build(small_image)]
     with pytest.raises(tf.errors.InvalidArgumentError, match="image_bytes\\[1\\]: ") as error:
@@ -689,9 +678,9 @@ def test_gif_walk_matches_a_reference_walk():
         "jpeg",
     ],
 )
-def test_unreadable_headers_refused(limited, data, message):
+def test_unreadable_headers_refused(default_export, data, message):
     with pytest.raises(tf.errors.InvalidArgumentError, match=message):
-        limited.signatures["serve_image_bytes"](image_bytes=tf.constant([data]))
+        default_export.signatures["serve_image_bytes"](image_bytes=tf.constant([data]))
 
 
 @pytest.mark.parametrize(
@@ -704,16 +693,16 @@ def test_unreadable_headers_refused(limited, data, message):
         ((3, 1024, 683, 3), f"request of 2098176 {BUDGET_MESSAGE}"),
     ],
 )
-def test_oversize_tensor_refused(limited, shape, message):
+def test_oversize_tensor_refused(default_export, shape, message):
     with pytest.raises(tf.errors.InvalidArgumentError) as error:
-        limited.signatures["serving_default"](images=tf.zeros(shape, tf.uint8))
+        default_export.signatures["serving_default"](images=tf.zeros(shape, tf.uint8))
     assert message in error.value.message
 
 
-def test_oversize_batch_of_bytes_refused(limited, small_image):
+def test_oversize_batch_of_bytes_refused(default_export, small_image):
     batch = tf.constant([encode(small_image, "PNG")] * (MAX_BATCH_SIZE + 1))
     with pytest.raises(tf.errors.InvalidArgumentError, match="batch of 17 images exceeds"):
-        limited.signatures["serve_image_bytes"](image_bytes=batch)
+        default_export.signatures["serve_image_bytes"](image_bytes=batch)
 
 
 # --- The per-request pixel budget -------------------------------------------------------------
@@ -724,7 +713,9 @@ def test_default_limits():
     assert DEFAULT_MAX_REQUEST_PIXELS == 1024 * 2048
 
 
-def test_48_black_4096_pixel_pngs_refused_by_a_default_export(limited_dir, small_image, tmp_path):
+def test_48_black_4096_pixel_pngs_refused_by_a_default_export(
+    default_export_dir, small_image, tmp_path
+):
     # The request: 48 all-black 4096 x 4096 PNGs, 2.4 MB in all, would
     # be 48 x 4096 x 4096 x 3 bytes of pixels, a tensor of more than 2**31
     # elements (before the limits, TensorFlow aborted the process).
@@ -734,7 +725,7 @@ def test_48_black_4096_pixel_pngs_refused_by_a_default_export(limited_dir, small
     (tmp_path / "small.png").write_bytes(encode(small_image, "PNG"))
     results = run_script(
         OVERSIZE_SCRIPT,
-        [limited_dir, tmp_path / "black.png", tmp_path / "small.png", 48],
+        [default_export_dir, tmp_path / "black.png", tmp_path / "small.png", 48],
         tmp_path,
         300,
     )
@@ -759,21 +750,23 @@ def test_48_black_4096_pixel_pngs_refused_by_a_default_export(limited_dir, small
     ],
     ids=["two_4096", "two_1024x1025", "seventeen"],
 )
-def test_image_bytes_over_the_budget_refused_from_the_headers(limited, small_image, sizes, message):
+def test_image_bytes_over_the_budget_refused_from_the_headers(
+    default_export, small_image, sizes, message
+):
     # Headers only: PNGs that claim the sizes but hold a 32 x 48 image, which
     # the decoder would refuse (wrong IHDR CRC): the budget is checked first.
     batch = [png_claiming(encode(small_image, "PNG"), *size) for size in sizes]
     with pytest.raises(tf.errors.InvalidArgumentError) as error:
-        limited.signatures["serve_image_bytes"](image_bytes=tf.constant(batch))
+        default_export.signatures["serve_image_bytes"](image_bytes=tf.constant(batch))
     assert message in error.value.message
 
 
-def test_image_bytes_at_the_budget_pass_the_check(limited, small_image):
+def test_image_bytes_at_the_budget_pass_the_check(default_export, small_image):
     # 1024 x 2048 in all passes the budget: the request reaches the decoder,
     # which refuses these header-only PNGs (their CRC), not the budget.
     batch = [png_claiming(encode(small_image, "PNG"), 1024, 1024)] * 2
     with pytest.raises(tf.errors.InvalidArgumentError) as error:
-        limited.signatures["serve_image_bytes"](image_bytes=tf.constant(batch))
+        default_export.signatures["serve_image_bytes"](image_bytes=tf.constant(batch))
     assert "exceeds the maximum" not in error.value.message
 
 
@@ -920,7 +913,7 @@ def test_jpeg_scan_count_counts_sos_markers():
         assert int(count(tf.constant(data))) == expected
 
 
-def test_many_scan_jpeg_refused_before_decoding(limited, small_image):
+def test_many_scan_jpeg_refused_before_decoding(default_export, small_image):
     # 1024 x 1024 (half the budget), 3000 scans added in 40 KB: TensorFlow's
     # decoder accepts the file and passes over the image once per scan
     # (timed below for the log: ~0.16 ms a scan here, 10,000 scans 1.6 s; the
@@ -934,7 +927,7 @@ def test_many_scan_jpeg_refused_before_decoding(limited, small_image):
         seconds.append(time.perf_counter() - start)
         assert decoded.shape == (1024, 1024, 3) and int(tf.reduce_max(decoded)) == 0
     print(f"decoding 10 scans: {seconds[0]:.3f} s, 3010 scans: {seconds[1]:.3f} s")
-    serve = limited.signatures["serve_image_bytes"]
+    serve = default_export.signatures["serve_image_bytes"]
     batch = tf.constant([encode(small_image, "PNG"), crafted])
     with pytest.raises(tf.errors.InvalidArgumentError, match="image_bytes\\[1\\]: ") as error:
         serve(image_bytes=batch)
@@ -944,20 +937,20 @@ def test_many_scan_jpeg_refused_before_decoding(limited, small_image):
     )
 
 
-def test_jpeg_of_the_maximum_scans_is_served(limited):
+def test_jpeg_of_the_maximum_scans_is_served(default_export):
     height, width = 64, 96
     at_limit = jpeg_with_extra_scans(height, width, MAX_JPEG_SCANS - 10)
-    out = limited.signatures["serve_image_bytes"](image_bytes=tf.constant([at_limit]))
+    out = default_export.signatures["serve_image_bytes"](image_bytes=tf.constant([at_limit]))
     assert out["class_ids"].shape == (1, height, width)
     over = jpeg_with_extra_scans(height, width, MAX_JPEG_SCANS - 9)
     with pytest.raises(tf.errors.InvalidArgumentError, match=f"JPEG of {MAX_JPEG_SCANS + 1} scans"):
-        limited.signatures["serve_image_bytes"](image_bytes=tf.constant([over]))
+        default_export.signatures["serve_image_bytes"](image_bytes=tf.constant([over]))
 
 
 @pytest.mark.slow
-def test_image_at_the_limit_is_served(limited):
+def test_image_at_the_limit_is_served(default_export):
     # The limit is inclusive: 4096 rows pass (a narrow image keeps the run short).
-    out = limited.signatures["serving_default"](images=tf.zeros((1, 4096, 16, 3), tf.uint8))
+    out = default_export.signatures["serving_default"](images=tf.zeros((1, 4096, 16, 3), tf.uint8))
     assert out["class_ids"].shape == (1, 4096, 16)
 
 
@@ -974,15 +967,17 @@ def test_image_at_the_limit_is_served(limited):
     ],
     ids=["png", "jpeg", "jpeg_progressive", "gif", "bmp", "webp", "webp_lossless"],
 )
-def test_every_format_is_served_within_the_limit(limited, test_images, image_format, options):
+def test_every_format_is_served_within_the_limit(
+    default_export, test_images, image_format, options
+):
     images = test_images[0]
     batch = tf.constant([encode(image, image_format, **options) for image in images])
-    out = limited.signatures["serve_image_bytes"](image_bytes=batch)
+    out = default_export.signatures["serve_image_bytes"](image_bytes=batch)
     assert out["class_ids"].shape == images.shape[:3]
     assert out["probabilities"].shape == images.shape[:3] + (NUM_CLASSES,)
     if image_format in ("PNG", "BMP") or options.get("lossless"):
         # Lossless: the same pixels as the tensor signature's input.
-        reference = limited.signatures["serving_default"](images=tf.constant(images))
+        reference = default_export.signatures["serving_default"](images=tf.constant(images))
         assert_outputs_match(
             {k: v.numpy() for k, v in out.items()}, {k: v.numpy() for k, v in reference.items()}
         )
@@ -992,13 +987,13 @@ def test_every_format_is_served_within_the_limit(limited, test_images, image_for
 
 
 @pytest.mark.slow
-def test_concurrent_burst_matches_sequential_answers(limited_dir, test_images, tmp_path):
+def test_concurrent_burst_matches_sequential_answers(default_export_dir, test_images, tmp_path):
     # One image at each of the fixture's two sizes (64 x 96 and 48 x 80), each
     # sent as a tensor and as PNG bytes: 4 kinds of request, 50 of each.
     np.savez(tmp_path / "inputs.npz", a=test_images[0][:1], b=test_images[1])
     summary = run_script(
         BURST_SCRIPT,
-        [limited_dir, tmp_path / "inputs.npz", tmp_path / "out.npz", 200, 16],
+        [default_export_dir, tmp_path / "inputs.npz", tmp_path / "out.npz", 200, 16],
         tmp_path,
         300,
     )
@@ -1100,7 +1095,7 @@ def fuzz_inputs(image):
 
 
 @pytest.mark.slow
-def test_fuzzed_image_bytes_are_answered_or_refused(limited_dir, small_image, tmp_path):
+def test_fuzzed_image_bytes_are_answered_or_refused(default_export_dir, small_image, tmp_path):
     inputs = fuzz_inputs(small_image)
     assert len(inputs) >= 300
     (tmp_path / "inputs.json").write_text(
@@ -1113,7 +1108,7 @@ def test_fuzzed_image_bytes_are_answered_or_refused(limited_dir, small_image, tm
     )
     progress = tmp_path / "progress.txt"
     height, width = DEFAULT_MAX_IMAGE_SIZE
-    arguments = [limited_dir, tmp_path / "inputs.json", progress, NUM_CLASSES, height, width]
+    arguments = [default_export_dir, tmp_path / "inputs.json", progress, NUM_CLASSES, height, width]
     try:
         # A crash or a hang fails the test (naming the input), not pytest.
         result = run_script(FUZZ_SCRIPT, arguments, tmp_path, timeout=300)
