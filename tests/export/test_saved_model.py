@@ -12,6 +12,7 @@ from PIL import Image
 from danet_keras.export import export_saved_model
 from danet_keras.export.runners import KerasRunner
 from danet_keras.export.tflite import saved_model_ops
+from danet_keras.inference.optimize import inference_model
 
 from ..numerics import assert_classes_agree, assert_outputs_match
 
@@ -184,3 +185,17 @@ def test_resize_to_model_size(small_danet, test_images, tmp_path):
 def test_resize_images_needs_image_size(small_danet, tmp_path):
     with pytest.raises(ValueError, match="image_size"):
         export_saved_model(small_danet, str(tmp_path / "x"), resize_images=True)
+
+
+def test_every_variable_is_saved_once(small_danet, default_export_dir):
+    # Tracking the model as well as the endpoints once stored each variable twice (its Keras
+    # wrapper and its tf.Variable): a SavedModel twice the size, loaded twice into memory.
+    reader = tf.train.load_checkpoint(os.path.join(default_export_dir, "variables", "variables"))
+    saved = [
+        int(np.prod(shape))
+        for name, shape in reader.get_variable_to_shape_map().items()
+        if name.endswith("VARIABLE_VALUE")
+    ]
+    weights = inference_model(small_danet).weights
+    assert len(saved) == len(weights)
+    assert sum(saved) == sum(int(np.prod(w.shape)) for w in weights)
