@@ -16,6 +16,43 @@ def _seed():
     yield
 
 
+# The suite runs in two workers (setup.cfg), a group of test files each at a time: a file's
+# module fixtures are built once, and files that share an expensive session fixture (or a
+# cached trained model) run in the same worker, so it is built once too.
+SHARED_FIXTURES = ("quick_demo", "base_install", "default_export_dir", "default_export")
+SHARED_BUILDERS = ("small_trained_danet",)  # cached functions, found in a file's source
+
+
+def _shared_work(item):
+    used = {name for name in SHARED_FIXTURES if name in item.fixturenames}
+    source = item.path.read_text() if item.path.suffix == ".py" else ""
+    return used | {name for name in SHARED_BUILDERS if name in source}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    files = {}  # file -> the shared work its tests use
+    for item in items:
+        files.setdefault(str(item.path), set()).update(_shared_work(item))
+    group = {path: path for path in files}  # union of files sharing work
+
+    def root(path):
+        while group[path] != path:
+            path = group[path]
+        return path
+
+    owners = {}
+    for path, shared in sorted(files.items()):
+        for work in shared:
+            if work in owners:
+                group[root(path)] = root(owners[work])
+            else:
+                owners[work] = path
+    for item in items:
+        name = os.path.relpath(root(str(item.path)), REPOSITORY)
+        item.add_marker(pytest.mark.xdist_group(name))
+
+
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
