@@ -172,7 +172,7 @@ def _reader_datasets(config, strategy, train_split, val_split, outputs):
     """Distributed training/validation datasets: each input pipeline reads its own files."""
     # deferred: Keras/TensorFlow load after train() builds its strategy
     from danet_keras.data import eval_pipeline, train_pipeline
-    from danet_keras.training.losses import with_output_labels
+    from danet_keras.losses import with_output_labels
 
     def train_fn(context):
         dataset = train_pipeline(
@@ -300,9 +300,9 @@ def build_training_model(config, num_classes, total_steps, classes=None):
     """
     # deferred: Keras/TensorFlow load after train() builds its strategy
     from danet_keras.metrics import MeanIoU
-    from danet_keras.training.losses import segmentation_losses
-    from danet_keras.training.optimizer import LayerwiseSGD, head_learning_rate_multipliers
-    from danet_keras.training.schedules import PolyDecay
+    from danet_keras.losses import segmentation_losses
+    from danet_keras.optimizers.layerwise_sgd import LayerwiseSGD, head_learning_rate_multipliers
+    from danet_keras.optimizers.schedules import PolyDecay
 
     model = build_model(config, num_classes, classes)
     losses, loss_weights = segmentation_losses(
@@ -434,7 +434,7 @@ def train(config=None, train_data=None, val_data=None, strategy=None, callbacks=
         )
     else:
         # deferred: Keras/TensorFlow load after train() builds its strategy
-        from danet_keras.training.losses import with_output_labels
+        from danet_keras.losses import with_output_labels
 
         fit_train = with_output_labels(train_data.repeat(), loss_outputs).prefetch(tf.data.AUTOTUNE)
         fit_val = None if val_data is None else with_output_labels(val_data, loss_outputs)
