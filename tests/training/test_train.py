@@ -310,6 +310,7 @@ def test_a_run_from_random_weights_says_so_first(tmp_path, capsys):
     assert RANDOM_START_WARNING not in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_cli_fine_tunes_a_preset_to_the_datasets_classes(tmp_path, capsys):
     from danet_keras import DANet
     from danet_keras.cli.main import main
