@@ -77,6 +77,8 @@ crop (512), batch (16) and learning rate (0.01) come from
 ITERATIONS, BATCH, TRAINING_IMAGES = 80_000, 16, 20_210
 config = {
     "preset": "danet_resnet101_d8_ade20k_mmseg",
+    # Trained here from the backbone weights, not from mmsegmentation's released model.
+    "preset_weights": False,
     "data_dir": args.data_dir,
     "model": {
         "backbone_weights": None if args.backbone_weights == "none" else args.backbone_weights

@@ -21,7 +21,8 @@ This script is that setting written out step by step with danet-keras:
 
 - the data: Cityscapes fine, 2,975 training and 500 validation images of 1024x2048;
 - the model: `danet_resnet101_cityscapes` (ResNet-101, output stride 8, multi-grid
-  (4, 8, 16), standard stem, `align_corners=True`) on an ImageNet-pretrained backbone;
+  (4, 8, 16), standard stem, `align_corners=True`) on an ImageNet-pretrained backbone
+  (keras.applications' weights, so its block layout: `resnet101_imagenet`);
 - the recipe: SGD (momentum 0.9, weight decay 1e-4), poly learning rate (power 0.9) from
   0.01 with 10x on the head, batch 8, random scale 0.75-2.0, flip, 768x768 crops,
   240 epochs, synchronized BatchNorm, one cross-entropy per output (fused, position,
@@ -65,7 +66,8 @@ parser.add_argument("--mixed-precision", action="store_true", help="float16 comp
 parser.add_argument(
     "--backbone-weights",
     default="imagenet",
-    help="'imagenet' (keras.applications, downloaded by Keras), a weights file, or 'none'",
+    help="'imagenet' (keras.applications' ResNet-101, downloaded once), a weights file of it, "
+    "or 'none'",
 )
 parser.add_argument("--smoke", action="store_true", help="a few steps on the demo city")
 args = parser.parse_args()
@@ -73,19 +75,23 @@ args = parser.parse_args()
 """
 ## The training configuration
 
-`danet_keras.train` takes a `TrainConfig`. The preset names the model, and the dataset
-recipe (`danet_keras.training.TRAINING_RECIPES["cityscapes"]`) gives crop 768, batch 8,
-learning rate 0.01 and 240 epochs; what the recipe leaves open is set here. With
+`danet_keras.train` takes a `TrainConfig`. The preset names the model (its configuration:
+the run trains it from the backbone weights, not from the released weights), and the
+dataset recipe (`danet_keras.training.TRAINING_RECIPES["cityscapes"]`) gives crop 768,
+batch 8, learning rate 0.01 and 240 epochs; what the recipe leaves open is set here. With
 `--smoke` the same script trains a tiny DANet on the demo city for two steps instead.
 """
 
+backbone_weights = None if args.backbone_weights == "none" else args.backbone_weights
 config = {
     "preset": "danet_resnet101_cityscapes",
+    "preset_weights": False,
     "dataset": "cityscapes",
     "data_dir": args.data_dir,
-    "model": {
-        "backbone_weights": None if args.backbone_weights == "none" else args.backbone_weights
-    },
+    # keras.applications' weights fit its block layout only.
+    "model": {"backbone": "resnet101_imagenet", "backbone_weights": backbone_weights}
+    if backbone_weights
+    else {},
     "epochs": args.epochs,
     # The official code scales the short side by 0.75-2.0 of its 1024 pixels.
     "data_options": {"scale_range": (0.75, 2.0)},

@@ -60,6 +60,7 @@ def config_from_args(args):
     for flag, field, value in (
         ("mixed_precision", "mixed_precision", True),
         ("no_sync_batchnorm", "sync_batchnorm", False),
+        ("no_preset_weights", "preset_weights", False),
         ("no_backup", "backup", False),
         ("no_tensorboard", "tensorboard", False),
         ("no_validation", "validation", False),
@@ -118,20 +119,34 @@ def register(subparsers):
     add(
         "--preset",
         help="a model preset (danet-keras info) or preset directory: the model's "
-        "configuration, its dataset, and its weights when installed",
+        "configuration, its dataset, and its weights (published ones download on first use)",
+    )
+    add(
+        "--no-preset-weights",
+        action="store_true",
+        help="train the preset's configuration from fresh weights (or --backbone-weights)",
     )
     add(
         "--backbone",
         help="resnet18, resnet34, resnet50 (default), resnet101, resnet152, resnet101_v1c, ...",
     )
     add("--output-stride", type=int, choices=(8, 16, 32))
-    add("--num-classes", type=int, help="default: the dataset's")
+    add(
+        "--num-classes",
+        type=int,
+        help="default: the dataset's; a --preset of another class count is fine-tuned (its "
+        "classifiers start fresh)",
+    )
     add("--multi-grid", type=int, nargs="+", metavar="DILATION", help="e.g. 4 8 16")
     add("--stem", choices=("standard", "deep"))
     add("--head-channels", type=int)
     add("--aux-head", action="store_true", help="add the FCN auxiliary head (loss weight 0.4)")
     add("--align-corners", action="store_true", help="official DANet upsampling convention")
-    add("--backbone-weights", help="'imagenet' or a keras.applications ResNet weights file")
+    add(
+        "--backbone-weights",
+        help="'imagenet' or a keras.applications ResNet weights file, for a backbone in that "
+        "layout (--backbone resnet50_imagenet, resnet101_imagenet, resnet152_imagenet)",
+    )
     add("--crop-size", type=int)
     add("--batch-size", type=int, help="global batch size over all replicas")
     add("--epochs", type=int)

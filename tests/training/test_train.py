@@ -284,3 +284,48 @@ def test_cli_training_on_damaged_data_skips_and_reports(damaged, tmp_path, capsy
     out = capsys.readouterr().out
     assert "folder: 44 example(s) skipped" in out, out
     assert "final model:" in out
+
+
+def test_a_run_from_random_weights_says_so_first(tmp_path, capsys):
+    from danet_keras.training.trainer import RANDOM_START_WARNING
+
+    settings = dict(
+        dataset="custom", num_classes=2, strategy="one_device", epochs=1, validation=False
+    )
+    train(
+        dict(settings, batch_size=2, output_dir=str(tmp_path / "random"), **TINY),
+        train_data=learnable_batches(1),
+    )
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == RANDOM_START_WARNING
+    assert "--backbone-weights imagenet" in RANDOM_START_WARNING and "--preset" in out
+    # A preset directory's weights are a pretrained start: no warning.
+    preset = keras.saving.load_model(tmp_path / "random" / "final.keras").save_to_preset(
+        str(tmp_path / "preset")
+    )
+    train(
+        dict(settings, batch_size=2, preset=preset, output_dir=str(tmp_path / "tuned"), **TINY),
+        train_data=learnable_batches(1),
+    )
+    assert RANDOM_START_WARNING not in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_cli_fine_tunes_a_preset_to_the_datasets_classes(tmp_path, capsys):
+    from danet_keras import DANet
+    from danet_keras.cli.main import main
+
+    # A 4-class model (the stand-in of a published preset) trained on the demo city's 19.
+    small = DANet(4, backbone="resnet18", head_channels=16, output_stride=16)
+    preset = small.save_to_preset(str(tmp_path / "preset"))
+    make_demo_city(tmp_path / "city", num_train=2, num_val=1, size=(32, 64))
+    arguments = ["train", "--preset", preset, "--num-classes", "19", "--dataset", "demo_city"]
+    arguments += ["--data-dir", str(tmp_path / "city"), "--output-dir", str(tmp_path / "run")]
+    arguments += ["--epochs", "1", "--batch-size", "2", "--crop-size", "32", "--no-validation"]
+    arguments += ["--no-tensorboard"]
+    assert main(arguments) == 0
+    out = capsys.readouterr().out
+    assert "random weights" not in out and "final model:" in out
+    tuned = keras.saving.load_model(tmp_path / "run" / "final.keras", compile=False)
+    assert tuned.num_classes == 19 and tuned.class_names[0] == "road"
+    assert tuned.get_layer("fused_classifier").kernel.shape[-1] == 19
