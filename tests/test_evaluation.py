@@ -1,4 +1,5 @@
 import json
+import re
 
 import numpy as np
 import pytest
@@ -100,8 +101,11 @@ def test_evaluate_writes_table_json_csv_and_png(model, images, tmp_path, capsys)
         class_names=["a", "b", "c", "d"],
         output_dir=tmp_path,
     )
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert "mean IoU" in printed and "pixel acc." in printed
+    # A progress bar with the total, elapsed time and ETA (tqdm, on stderr).
+    assert re.search(r"evaluate: 100%\|.*\| 2/2 \[\d\d:\d\d<\d\d:\d\d", captured.err), captured.err
     assert result.num_images == 2
     assert result.confusion_matrix.sum() == (labels != 255).sum()
     written = json.loads((tmp_path / "metrics.json").read_text())
@@ -149,14 +153,14 @@ def test_cli_evaluates_a_saved_model_on_a_dataset_split(tmp_path, capsys):
             "--crop-size",
             "32",
             "--flip",
-            "--output-dir",
+            "--output",
             str(tmp_path / "out"),
         ]
     )
     assert code == 0
     assert "road" in capsys.readouterr().out
     written = json.loads((tmp_path / "out" / "metrics.json").read_text())
-    assert written["num_images"] == 2 and written["settings"]["crop_size"] == 32
+    assert written["num_images"] == 2 and written["settings"]["crop_size"] == [32, 32]
     assert (
         main(
             [
