@@ -31,7 +31,7 @@ def quick_demo(tmp_path_factory):
             "danet_keras.cli.main",
             "demo",
             "--quick",
-            "--output-dir",
+            "--output",
             str(output_dir),
             "--verbose",
             "0",

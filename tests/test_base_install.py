@@ -26,7 +26,7 @@ def test_base_install_runs_the_demo_with_nothing_but_its_own_lines(tmp_path):
     ).stdout.lower()
     assert "torch==" not in listed and "keras-cv==" not in listed  # extras stay out
     demo = subprocess.run(
-        [str(environment / "bin" / "danet-keras"), "demo", "--quick", "--output-dir", "out"],
+        [str(environment / "bin" / "danet-keras"), "demo", "--quick", "--output", "out"],
         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900,
     )  # fmt: skip
     assert demo.returncode == 0, (demo.stdout[-2000:], demo.stderr[-3000:])

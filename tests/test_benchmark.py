@@ -142,7 +142,7 @@ def test_tflite_int8_cases_run_in_process(tmp_path):
 def test_vs_pytorch_smoke_runs_children_and_writes_table_and_plot(tmp_path, capsys):
     pytest.importorskip("torch")
     out = tmp_path / "results"
-    arguments = ["--smoke", "--parts", "inference", "training", "--out", str(out)]
+    arguments = ["--smoke", "--parts", "inference", "training", "--output", str(out)]
     assert load_benchmark("vs_pytorch").main(arguments) == 0
     table = (out / "vs_pytorch.md").read_text()
     for label in ("PyTorch fp32", "Keras plain", "Keras optimized", "Keras naive", "| training |"):

@@ -275,7 +275,7 @@ def test_cli_training_on_damaged_data_skips_and_reports(damaged, tmp_path, capsy
         json.dumps({"reader_options": {"class_names": CLASSES}, "train_split": None, **TINY})
     )
     arguments = ["train", "--config", str(settings), "--dataset", "folder"]
-    arguments += ["--data-dir", damaged.root, "--output-dir", str(tmp_path / "run")]
+    arguments += ["--data-dir", damaged.root, "--output", str(tmp_path / "run")]
     arguments += ["--epochs", "2", "--batch-size", "4", "--crop-size", "16", "--no-validation"]
     # Strict by default: the first bad file stops the run before training, named.
     assert main(arguments) == 2
