@@ -1,6 +1,7 @@
 import importlib.util
 import json
 import os
+import re
 import runpy
 import subprocess
 import sys
@@ -68,8 +69,33 @@ def test_notebook_runs_top_to_bottom_in_its_smoke_setting(tmp_path, monkeypatch)
     assert "mean IoU" in text  # the per-class table
     assert "each point's weights sum to [1.0" in text
     assert text.count("class_ids agreement") == 2  # SavedModel and TFLite against Keras
-    assert (tmp_path / "saved_model" / "saved_model.pb").exists()
+    assert (tmp_path / "danet" / "1" / "saved_model.pb").exists()  # a TF Serving version
     assert (tmp_path / "danet.tflite").exists()
+
+
+def test_notebook_uses_the_public_api_only():
+    import danet_keras
+
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    source = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
+    imported = re.findall(r"^\s*from (danet_keras[\w.]*) import \(?([\w, \n]+?)\)?$", source, re.M)
+    assert imported
+    for module_name, names in imported:
+        # danet_keras or danet_keras.<public package or module>, never a module inside it.
+        parts = module_name.split(".")
+        assert len(parts) <= 2 and parts[-1] in ["danet_keras", *danet_keras.__all__], module_name
+        module = importlib.import_module(module_name)
+        public = getattr(module, "__all__", None) or [n for n in dir(module) if n[0] != "_"]
+        for name in re.findall(r"\w+", names):
+            assert name in public, f"{module_name}.{name} is not public"
+    assert not re.search(r"^\s*import danet_keras\.", source, re.M)
+
+
+def test_notebook_installs_first_and_says_when_to_restart():
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    first = next(cell for cell in notebook.cells if cell.cell_type == "code").source
+    assert "DANET_KERAS_SOURCE =" in first and "pip" in first and "restart the kernel" in first
+    assert "import tensorflow" not in first  # the old TensorFlow must not be loaded yet
 
 
 # --- keras-io style training scripts ---
