@@ -145,7 +145,7 @@ def main(argv=None):
     )
     parser.add_argument("-o", "--output", default="ablation", help="default ./ablation")
     parser.add_argument(
-        "--data-dir", help="the demo city (default OUTPUT_DIR/demo_city; written when absent)"
+        "--data-dir", help="the demo city (default OUTPUT/demo_city; written when absent)"
     )
     parser.add_argument("--seeds", type=int, default=3, help="seeds per variant (default 3)")
     parser.add_argument(

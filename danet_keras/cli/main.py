@@ -41,6 +41,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser():
+    """The `danet-keras` parser, with the subcommands of `COMMAND_MODULES`."""
     parser = _Parser(
         prog="danet-keras",
         description="DANet (Dual Attention Network for Scene Segmentation) in Keras 3.",
