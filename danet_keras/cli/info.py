@@ -3,6 +3,8 @@
 import platform
 from importlib import metadata
 
+from danet_keras.cli.arguments import add_boolean_argument
+
 PACKAGES = (
     "danet-keras",
     "tensorflow",
@@ -90,7 +92,7 @@ def register(subparsers):
     parser = subparsers.add_parser(
         "info", help="print versions, devices and the model zoo of configurations"
     )
-    parser.add_argument(
-        "--parameters", action="store_true", help="also build each preset and count its parameters"
+    add_boolean_argument(
+        parser, "--parameters", "also build each preset and count its parameters", default=False
     )
     parser.set_defaults(func=run)

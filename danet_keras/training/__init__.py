@@ -10,6 +10,9 @@ are re-exported here:
     PolyDecay                                       poly learning rate with warm-up
     LayerwiseSGD, head_learning_rate_multipliers    PyTorch-style SGD, 10x head learning rate
     make_strategy                                   tf.distribute strategy by name
+    BestCheckpoint, HistoryCSV, monitor_key         model.fit callbacks: the best-mIoU model
+                                                    (`monitor_key(model)` names its log key),
+                                                    the per-epoch log as CSV
 """
 
 from typing import TYPE_CHECKING
@@ -17,6 +20,8 @@ from typing import TYPE_CHECKING
 from danet_keras.utils.lazy import lazy_attributes
 
 _EXPORTS = {
+    "BestCheckpoint": "danet_keras.training.callbacks",
+    "HistoryCSV": "danet_keras.training.callbacks",
     "STRATEGIES": "danet_keras.training.strategy",
     "TRAINING_RECIPES": "danet_keras.training.config",
     "LayerwiseSGD": "danet_keras.optimizers.layerwise_sgd",
@@ -29,6 +34,7 @@ _EXPORTS = {
     "configure_logical_cpus": "danet_keras.training.strategy",
     "head_learning_rate_multipliers": "danet_keras.optimizers.layerwise_sgd",
     "make_strategy": "danet_keras.training.strategy",
+    "monitor_key": "danet_keras.training.trainer",
     "resolve_config": "danet_keras.training.config",
     "segmentation_losses": "danet_keras.losses",
     "train": "danet_keras.training.trainer",
@@ -48,6 +54,7 @@ if TYPE_CHECKING:  # what the lazy attributes are, for type checkers and IDEs
         head_learning_rate_multipliers,
     )
     from danet_keras.optimizers.schedules import PolyDecay  # noqa: F401
+    from danet_keras.training.callbacks import BestCheckpoint, HistoryCSV  # noqa: F401
     from danet_keras.training.config import (  # noqa: F401
         TRAINING_RECIPES,
         TrainConfig,
@@ -62,5 +69,6 @@ if TYPE_CHECKING:  # what the lazy attributes are, for type checkers and IDEs
         TrainResult,
         build_model,
         build_training_model,
+        monitor_key,
         train,
     )
