@@ -10,7 +10,7 @@ validation images and prints, per artefact, the pixel agreement of
 `class_ids` with the Keras model and the mIoU of each against the labels.
 The trained demo model and the demo city:
 
-    danet-keras demo --output-dir danet_demo
+    danet-keras demo --output danet_demo
     python benchmarks/quantization_accuracy.py --model danet_demo/training/best.keras \
         --data-dir danet_demo/demo_city
 """
@@ -58,7 +58,7 @@ def main(argv=None):
     )
     parser.add_argument("--num-calibration-images", type=int, default=64)
     parser.add_argument(
-        "--out", default=None, help="where to keep the .tflite files (default: a temp dir)"
+        "-o", "--output", default=None, help="where to keep the .tflite files (default: a temp dir)"
     )
     args = parser.parse_args(argv)
 
@@ -72,7 +72,7 @@ def main(argv=None):
         seed=0,
     )
 
-    out = args.out or tempfile.mkdtemp(prefix="quantization_")
+    out = args.output or tempfile.mkdtemp(prefix="quantization_")
     os.makedirs(out, exist_ok=True)
     runners = {"keras": KerasRunner(model)}
     graphs = {

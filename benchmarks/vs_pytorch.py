@@ -26,7 +26,7 @@ in bfloat16), `int8` (LiteRT/XNNPACK; `before` = every op int8, the
 export before issue 13), `throughput` (images/s at batch 1, 4, 8),
 `serving` (the SavedModel's signature against the bare model), `training`
 (forward, three cross-entropies, backward, SGD), `levers`. Writes
-`vs_pytorch.md`, `vs_pytorch.json` and `vs_pytorch.png` to `--out`.
+`vs_pytorch.md`, `vs_pytorch.json` and `vs_pytorch.png` to `--output`.
 """
 
 import argparse
@@ -355,7 +355,8 @@ def main(argv=None):
     parser.add_argument("--all", action="store_true", help="every backbone at every size")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds: a CI smoke test")
     parser.add_argument(
-        "--out",
+        "-o",
+        "--output",
         default="benchmark_results",
         help="folder of the tables (new, empty, or an earlier run's, whose tables are replaced)",
     )
@@ -363,7 +364,7 @@ def main(argv=None):
     from danet_keras.utils.output_paths import own_folder
 
     # Checked before hours of timing; the benchmark owns its folder.
-    own_folder(args.out, "benchmark_results", "benchmark tables")
+    own_folder(args.output, "benchmark_results", "benchmark tables")
 
     main_backbone = "resnet50"
     training_cells = [tuple(cell.split(":")) for cell in args.training_cells]
@@ -423,12 +424,13 @@ def main(argv=None):
                 levers_part(matrix, main_backbone, focus, "bfloat16")
         fill_flops(matrix)
         table = markdown(matrix)
-        write_text(os.path.join(args.out, "vs_pytorch.md"), table)
-        write_text(os.path.join(args.out, "vs_pytorch.json"), json.dumps(matrix.results, indent=1))
-        picture = plot(matrix, os.path.join(args.out, "vs_pytorch.png"))
+        write_text(os.path.join(args.output, "vs_pytorch.md"), table)
+        results = json.dumps(matrix.results, indent=1)
+        write_text(os.path.join(args.output, "vs_pytorch.json"), results)
+        picture = plot(matrix, os.path.join(args.output, "vs_pytorch.png"))
     print()
     print(table)
-    print(f"wrote {args.out}/vs_pytorch.md, .json" + (", .png" if picture else ""))
+    print(f"wrote {args.output}/vs_pytorch.md, .json" + (", .png" if picture else ""))
     failures = [
         row for row in matrix.results if "error" in row and "out of memory" not in row["error"]
     ]

@@ -7,6 +7,7 @@ Public API (imported on first use, so `import danet_keras` is instant):
     danet_keras.layers                PositionAttention, ChannelAttention, ResizeLike, ...
     danet_keras.data                  dataset readers, tf.data pipelines, the demo city
     danet_keras.metrics               MeanIoU
+    danet_keras.losses, .optimizers   the recipe's cross entropy, LayerwiseSGD and poly schedule
     danet_keras.train / .training     model.fit with the paper's recipe
     danet_keras.inference             sliding window, multi-scale and flip inference
     danet_keras.evaluate              mIoU over a dataset (danet_keras.apps.evaluation)
@@ -17,8 +18,8 @@ Public API (imported on first use, so `import danet_keras` is instant):
     danet_keras.attention_maps        the position / channel attention of a model for an image
     danet_keras.predict, .demo        the user-facing jobs (danet_keras.apps)
 
-The folders follow the layers (CONTRIBUTING.md has the map): utils < layers < data < models <
-inference < export, training < convert < visualize < apps < cli.
+The folders follow the layers (CONTRIBUTING.md has the map): utils < layers < data, metrics,
+losses, optimizers < models < inference < export, training < convert < visualize < apps < cli.
 """
 
 from typing import TYPE_CHECKING
@@ -58,8 +59,10 @@ _EXPORTS = {
             "export",
             "inference",
             "layers",
+            "losses",
             "metrics",
             "models",
+            "optimizers",
             "training",
             "visualize",
         )
@@ -85,8 +88,10 @@ if TYPE_CHECKING:  # what the lazy attributes are, for type checkers and IDEs
         export,
         inference,
         layers,
+        losses,
         metrics,
         models,
+        optimizers,
         training,
         visualize,
     )

@@ -15,7 +15,7 @@ paired comparison. Each model is scored after its last epoch on the
 validation city (`danet_keras.evaluate`, single scale); no epoch is picked on
 the validation set.
 
-Writes, under `--output-dir`:
+Writes, under `--output`:
 
     runs/<variant>_seed<s>/   each training (resumable: run the command again)
     results.json              one record per finished training; runs already
@@ -143,9 +143,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--output-dir", default="ablation", help="default ./ablation")
+    parser.add_argument("-o", "--output", default="ablation", help="default ./ablation")
     parser.add_argument(
-        "--data-dir", help="the demo city (default OUTPUT_DIR/demo_city; written when absent)"
+        "--data-dir", help="the demo city (default OUTPUT/demo_city; written when absent)"
     )
     parser.add_argument("--seeds", type=int, default=3, help="seeds per variant (default 3)")
     parser.add_argument(
@@ -159,10 +159,10 @@ def main(argv=None):
     from danet_keras.utils.output_paths import own_folder
 
     # The ablation owns its folder; running it again resumes from results.json.
-    own_folder(args.output_dir, "ablation", "the ablation")
-    data_dir = args.data_dir or os.path.join(args.output_dir, "demo_city")
+    own_folder(args.output, "ablation", "the ablation")
+    data_dir = args.data_dir or os.path.join(args.output, "demo_city")
     train_settings = training_settings(data_dir, args.smoke)
-    results_path = os.path.join(args.output_dir, "results.json")
+    results_path = os.path.join(args.output, "results.json")
     records = []
     if os.path.exists(results_path):
         with open(results_path) as f:
@@ -172,7 +172,7 @@ def main(argv=None):
         for variant in VARIANTS:
             if (variant, seed) in done:
                 continue
-            run_dir = os.path.join(args.output_dir, "runs", run_name(variant, seed))
+            run_dir = os.path.join(args.output, "runs", run_name(variant, seed))
             record = train_and_score(variant, seed, run_dir, train_settings)
             records.append(record)
             write_json(results_path, records)
@@ -185,7 +185,7 @@ def main(argv=None):
     if args.seeds != 3:
         command += f" --seeds {args.seeds}"
     table = markdown_table([r for r in records if r["seed"] < args.seeds], command)
-    write_text(os.path.join(args.output_dir, "ablation.md"), table)
+    write_text(os.path.join(args.output, "ablation.md"), table)
     print(table)
     return 0
 

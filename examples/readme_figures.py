@@ -24,7 +24,7 @@ def main(argv=None):
     )
     parser.add_argument("--model", default="danet_demo/training/best.keras")
     parser.add_argument("--data-dir", default="danet_demo/demo_city", help="the demo city")
-    parser.add_argument("--out", default="docs/images")
+    parser.add_argument("-o", "--output", default="docs/images")
     parser.add_argument(
         "--images", type=int, nargs="+", default=[0], help="validation images of the overlays"
     )
@@ -59,7 +59,7 @@ def main(argv=None):
     images = np.stack([examples[i][0] for i in args.images])
     labels = np.stack([examples[i][1] for i in args.images])
     predictions = np.asarray(model.predict(images, verbose=0)["logits"]).argmax(-1)
-    os.makedirs(args.out, exist_ok=True)
+    os.makedirs(args.output, exist_ok=True)
     written = [
         save_figure(
             plot_overlays(
@@ -70,12 +70,12 @@ def main(argv=None):
                 model.palette,
                 titles=[f"validation image {i}" for i in args.images],
             ),
-            os.path.join(args.out, "overlays.png"),
+            os.path.join(args.output, "overlays.png"),
             dpi=args.dpi,
         )
     ]
     image, label = examples[args.attention_image]
-    written += write_attention_figures(model, image, label, args.out, dpi=args.dpi).values()
+    written += write_attention_figures(model, image, label, args.output, dpi=args.dpi).values()
     for path in written:
         print(f"wrote {path} ({os.path.getsize(path) / 1024:.0f} KB)")
     return 0

@@ -33,9 +33,12 @@ schedule stops at a learning rate of 1e-4, `danet_keras.train`'s at 0; and its 8
 iterations are rounded up to whole epochs here.
 
 ```
-python examples/train_ade20k.py --data-dir /data/ade20k --output-dir runs/ade20k
+python examples/train_ade20k.py --data-dir /data/ade20k --output runs/ade20k
 python examples/train_ade20k.py --smoke      # a few steps on the demo city (CI)
 ```
+
+Each section below is a function and `main` runs them in order, so the script also imports
+(`import train_ade20k`) and runs as a notebook (which takes the defaults of `parse_args`).
 
 The numbers above are mmsegmentation's. This script has not been run to the end here:
 the project's machines have neither ADE20K nor a GPU; CI runs `--smoke` only.
@@ -48,23 +51,41 @@ the project's machines have neither ADE20K nor a GPU; CI runs `--smoke` only.
 import argparse
 import math
 import os
+import sys
+
+import keras
 
 import danet_keras
 from danet_keras.data import DATASETS, eval_pipeline, load_dataset, train_pipeline
+from danet_keras.demo import demo_training_config
 from danet_keras.visualize import plot_channel_attention, plot_overlays, save_figure
 
-parser = argparse.ArgumentParser(description="DANet on ADE20K with mmsegmentation's recipe.")
-parser.add_argument("--data-dir", help="ADEChallengeData2016 or the directory holding it")
-parser.add_argument("--output-dir", default="runs/danet_ade20k")
-parser.add_argument("--strategy", default="auto", help="auto, one_device, mirrored, ...")
-parser.add_argument("--mixed-precision", action="store_true", help="float16 compute on GPUs")
-parser.add_argument(
-    "--backbone-weights",
-    default="imagenet",
-    help="'imagenet' (keras.applications, downloaded by Keras), a weights file, or 'none'",
-)
-parser.add_argument("--smoke", action="store_true", help="a few steps on the demo city")
-args = parser.parse_args()
+
+def parse_args(argv=None):
+    """The script's settings: `argv` (default: the command line), else the defaults."""
+    parser = argparse.ArgumentParser(description="DANet on ADE20K with mmsegmentation's recipe.")
+    parser.add_argument("--data-dir", help="ADEChallengeData2016 or the directory holding it")
+    parser.add_argument("-o", "--output", default="runs/danet_ade20k")
+    parser.add_argument("--strategy", default="auto", help="auto, one_device, mirrored, ...")
+    parser.add_argument(
+        "--mixed-precision",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="float16 compute on GPUs",
+    )
+    parser.add_argument(
+        "--backbone-weights",
+        default="imagenet",
+        help="'imagenet' (keras.applications, downloaded by Keras), a weights file, or 'none'",
+    )
+    parser.add_argument(
+        "--smoke",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="a few steps on the demo city",
+    )
+    return parser.parse_args(argv)
+
 
 """
 ## The training configuration
@@ -75,33 +96,39 @@ crop (512), batch (16) and learning rate (0.01) come from
 """
 
 ITERATIONS, BATCH, TRAINING_IMAGES = 80_000, 16, 20_210
-config = {
-    "preset": "danet_resnet101_d8_ade20k_mmseg",
-    "data_dir": args.data_dir,
-    "model": {
-        "backbone_weights": None if args.backbone_weights == "none" else args.backbone_weights
-    },
-    "epochs": math.ceil(ITERATIONS * BATCH / TRAINING_IMAGES),
-    "weight_decay": 5e-4,
-    "head_lr_multiplier": 1.0,
-    "data_options": {"scale_range": (0.5, 2.0)},
-    "strategy": args.strategy,
-    "mixed_precision": args.mixed_precision,
-    # The training run owns its own folder (it resumes there); the figures go beside it.
-    "output_dir": os.path.join(args.output_dir, "training"),
-}
-palette = "ade20k"
-if args.smoke:
-    from danet_keras.apps.demo import demo_training_config
 
-    config = dict(
-        demo_training_config(os.path.join(args.output_dir, "demo_city"), quick=True),
-        output_dir=os.path.join(args.output_dir, "training"),
-        tensorboard=False,
-    )
-    palette = "cityscapes"  # the demo city's labels are Cityscapes train ids
-config = danet_keras.training.resolve_config(config)
-print(config.to_json())
+
+def training_config(args):
+    """The resolved `TrainConfig`, and the dataset whose colours the figures use."""
+    config = {
+        "preset": "danet_resnet101_d8_ade20k_mmseg",
+        # Trained here from the backbone weights, not from mmsegmentation's released model.
+        "preset_weights": False,
+        "data_dir": args.data_dir,
+        "model": {
+            "backbone_weights": None if args.backbone_weights == "none" else args.backbone_weights
+        },
+        "epochs": math.ceil(ITERATIONS * BATCH / TRAINING_IMAGES),
+        "weight_decay": 5e-4,
+        "head_lr_multiplier": 1.0,
+        "data_options": {"scale_range": (0.5, 2.0)},
+        "strategy": args.strategy,
+        "mixed_precision": args.mixed_precision,
+        # The training run owns its own folder (it resumes there); the figures go beside it.
+        "output_dir": os.path.join(args.output, "training"),
+    }
+    palette = "ade20k"
+    if args.smoke:
+        config = dict(
+            demo_training_config(os.path.join(args.output, "demo_city"), quick=True),
+            output_dir=os.path.join(args.output, "training"),
+            tensorboard=False,
+        )
+        palette = "cityscapes"  # the demo city's labels are Cityscapes train ids
+    config = danet_keras.training.resolve_config(config)
+    print(config.to_json())
+    return config, palette
+
 
 """
 ## The data
@@ -110,16 +137,21 @@ ADE20K annotations hold 0 ("other") and 1..150; the reader maps 0 to 255 (ignore
 k to k - 1. A few augmented training crops:
 """
 
-train_split = load_dataset(config.dataset, config.data_dir, "train")
-val_split = load_dataset(config.dataset, config.data_dir, "val")
-print(f"{len(train_split)} training and {len(val_split)} validation images")
-os.makedirs(args.output_dir, exist_ok=True)
-crops = train_pipeline(train_split, config.crop_size, 4, seed=0, **config.data_options)
-images, labels = next(iter(crops))
-save_figure(
-    plot_overlays(images.numpy(), labels.numpy(), palette=palette),
-    os.path.join(args.output_dir, "training_crops.png"),
-)
+
+def load_splits(config, palette, output):
+    """The training and validation splits; writes `training_crops.png`."""
+    train_split = load_dataset(config.dataset, config.data_dir, "train")
+    val_split = load_dataset(config.dataset, config.data_dir, "val")
+    print(f"{len(train_split)} training and {len(val_split)} validation images")
+    os.makedirs(output, exist_ok=True)
+    crops = train_pipeline(train_split, config.crop_size, 4, seed=0, **config.data_options)
+    images, labels = next(iter(crops))
+    save_figure(
+        plot_overlays(images.numpy(), labels.numpy(), palette=palette),
+        os.path.join(output, "training_crops.png"),
+    )
+    return train_split, val_split
+
 
 """
 ## Training
@@ -129,12 +161,14 @@ with the poly schedule and the 10x head learning rate, `MeanIoU`, and `model.fit
 checkpoints, logs and backups (run the script again to resume).
 """
 
-result = danet_keras.train(config)
-model = result.model
-if result.best_checkpoint:
-    from danet_keras.models.loading import load_keras_model
 
-    model = load_keras_model(result.best_checkpoint)
+def train_model(config):
+    """The model of the best validation mIoU (the last one without validation)."""
+    result = danet_keras.train(config)
+    if result.best_checkpoint:
+        return keras.saving.load_model(result.best_checkpoint)
+    return result.model
+
 
 """
 ## Evaluation
@@ -143,15 +177,20 @@ mmsegmentation tests ADE20K on whole images; its multi-scale test uses six scale
 flipping.
 """
 
-names = DATASETS[palette].class_names
 MMSEG_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
-for name, options in {
-    "whole image": {},
-    "multi-scale + flip": {"scales": (1.0, 1.25) if args.smoke else MMSEG_SCALES, "flip": True},
-}.items():
-    scores = danet_keras.evaluate(model, eval_pipeline(val_split), class_names=names, **options)
-    print(f"ADE20K val mIoU, {name}: {100 * scores.mean_iou:.2f}")
-print("mmsegmentation's: 43.64 whole image, 45.19 multi-scale + flip")
+
+
+def evaluate_model(model, val_split, palette, smoke=False):
+    """Whole-image and multi-scale + flip mIoU."""
+    names = DATASETS[palette].class_names
+    for name, options in {
+        "whole image": {},
+        "multi-scale + flip": {"scales": (1.0, 1.25) if smoke else MMSEG_SCALES, "flip": True},
+    }.items():
+        scores = danet_keras.evaluate(model, eval_pipeline(val_split), class_names=names, **options)
+        print(f"ADE20K val mIoU, {name}: {100 * scores.mean_iou:.2f}")
+    print("mmsegmentation's: 43.64 whole image, 45.19 multi-scale + flip")
+
 
 """
 ## What the channel attention does
@@ -160,21 +199,48 @@ The channel attention's output channels that vary most over a validation image: 
 tends to respond to a few classes (the paper's Fig. 4).
 """
 
-image, _ = next(iter(eval_pipeline(val_split)))
-save_figure(
-    plot_channel_attention(model, image.numpy()[0].astype("uint8"), 4, palette=palette),
-    os.path.join(args.output_dir, "channel_attention.png"),
-)
+
+def draw_channel_attention(model, val_split, palette, output):
+    """Writes `channel_attention.png`."""
+    image, _ = next(iter(eval_pipeline(val_split)))
+    save_figure(
+        plot_channel_attention(model, image.numpy()[0].astype("uint8"), 4, palette=palette),
+        os.path.join(output, "channel_attention.png"),
+    )
+
 
 """
 ## Export
 
-A SavedModel for TF Serving (`danet-keras export --format tflite` makes a TFLite model
-of it for a fixed input size).
+A SavedModel for TF Serving, in version folder 1 of the model's base folder
+(`danet-keras export --format tflite` makes a TFLite model for a fixed input size).
 """
 
-# A rerun replaces its own earlier export (never anything else at that path).
-danet_keras.export.export_saved_model(
-    model, os.path.join(args.output_dir, "saved_model"), overwrite=True
-)
-print(f"wrote {args.output_dir}")
+
+def export_model(model, output):
+    """Writes the SavedModel to OUTPUT/danet/1."""
+    # A rerun replaces its own earlier export (never anything else at that path).
+    path = danet_keras.export.export_saved_model(
+        model, os.path.join(output, "danet", "1"), overwrite=True
+    )
+    print(f"wrote {path}")
+
+
+"""
+## Everything, in order
+"""
+
+
+def main(args):
+    config, palette = training_config(args)
+    _, val_split = load_splits(config, palette, args.output)
+    model = train_model(config)
+    evaluate_model(model, val_split, palette, smoke=args.smoke)
+    draw_channel_attention(model, val_split, palette, args.output)
+    export_model(model, args.output)
+
+
+if __name__ == "__main__":
+    # A notebook made from this script runs this cell with the kernel's own command line:
+    # there it takes the defaults of `parse_args`.
+    main(parse_args([] if "ipykernel" in sys.modules else None))

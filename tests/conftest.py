@@ -86,7 +86,7 @@ def quick_demo(base_install, tmp_path_factory):
     bin_dir, env = base_install
     cwd = tmp_path_factory.mktemp("quick_demo")
     process = subprocess.run(
-        [str(bin_dir / "danet-keras"), "demo", "--quick", "--output-dir", "demo"],
+        [str(bin_dir / "danet-keras"), "demo", "--quick", "--output", "demo"],
         capture_output=True, text=True, env=env, cwd=cwd, timeout=900,
     )  # fmt: skip
     assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]

@@ -35,8 +35,8 @@ def test_benchmark_command_prints_a_table(capsys):
 
 
 def test_benchmark_command_refuses_a_bad_size(capsys):
-    assert main(["benchmark", "--size", "512"]) == 2
-    assert "512x1024" in capsys.readouterr().err
+    assert main(["benchmark", "--size", "512x"]) == 2
+    assert "a size is N or HEIGHTxWIDTH, e.g. 512 or 512x1024" in capsys.readouterr().err
 
 
 def load_benchmark(name):
@@ -142,7 +142,7 @@ def test_tflite_int8_cases_run_in_process(tmp_path):
 def test_vs_pytorch_smoke_runs_children_and_writes_table_and_plot(tmp_path, capsys):
     pytest.importorskip("torch")
     out = tmp_path / "results"
-    arguments = ["--smoke", "--parts", "inference", "training", "--out", str(out)]
+    arguments = ["--smoke", "--parts", "inference", "training", "--output", str(out)]
     assert load_benchmark("vs_pytorch").main(arguments) == 0
     table = (out / "vs_pytorch.md").read_text()
     for label in ("PyTorch fp32", "Keras plain", "Keras optimized", "Keras naive", "| training |"):
@@ -171,3 +171,34 @@ def test_benchmark_command_compares_with_pytorch(capsys):
     for row in rows:
         difference = float(row.split(" | ")[4].split(" / ")[0])
         assert difference < 1e-3, row  # the conversion tolerance (convert.verify)
+
+
+def test_response_size_counts_the_json_that_tf_serving_writes():
+    import json
+
+    sizes = load_benchmark("response_size")
+    assert [sizes.format_number(v) for v in (0.1, 1 / 3, 1.0, 1e-5, 1e5, 1e6, -2.5)] == [
+        "0.1", "0.333333343", "1.0", "1e-05", "100000.0", "1e+06", "-2.5",
+    ]  # fmt: skip
+    assert sizes.format_number(np.int32(17)) == "17"
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 4, (1, 6, 5, 3)).astype(np.float32)
+    logits[0, 0, 0] = [2.0, 1e-5, 123456.0]  # whole, tiny and large numbers
+    outputs = {
+        "class_ids": logits.argmax(-1).astype(np.int32) * 7,  # one and two digits
+        "logits": logits,
+        "probabilities": rng.dirichlet(np.ones(3), (1, 6, 5)).astype(np.float32),
+    }
+    for names in sizes.ROWS:
+        chosen = {name: outputs[name] for name in names}
+        text = sizes.rest_response_text(chosen)
+        parsed = json.loads(text)["predictions"][0]
+        if len(names) == 1:
+            np.testing.assert_array_equal(parsed, outputs["class_ids"][0])
+        else:
+            assert sorted(parsed) == sorted(names)
+            # The floats read back exactly (9 significant digits where 6 do not).
+            for name in names[1:]:
+                np.testing.assert_array_equal(np.float32(parsed[name]), outputs[name][0])
+        # The vectorised count is the length of the written text.
+        assert sizes.rest_response_size(chosen) == len(text)

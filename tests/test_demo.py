@@ -36,7 +36,7 @@ def test_demo_runs_end_to_end_in_its_quick_setting(quick_demo):
     for name in ("position_attention.png", "channel_attention.png"):
         assert (output_dir / "attention" / name).exists()
     assert (output_dir / "training_curves.png").exists()
-    assert (output_dir / "export" / "saved_model" / "saved_model.pb").exists()
+    assert (output_dir / "export" / "danet" / "1" / "saved_model.pb").exists()
     assert (output_dir / "export" / "danet_demo.tflite").stat().st_size > 0
     assert "agreement" in summary["export_note"]
     assert "carries the model's 19 class names and colours" in summary["export_note"]
@@ -92,13 +92,13 @@ def test_a_model_trained_on_the_demo_city_predicts_in_cityscapes_colours(
     photo = sorted((output_dir / "demo_city" / "leftImg8bit" / "val").rglob("*.png"))[0]
     models = {
         "keras": output_dir / "training" / "best.keras",
-        "saved_model": output_dir / "export" / "saved_model",
+        "saved_model": output_dir / "export" / "danet" / "1",
         "tflite": output_dir / "export" / "danet_demo.tflite",
     }
     for name, model in models.items():
         out = tmp_path / name
         # No --palette: the colours are the model's own, and no fallback notice.
-        command = ["predict", "--model", str(model), str(photo), "--out", str(out), "--overlay"]
+        command = ["predict", "--model", str(model), str(photo), "--output", str(out), "--overlay"]
         assert main(command) == 0
         labels = Image.open(out / f"{photo.name}_labels.png")
         assert labels.mode == "P"

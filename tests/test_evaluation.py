@@ -1,4 +1,5 @@
 import json
+import re
 
 import numpy as np
 import pytest
@@ -100,8 +101,11 @@ def test_evaluate_writes_table_json_csv_and_png(model, images, tmp_path, capsys)
         class_names=["a", "b", "c", "d"],
         output_dir=tmp_path,
     )
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert "mean IoU" in printed and "pixel acc." in printed
+    # A progress bar with the total, elapsed time and ETA (tqdm, on stderr).
+    assert re.search(r"evaluate: 100%\|.*\| 2/2 \[\d\d:\d\d<\d\d:\d\d", captured.err), captured.err
     assert result.num_images == 2
     assert result.confusion_matrix.sum() == (labels != 255).sum()
     written = json.loads((tmp_path / "metrics.json").read_text())
@@ -149,14 +153,14 @@ def test_cli_evaluates_a_saved_model_on_a_dataset_split(tmp_path, capsys):
             "--crop-size",
             "32",
             "--flip",
-            "--output-dir",
+            "--output",
             str(tmp_path / "out"),
         ]
     )
     assert code == 0
     assert "road" in capsys.readouterr().out
     written = json.loads((tmp_path / "out" / "metrics.json").read_text())
-    assert written["num_images"] == 2 and written["settings"]["crop_size"] == 32
+    assert written["num_images"] == 2 and written["settings"]["crop_size"] == [32, 32]
     assert (
         main(
             [
@@ -173,3 +177,30 @@ def test_cli_evaluates_a_saved_model_on_a_dataset_split(tmp_path, capsys):
         )
         == 2
     )
+
+
+def test_cli_evaluates_a_folder_dataset_named_by_class_names(tmp_path, capsys):
+    from PIL import Image
+
+    from danet_keras.cli.main import main
+
+    rng = np.random.default_rng(0)
+    for folder in ("images", "labels"):
+        (tmp_path / "data" / folder).mkdir(parents=True)
+    for index in range(2):
+        image = rng.integers(0, 255, (32, 48, 3), dtype=np.uint8)
+        Image.fromarray(image).save(tmp_path / "data" / "images" / f"{index}.png")
+        label = rng.integers(0, 3, (32, 48), dtype=np.uint8)
+        Image.fromarray(label).save(tmp_path / "data" / "labels" / f"{index}.png")
+    (tmp_path / "classes.txt").write_text("ground\nwater\nsky\n")
+    DANet(3, backbone="resnet18", head_channels=16).save(tmp_path / "model.keras")
+    arguments = ["evaluate", "--model", str(tmp_path / "model.keras"), "--dataset", "folder"]
+    arguments += ["--data-dir", str(tmp_path / "data"), "--split", "", "-o", str(tmp_path / "out")]
+    assert main(arguments + ["--class-names", str(tmp_path / "classes.txt")]) == 0
+    written = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert written["num_images"] == 2
+    # The model carries no names: the table uses the ones given for the folder.
+    assert list(written["per_class_iou"]) == ["ground", "water", "sky"]
+    # A folder dataset without them is refused in one line.
+    assert main(arguments + ["--overwrite"]) == 2
+    assert "class_names" in capsys.readouterr().err

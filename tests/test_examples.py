@@ -1,6 +1,7 @@
 import importlib.util
 import json
 import os
+import re
 import runpy
 import subprocess
 import sys
@@ -68,8 +69,33 @@ def test_notebook_runs_top_to_bottom_in_its_smoke_setting(tmp_path, monkeypatch)
     assert "mean IoU" in text  # the per-class table
     assert "each point's weights sum to [1.0" in text
     assert text.count("class_ids agreement") == 2  # SavedModel and TFLite against Keras
-    assert (tmp_path / "saved_model" / "saved_model.pb").exists()
+    assert (tmp_path / "danet" / "1" / "saved_model.pb").exists()  # a TF Serving version
     assert (tmp_path / "danet.tflite").exists()
+
+
+def test_notebook_uses_the_public_api_only():
+    import danet_keras
+
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    source = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
+    imported = re.findall(r"^\s*from (danet_keras[\w.]*) import \(?([\w, \n]+?)\)?$", source, re.M)
+    assert imported
+    for module_name, names in imported:
+        # danet_keras or danet_keras.<public package or module>, never a module inside it.
+        parts = module_name.split(".")
+        assert len(parts) <= 2 and parts[-1] in ["danet_keras", *danet_keras.__all__], module_name
+        module = importlib.import_module(module_name)
+        public = getattr(module, "__all__", None) or [n for n in dir(module) if n[0] != "_"]
+        for name in re.findall(r"\w+", names):
+            assert name in public, f"{module_name}.{name} is not public"
+    assert not re.search(r"^\s*import danet_keras\.", source, re.M)
+
+
+def test_notebook_installs_first_and_says_when_to_restart():
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    first = next(cell for cell in notebook.cells if cell.cell_type == "code").source
+    assert "DANET_KERAS_SOURCE =" in first and "pip" in first and "restart the kernel" in first
+    assert "import tensorflow" not in first  # the old TensorFlow must not be loaded yet
 
 
 # --- keras-io style training scripts ---
@@ -82,7 +108,7 @@ def test_notebook_runs_top_to_bottom_in_its_smoke_setting(tmp_path, monkeypatch)
 )
 def test_training_script_smoke_run(script, figure, tmp_path):
     process = subprocess.run(
-        [sys.executable, str(EXAMPLES / f"{script}.py"), "--smoke", "--output-dir", str(tmp_path)],
+        [sys.executable, str(EXAMPLES / f"{script}.py"), "--smoke", "--output", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=600,
@@ -91,9 +117,21 @@ def test_training_script_smoke_run(script, figure, tmp_path):
     assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]
     assert "mIoU" in process.stdout
     for name in (
-        "training_crops.png", figure, "training/final.keras", "saved_model/saved_model.pb",
+        "training_crops.png", figure, "training/final.keras", "danet/1/saved_model.pb",
     ):  # fmt: skip
         assert (tmp_path / name).exists(), name
+
+
+@pytest.mark.parametrize("script", ["train_cityscapes", "train_ade20k"])
+def test_training_scripts_import_without_running(script):
+    # Importing runs no section (a notebook or a test can call them one by one) and
+    # reads no command line: the settings are `parse_args`'s.
+    module = load_example(script)
+    assert callable(module.main)
+    defaults = module.parse_args([])
+    assert (defaults.smoke, defaults.mixed_precision, defaults.data_dir) == (False, False, None)
+    smoke = module.parse_args(["--smoke", "-o", "runs/x"])
+    assert (smoke.smoke, smoke.output) == (True, "runs/x")
 
 
 # --- The ablation ---
@@ -116,7 +154,7 @@ def test_ablation_table_gives_mean_and_sample_std_beside_the_paper():
 @pytest.mark.slow
 def test_ablation_smallest_setting_trains_every_variant(tmp_path, capsys):
     ablation = load_example("ablation")
-    assert ablation.main(["--smoke", "--seeds", "1", "--output-dir", str(tmp_path)]) == 0
+    assert ablation.main(["--smoke", "--seeds", "1", "--output", str(tmp_path)]) == 0
     records = json.loads((tmp_path / "results.json").read_text())
     assert [(r["variant"], r["seed"]) for r in records] == [(v, 0) for v in ablation.VARIANTS]
     assert all(0.0 <= r["mean_iou"] <= 1.0 for r in records)
@@ -126,7 +164,7 @@ def test_ablation_smallest_setting_trains_every_variant(tmp_path, capsys):
     assert table.count(" ± n/a | 1 |") == 4
     assert capsys.readouterr().out.count("[ablation]") == 4
     # Run again: the recorded runs are not trained again.
-    assert ablation.main(["--smoke", "--seeds", "1", "--output-dir", str(tmp_path)]) == 0
+    assert ablation.main(["--smoke", "--seeds", "1", "--output", str(tmp_path)]) == 0
     assert "[ablation]" not in capsys.readouterr().out
 
 
@@ -144,8 +182,8 @@ def test_readme_figures_are_written_from_a_model_and_the_demo_city(tmp_path):
     make_demo_city(tmp_path / "city", num_train=1, num_val=2, size=(64, 96))
     figures = load_example("readme_figures")
     arguments = ["--model", str(model_path), "--data-dir", str(tmp_path / "city")]
-    assert figures.main(arguments + ["--out", str(tmp_path / "images"), "--images", "0", "1"]) == 0
+    assert figures.main(arguments + ["-o", str(tmp_path / "images"), "--images", "0", "1"]) == 0
     for name in ("overlays.png", "position_attention.png", "channel_attention.png"):
         assert (tmp_path / "images" / name).stat().st_size > 0
     with pytest.raises(ValueError, match=r"no images \[5\]"):
-        figures.main(arguments + ["--out", str(tmp_path / "x"), "--attention-image", "5"])
+        figures.main(arguments + ["--output", str(tmp_path / "x"), "--attention-image", "5"])

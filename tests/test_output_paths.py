@@ -344,15 +344,15 @@ def test_every_command_refuses_a_users_folder_and_the_current_one(
     model = ["--model", keras_file]
     for out in (str(folder), "."):
         commands = [
-            ["export", *model, "--format", "saved_model", "--out", out, "--overwrite"],
-            ["export", *model, "--format", "tflite", "--out", out, "--overwrite"],
-            ["export", *model, "--format", "onnx", "--out", out, "--overwrite"],
-            ["predict", *model, str(photo), "--out", out] if out == "." else None,
-            ["evaluate", *model, "--dataset", "demo_city", "--data-dir", "x", "--output-dir", out]
+            ["export", *model, "--format", "saved_model", "--output", out, "--overwrite"],
+            ["export", *model, "--format", "tflite", "--output", out, "--overwrite"],
+            ["export", *model, "--format", "onnx", "--output", out, "--overwrite"],
+            ["predict", *model, str(photo), "--output", out] if out == "." else None,
+            ["evaluate", *model, "--dataset", "demo_city", "--data-dir", "x", "--output", out]
             if out == "."
             else None,
-            ["train", "--dataset", "demo_city", "--data-dir", "x", "--output-dir", out],
-            ["demo", "--quick", "--output-dir", out],
+            ["train", "--dataset", "demo_city", "--data-dir", "x", "--output", out],
+            ["demo", "--quick", "--output", out],
             ["make-demo-data", out, "--num-train", "1", "--num-val", "1"],
             ["convert", keras_file, "--preset-dir", out, "--overwrite"],
         ]
@@ -365,7 +365,7 @@ def test_every_command_refuses_a_users_folder_and_the_current_one(
     mine = folder / "mine.tflite"
     mine.write_bytes(b"the user's")
     error = cli_refuses(
-        ["export", *model, "--format", "tflite", "--out", str(mine), "--overwrite"], capsys
+        ["export", *model, "--format", "tflite", "--output", str(mine), "--overwrite"], capsys
     )
     assert "did not write" in error and mine.read_bytes() == b"the user's"
 
@@ -375,7 +375,7 @@ def test_the_same_artefact_is_replaced_only_with_the_overwrite_flag(
     keras_file, photo, tmp_path, capsys
 ):
     out = tmp_path / "serving" / "danet" / "1"
-    export = ["export", "--model", keras_file, "--format", "saved_model", "--out", str(out)]
+    export = ["export", "--model", keras_file, "--format", "saved_model", "--output", str(out)]
     export += ["--num-parity-images", "0"]
     assert main(export) == 0
     first = (out / "saved_model.pb").stat().st_mtime_ns
@@ -385,7 +385,7 @@ def test_the_same_artefact_is_replaced_only_with_the_overwrite_flag(
     assert (out / "saved_model.pb").stat().st_mtime_ns != first
     # predict likewise.
     labels = tmp_path / "labels"
-    predict = ["predict", "--model", keras_file, str(photo), "--out", str(labels)]
+    predict = ["predict", "--model", keras_file, str(photo), "--output", str(labels)]
     assert main(predict) == 0
     assert "--overwrite" in cli_refuses(predict, capsys)
     assert main(predict + ["--overwrite"]) == 0

@@ -11,8 +11,8 @@
 4. writes prediction overlays (titled, with a class legend), the position-
    and channel-attention figures of a validation image, and the training
    curves;
-5. exports a SavedModel and a TFLite model and checks the TFLite model
-   against the Keras model;
+5. exports a SavedModel (`export/danet/1`, a version folder for TF Serving)
+   and a TFLite model and checks the TFLite model against the Keras model;
 6. prints where everything is.
 
 `quick=True` shrinks every step (tiny images, a few training steps) to test
@@ -189,8 +189,9 @@ def write_attention_figures(model, image, label, out_dir, class_names=None, pale
 def _export(model, export_dir, image_size, sample_images):
     """SavedModel + TFLite, and the TFLite model's parity with the Keras model."""
     # The demo owns its folder: a second run replaces its own artefacts (never others').
+    # Version 1 under the model's base folder, as TF Serving reads it.
     saved_model = export_lib.export_saved_model(
-        model, os.path.join(export_dir, "saved_model"), overwrite=True
+        model, os.path.join(export_dir, "danet", "1"), overwrite=True
     )
     tflite = export_lib.export_tflite(
         model, os.path.join(export_dir, "danet_demo.tflite"), input_size=image_size, overwrite=True

@@ -14,6 +14,7 @@ import math
 import os
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from danet_keras.data.classes import fallback_class_names
 from danet_keras.inference.strategies import multi_scale_logits, resize_logits
@@ -129,6 +130,17 @@ def save_evaluation(result, output_dir, overwrite=False):
     return paths
 
 
+def _num_batches(dataset, steps=None):
+    """The batches an evaluation will run: `steps`, or the dataset's length when known."""
+    try:
+        length = len(dataset)
+    except TypeError:  # a generator, or a tf.data pipeline of unknown cardinality
+        length = None
+    if steps is None:
+        return length
+    return steps if length is None else min(steps, length)
+
+
 def evaluate(
     model,
     dataset,
@@ -163,7 +175,8 @@ def evaluate(
         output_dir: when given, write the JSON/CSV table and the
             confusion-matrix PNG there (checked before evaluating: see
             `save_evaluation`).
-        verbose: print progress and the table.
+        verbose: show a progress bar (batches done of the total, elapsed
+            time and ETA, the running mIoU) and print the table.
         overwrite: replace reports that danet-keras wrote in `output_dir`.
 
     Returns:
@@ -181,6 +194,9 @@ def evaluate(
         raise ValueError(f"`class_names` has {len(class_names)} names for {num_classes} classes.")
     metric = MeanIoU(num_classes, ignore_index=ignore_index)
     num_images = 0
+    progress = tqdm(
+        total=_num_batches(dataset, steps), desc="evaluate", unit="batch", disable=not verbose
+    )
     for step, (images, labels) in enumerate(dataset):
         if steps is not None and step >= steps:
             break
@@ -193,14 +209,9 @@ def evaluate(
         )
         metric.update_state(labels, logits)
         num_images += labels.shape[0]
-        if verbose:
-            print(
-                f"\revaluated {num_images} images, running mIoU {float(metric.result()):.4f}",
-                end="",
-                flush=True,
-            )
-    if verbose:
-        print()
+        progress.update()
+        progress.set_postfix(images=num_images, mIoU=f"{float(metric.result()):.4f}")
+    progress.close()
     if num_images == 0:
         raise ValueError("The evaluation dataset yielded no batches.")
     result = EvaluationResult(

@@ -1,6 +1,8 @@
 """`danet-keras benchmark`: forward latency of a DANet configuration on this machine."""
 
-from danet_keras.cli.arguments import parse_size
+from danet_keras.cli.arguments import add_boolean_argument, add_size_argument
+
+DTYPE_POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
 def compare_pytorch(args, size):
@@ -16,8 +18,8 @@ def compare_pytorch(args, size):
         raise ValueError("--compare-pytorch times graph mode; drop --xla.")
     from danet_keras.apps.benchmark import compare_inference
 
-    precision = "bfloat16" if args.mixed_precision == "mixed_bfloat16" else "float32"
-    if args.mixed_precision == "mixed_float16":
+    precision = "bfloat16" if args.dtype_policy == "mixed_bfloat16" else "float32"
+    if args.dtype_policy == "mixed_float16":
         raise ValueError("--compare-pytorch compares float32 or mixed_bfloat16, not mixed_float16.")
     rows = compare_inference(
         backbone=args.backbone,
@@ -50,7 +52,7 @@ def compare_pytorch(args, size):
 
 
 def run(args):
-    size = parse_size(args.size)
+    size = args.size
     if args.compare_pytorch:
         return compare_pytorch(args, size)
     import keras
@@ -58,8 +60,8 @@ def run(args):
     from danet_keras.apps.benchmark import forward_latency
     from danet_keras.models.danet import DANet
 
-    if args.mixed_precision:
-        keras.mixed_precision.set_global_policy(args.mixed_precision)
+    if args.dtype_policy != "float32":
+        keras.mixed_precision.set_global_policy(args.dtype_policy)
     model = DANet(
         num_classes=args.num_classes,
         backbone=args.backbone,
@@ -76,7 +78,7 @@ def run(args):
     print("|---|---|---|---|---|---|---|---|---|")
     print(
         f"| {args.backbone} | {size[0]}x{size[1]} | {args.batch_size} | {args.xla} | "
-        f"{args.mixed_precision or 'float32'} | {result['min_s']:.3f} | {result['median_s']:.3f} | "
+        f"{args.dtype_policy} | {result['min_s']:.3f} | {result['median_s']:.3f} | "
         f"{result['images_per_s']:.2f} | {result['peak_rss_mb']:.0f} |"
     )
 
@@ -84,20 +86,21 @@ def run(args):
 def register(subparsers):
     parser = subparsers.add_parser("benchmark", help="time a DANet forward pass on this machine")
     parser.add_argument("--backbone", default="resnet50")
-    parser.add_argument("--size", default="512x512", help="image size HxW (default 512x512)")
+    add_size_argument(parser, "--size", "image size (default 512x512)", default=(512, 512))
     parser.add_argument("--num-classes", type=int, default=19)
     parser.add_argument("--output-stride", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--attention-block-size", type=int, default=None)
-    parser.add_argument("--xla", action="store_true", help="compile with XLA (jit_compile)")
+    add_boolean_argument(parser, "--xla", "compile with XLA (jit_compile)", default=False)
     parser.add_argument(
-        "--mixed-precision", choices=["mixed_float16", "mixed_bfloat16"], default=None
+        "--dtype-policy", choices=DTYPE_POLICIES, default="float32", help="default float32"
     )
-    parser.add_argument(
+    add_boolean_argument(
+        parser,
         "--compare-pytorch",
-        action="store_true",
-        help="also time the PyTorch reference DANet with the same weights (needs torch), each "
+        "also time the PyTorch reference DANet with the same weights (needs torch), each "
         "side in its own process, and the Keras model's optimize_for_inference graph",
+        default=False,
     )
     parser.set_defaults(func=run)

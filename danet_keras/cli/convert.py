@@ -1,5 +1,7 @@
 """`danet-keras convert`: an official DANet / mmsegmentation checkpoint -> Keras weights/model."""
 
+from danet_keras.cli.arguments import add_boolean_argument, add_output_argument, add_size_argument
+
 ARCH_CHOICES = ("auto", "official", "mmseg")
 
 
@@ -14,12 +16,6 @@ def _multi_grid(values):
         raise ValueError(
             f"--multi-grid takes integers (e.g. 4 8 16) or 'none', got {values}."
         ) from None
-
-
-def _boolean(value):
-    if value is None:
-        return None
-    return {"true": True, "false": False}[value]
 
 
 def convert(args):
@@ -49,15 +45,15 @@ def convert(args):
         args.checkpoint,
         arch=args.arch,
         preset=args.preset,
-        strict=not args.no_strict,
+        strict=args.strict,
         backbone=args.backbone,
         num_classes=args.num_classes,
         stem=args.stem,
         stem_width=args.stem_width,
         output_stride=args.output_stride,
         multi_grid=_multi_grid(args.multi_grid),
-        align_corners=_boolean(args.align_corners),
-        aux_head=_boolean(args.aux_head),
+        align_corners=args.align_corners,
+        aux_head=args.aux_head,
     )
     print(report)
     print("model configuration:")
@@ -70,7 +66,7 @@ def convert(args):
             shown = repr(value)
         print(f"  {key:<20} {shown:<14} ({sources[key]})")
     if args.verify:
-        size = tuple(args.verify_size) if args.verify_size else DEFAULT_VERIFY_SIZE
+        size = args.verify_size or DEFAULT_VERIFY_SIZE
         reports = verify_conversion(model, args.checkpoint, report.arch, config, image_size=size)
         print("parity with the PyTorch reference holding the same checkpoint:")
         for name, parity in reports.items():
@@ -109,7 +105,7 @@ def register(subparsers):
         ),
     )
     parser.add_argument("checkpoint", help="the PyTorch checkpoint file")
-    parser.add_argument("-o", "--output", help="output file: NAME.weights.h5 or NAME.keras")
+    add_output_argument(parser, "output file: NAME.weights.h5 or NAME.keras")
     parser.add_argument(
         "--preset-dir",
         help="write a preset directory (config.json, model.weights.h5, metadata.json) for "
@@ -121,11 +117,12 @@ def register(subparsers):
         "without --preset-dir the preset is installed in the local cache for "
         "DANet.from_preset(NAME)",
     )
-    parser.add_argument(
+    add_boolean_argument(
+        parser,
         "--overwrite",
-        action="store_true",
-        help="replace an output file or preset that danet-keras wrote earlier (anything else at "
+        "replace an output file or preset that danet-keras wrote earlier (anything else at "
         "those paths is never replaced)",
+        default=False,
     )
     parser.add_argument(
         "--arch", choices=ARCH_CHOICES, default="auto", help="checkpoint layout (default: auto)"
@@ -150,39 +147,32 @@ def register(subparsers):
         default=None,
         help="last-stage dilations, e.g. 4 8 16, or 'none' (default: official 4 8 16, mmseg none)",
     )
-    parser.add_argument(
+    add_boolean_argument(
+        parser,
         "--align-corners",
-        choices=("true", "false"),
-        default=None,
-        help="upsampling convention (default: official true; mmseg false, "
-        "true for *769x769* files)",
+        "upsampling convention (default: official on; mmseg off, on for *769x769* files)",
     )
-    parser.add_argument(
+    add_boolean_argument(
+        parser,
         "--aux-head",
-        choices=("true", "false"),
-        default=None,
-        help="keep mmsegmentation's auxiliary head (default: when the checkpoint has one; "
-        "'false' needs --no-strict)",
+        "keep mmsegmentation's auxiliary head (default: when the checkpoint has one; "
+        "--no-aux-head needs --no-strict)",
     )
-    parser.add_argument(
-        "--no-strict",
-        action="store_true",
-        help="report unmatched tensors/weights instead of failing (shape mismatches always fail)",
+    add_boolean_argument(
+        parser,
+        "--strict",
+        "fail on unmatched tensors/weights (default); --no-strict reports them instead "
+        "(shape mismatches always fail)",
+        default=True,
     )
-    parser.add_argument(
+    add_boolean_argument(
+        parser,
         "--verify",
-        action="store_true",
-        help="before writing, load the checkpoint strictly into the PyTorch reference DANet of the "
+        "before writing, load the checkpoint strictly into the PyTorch reference DANet of the "
         "same configuration and compare its outputs with the Keras model's (needs torch); nothing "
         "is written if they differ. This checks the key layout and the conversion, not settings "
         "that are not in the weights (output stride, multi-grid, align_corners)",
+        default=False,
     )
-    parser.add_argument(
-        "--verify-size",
-        nargs=2,
-        type=int,
-        metavar=("HEIGHT", "WIDTH"),
-        default=None,
-        help="image size of --verify (default: 97 129)",
-    )
+    add_size_argument(parser, "--verify-size", "image size of --verify (default: 97x129)")
     parser.set_defaults(func=convert)

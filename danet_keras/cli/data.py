@@ -1,6 +1,6 @@
 """`danet-keras make-demo-data`: write the synthetic demo city (Cityscapes layout)."""
 
-from danet_keras.cli.arguments import parse_size
+from danet_keras.cli.arguments import add_size_argument
 
 
 def run(args):
@@ -10,11 +10,12 @@ def run(args):
         args.directory,
         num_train=args.num_train,
         num_val=args.num_val,
-        size=parse_size(args.size),
+        size=args.size,
         seed=args.seed,
     )
     counts = ", ".join(f"{len(pairs)} {split}" for split, pairs in written.items())
-    print(f"wrote {counts} scenes ({args.size}) in Cityscapes layout to {args.directory}")
+    size = "x".join(str(side) for side in args.size)
+    print(f"wrote {counts} scenes ({size}) in Cityscapes layout to {args.directory}")
 
 
 def register(subparsers):
@@ -28,6 +29,8 @@ def register(subparsers):
     )
     parser.add_argument("--num-train", type=int, default=200, help="training scenes (default 200)")
     parser.add_argument("--num-val", type=int, default=40, help="validation scenes (default 40)")
-    parser.add_argument("--size", default="256x512", help="HxW of every image (default 256x512)")
+    add_size_argument(
+        parser, "--size", "the size of every image (default 256x512)", default=(256, 512)
+    )
     parser.add_argument("--seed", type=int, default=0, help="the files depend only on the seed")
     parser.set_defaults(func=run)

@@ -1,5 +1,7 @@
 """`danet-keras demo`: demo city, training, evaluation, pictures and export, offline on a CPU."""
 
+from danet_keras.cli.arguments import add_boolean_argument, add_output_argument
+
 
 def run(args):
     from danet_keras.apps.demo import run_demo
@@ -8,10 +10,10 @@ def run(args):
     if args.epochs is not None:
         overrides["epochs"] = args.epochs
     result = run_demo(
-        output_dir=args.output_dir,
+        output_dir=args.output,
         data_dir=args.data_dir,
         quick=args.quick,
-        export=not args.no_export,
+        export=args.export,
         verbose="auto" if args.verbose is None else args.verbose,
         **overrides,
     )
@@ -24,21 +26,21 @@ def register(subparsers):
         help="train, evaluate and export a small DANet on a synthetic city, offline, in minutes "
         "on a CPU",
     )
-    parser.add_argument(
-        "--output-dir",
-        default="danet_demo",
-        help="where everything goes (default danet_demo): the demo owns this folder, so it must "
+    add_output_argument(
+        parser,
+        "where everything goes (default danet_demo): the demo owns this folder, so it must "
         "be new, empty or one that the demo wrote; running the demo again redoes it there",
+        default="danet_demo",
     )
     parser.add_argument(
-        "--data-dir", help="the demo city (default OUTPUT_DIR/demo_city; written when absent)"
+        "--data-dir", help="the demo city (default OUTPUT/demo_city; written when absent)"
     )
-    parser.add_argument(
-        "--quick", action="store_true", help="a shortened smoke test of every step (for CI)"
+    add_boolean_argument(
+        parser, "--quick", "a shortened smoke test of every step (for CI)", default=False
     )
     parser.add_argument("--epochs", type=int, help="override the number of training epochs")
-    parser.add_argument(
-        "--no-export", action="store_true", help="skip the SavedModel/TFLite export"
+    add_boolean_argument(
+        parser, "--export", "export a SavedModel and a TFLite model at the end", default=True
     )
     parser.add_argument(
         "--verbose",

@@ -1,6 +1,13 @@
 """`danet-keras evaluate`: mIoU of a saved model (single/multi-scale, flip, sliding window)."""
 
-from danet_keras.cli.arguments import add_dataset_argument
+from danet_keras.cli.arguments import (
+    add_boolean_argument,
+    add_class_names_argument,
+    add_dataset_argument,
+    add_output_argument,
+    add_size_argument,
+    class_names_options,
+)
 
 
 def _scales(args):
@@ -13,15 +20,6 @@ def _scales(args):
     return tuple(args.scales) if args.scales else (1.0,)
 
 
-def _size(values):
-    """An int, or (height, width), from one or two command-line numbers."""
-    if values is None:
-        return None
-    if len(values) > 2:
-        raise ValueError(f"--crop-size / --stride take one or two numbers, got {values}.")
-    return values[0] if len(values) == 1 else tuple(values)
-
-
 def run(args):
     if args.stride is not None and args.crop_size is None:
         raise ValueError("--stride needs --crop-size (sliding-window evaluation).")
@@ -31,8 +29,9 @@ def run(args):
     from danet_keras.models.loading import load_keras_model
 
     # Before any image is read: the reports' folder may not hold the inputs or others' files.
-    check_evaluation_output(args.output_dir, args.overwrite, inputs=[args.model, args.data_dir])
-    split = load_dataset(args.dataset, args.data_dir, args.split)
+    check_evaluation_output(args.output, args.overwrite, inputs=[args.model, args.data_dir])
+    reader_options = class_names_options(args.dataset, args.class_names)
+    split = load_dataset(args.dataset, args.data_dir, args.split, **reader_options)
     if len(split) == 0:
         raise FileNotFoundError(f"No images in {args.data_dir} ({args.dataset}, {args.split}).")
     model = load_keras_model(args.model)
@@ -48,12 +47,12 @@ def run(args):
         num_classes=split.num_classes,
         scales=_scales(args),
         flip=args.flip,
-        crop_size=_size(args.crop_size),
-        stride=_size(args.stride),
+        crop_size=args.crop_size,
+        stride=args.stride,
         # The model's names, as it predicts them; the dataset's for a model without.
         class_names=getattr(model, "class_names", None) or split.info.class_names,
         steps=args.steps,
-        output_dir=args.output_dir,
+        output_dir=args.output,
         overwrite=args.overwrite,
     )
     print(f"mIoU {100 * result.mean_iou:.2f} on {result.num_images} images")
@@ -64,7 +63,7 @@ def register(subparsers):
         "evaluate",
         help="mIoU of a .keras model on a dataset split (multi-scale, flip, sliding window)",
         description="Prints the per-class IoU table and writes metrics.json, per_class_iou.csv and "
-        "confusion_matrix.png to --output-dir. Labels are scored at their full resolution.",
+        "confusion_matrix.png to --output. Labels are scored at their full resolution.",
     )
     parser.add_argument(
         "--model", required=True, help="a .keras model (e.g. best.keras from training)"
@@ -72,38 +71,32 @@ def register(subparsers):
     add_dataset_argument(parser, "the dataset: %(choices)s", required=True)
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--split", default="val")
+    add_class_names_argument(parser)
     parser.add_argument(
         "--scales", type=float, nargs="+", metavar="SCALE", help="e.g. 0.75 1.0 1.25"
     )
-    parser.add_argument(
-        "--multi-scale",
-        action="store_true",
-        help="the paper's scales 0.5 ... 2.2 (use with --flip)",
+    add_boolean_argument(
+        parser, "--multi-scale", "the paper's scales 0.5 ... 2.2 (use with --flip)", default=False
     )
-    parser.add_argument("--flip", action="store_true", help="add horizontally flipped inference")
-    parser.add_argument(
-        "--crop-size",
-        type=int,
-        nargs="+",
-        metavar="SIZE",
-        help="sliding-window crop, e.g. 768 (official Cityscapes) or HEIGHT WIDTH",
+    add_boolean_argument(parser, "--flip", "add horizontally flipped inference", default=False)
+    add_size_argument(
+        parser, "--crop-size", "sliding-window crop, e.g. 768 (official Cityscapes) or 512x1024"
     )
-    parser.add_argument(
-        "--stride", type=int, nargs="+", metavar="STRIDE", help="default 2/3 of the crop"
-    )
+    add_size_argument(parser, "--stride", "sliding-window stride (default 2/3 of the crop)")
     parser.add_argument(
         "--short-side", type=int, help="resize images (and labels) to this short side first"
     )
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--steps", type=int, help="evaluate only this many batches")
-    parser.add_argument(
-        "--output-dir",
+    add_output_argument(
+        parser,
+        "folder of the reports (default ./evaluation; not the current folder)",
         default="evaluation",
-        help="folder of the reports (default ./evaluation; not the current folder)",
     )
-    parser.add_argument(
+    add_boolean_argument(
+        parser,
         "--overwrite",
-        action="store_true",
-        help="replace reports that danet-keras wrote in --output-dir earlier",
+        "replace reports that danet-keras wrote in --output earlier",
+        default=False,
     )
     parser.set_defaults(func=run)

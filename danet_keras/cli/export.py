@@ -1,5 +1,12 @@
 """`danet-keras export`: SavedModel / TFLite / ONNX, then a parity report against Keras."""
 
+from danet_keras.cli.arguments import (
+    NO_LIMIT,
+    add_boolean_argument,
+    add_output_argument,
+    add_size_argument,
+)
+
 FORMATS = ("saved_model", "tflite", "onnx")
 QUANTIZATIONS = ("float16", "dynamic", "int8")
 DEFAULT_TFLITE_SIZE = (512, 512)
@@ -8,18 +15,16 @@ DEFAULT_TFLITE_SIZE = (512, 512)
 def _parity_images(args, size):
     # Imported here, not at the top: `danet-keras --help` must not import TensorFlow.
     import numpy as np
-    import tensorflow as tf
 
     from danet_keras.apps.predict import image_files, read_image
     from danet_keras.export import synthetic_images
+    from danet_keras.export.runners import resize_images
 
     if args.parity_images is None:
         return synthetic_images(args.num_parity_images, size), "synthetic images"
     files = image_files(args.parity_images)[: args.num_parity_images]
-    images = [tf.image.resize(read_image(f).astype(np.float32), size).numpy() for f in files]
-    return np.clip(np.round(np.stack(images)), 0, 255).astype(
-        np.uint8
-    ), f"{len(files)} images of {args.parity_images}"
+    images = np.concatenate([resize_images(read_image(f)[None], size) for f in files])
+    return images, f"{len(files)} images of {args.parity_images}"
 
 
 def _positive_int(flag, value):
@@ -38,22 +43,14 @@ def _saved_model_limits(args):
             ("--max-image-size", args.max_image_size),
             ("--max-batch-size", args.max_batch_size),
             ("--max-request-pixels", args.max_request_pixels),
+            ("--outputs", args.outputs),
         )
         if value is not None
     ]
     if given and args.format != "saved_model":
         raise ValueError(f"{given[0]} applies to --format saved_model only, not {args.format}.")
     if args.max_image_size is not None:
-        height, width = args.max_image_size
-        if (height, width) == (0, 0):
-            limits["max_image_size"] = None
-        elif height < 1 or width < 1:
-            raise ValueError(
-                f"--max-image-size takes a positive HEIGHT and WIDTH (or 0 0 for no limit), "
-                f"got {height} {width}."
-            )
-        else:
-            limits["max_image_size"] = (height, width)
+        limits["max_image_size"] = None if args.max_image_size == NO_LIMIT else args.max_image_size
     if args.max_batch_size is not None:
         limits["max_batch_size"] = _positive_int("--max-batch-size", args.max_batch_size)
     if args.max_request_pixels is not None:
@@ -78,29 +75,33 @@ def export(args):
     from danet_keras import export as export_lib
     from danet_keras.apps.predict import image_files, read_image
     from danet_keras.export.runners import KerasRunner
+    from danet_keras.export.saved_model import serving_output_keys
     from danet_keras.utils.output_paths import check_file_artefact, check_folder_artefact
 
-    # Refused before the model is loaded: an output that is not new or ours, or an input.
+    # Refused before the model is loaded: unknown outputs, an output path that is not
+    # new or ours, or an input.
+    outputs = serving_output_keys(args.outputs)
     if args.format == "saved_model":
-        check_folder_artefact(args.out, "saved_model", args.overwrite, inputs=[args.model])
+        check_folder_artefact(args.output, "saved_model", args.overwrite, inputs=[args.model])
     else:
-        check_file_artefact(args.out, args.format, args.overwrite, inputs=[args.model])
+        check_file_artefact(args.output, args.format, args.overwrite, inputs=[args.model])
     model = KerasRunner(args.model).model
-    size = tuple(args.input_size) if args.input_size else None
+    size = args.input_size
     # The inference graph (BatchNorm folded, Winograd where it wins), unless --no-optimize.
-    optimize = not args.no_optimize
+    optimize = args.optimize
     if args.format == "saved_model":
         export_lib.export_saved_model(
             model,
-            args.out,
+            args.output,
             image_size=size,
             optimize=optimize,
             dtype_policy=args.dtype_policy,
             overwrite=args.overwrite,
+            outputs=outputs,
             **limits,
         )
     elif args.format == "onnx":
-        export_lib.export_onnx(model, args.out, input_size=size, overwrite=args.overwrite)
+        export_lib.export_onnx(model, args.output, input_size=size, overwrite=args.overwrite)
     else:
         size = size or DEFAULT_TFLITE_SIZE
         representative = None
@@ -109,7 +110,7 @@ def export(args):
             representative = (read_image(f) for f in files)
         export_lib.export_tflite(
             model,
-            args.out,
+            args.output,
             quantization=args.quantization,
             representative_data=representative,
             input_size=size,
@@ -117,10 +118,10 @@ def export(args):
             optimize=optimize,
             overwrite=args.overwrite,
         )
-    print(f"wrote {args.out}")
+    print(f"wrote {args.output}")
     if args.num_parity_images > 0:
         images, source = _parity_images(args, size or DEFAULT_TFLITE_SIZE)
-        report = export_lib.check_parity(model, args.out, images)
+        report = export_lib.check_parity(model, args.output, images)
         print(f"parity with the Keras model on {source}: {report}")
 
 
@@ -131,17 +132,26 @@ def register(subparsers):
     )
     parser.add_argument("--model", required=True, help="the .keras model file")
     parser.add_argument("--format", required=True, choices=FORMATS, help="artefact format")
-    parser.add_argument(
-        "--out",
+    add_output_argument(
+        parser,
+        "output folder (saved_model: a new or empty one, a numbered version folder BASE/1 "
+        "for TF Serving) or file (tflite, onnx)",
         required=True,
-        help="output folder (saved_model: a new or empty one, e.g. a numbered version folder "
-        "BASE/1 for TF Serving) or file (tflite, onnx)",
+    )
+    add_boolean_argument(
+        parser,
+        "--overwrite",
+        "replace an artefact of the same format that danet-keras wrote at --output earlier "
+        "(anything else there is never replaced)",
+        default=False,
     )
     parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace an artefact of the same format that danet-keras wrote at --out earlier "
-        "(anything else there is never replaced)",
+        "--outputs",
+        metavar="NAME[,NAME...]",
+        default=None,
+        help="SavedModel: what both signatures return, among class_ids, probabilities and "
+        "logits (default: all three). class_ids alone keeps a REST response of a 1024x2048 "
+        "frame at a few MB instead of hundreds",
     )
     parser.add_argument(
         "--quantization",
@@ -149,22 +159,17 @@ def register(subparsers):
         default=None,
         help="TFLite quantization (default: float32)",
     )
-    parser.add_argument(
+    add_size_argument(
+        parser,
         "--input-size",
-        nargs=2,
-        type=int,
-        metavar=("HEIGHT", "WIDTH"),
-        default=None,
-        help="static input size (TFLite: default 512 512; SavedModel/ONNX: default any size)",
+        "static input size (TFLite: default 512x512; SavedModel/ONNX: default any size)",
     )
-    parser.add_argument(
+    add_size_argument(
+        parser,
         "--max-image-size",
-        nargs=2,
-        type=int,
-        metavar=("HEIGHT", "WIDTH"),
-        default=None,
-        help="SavedModel: both signatures refuse larger images, image bytes before decoding "
-        "(default: 4096 4096; 0 0: no limit)",
+        "SavedModel: both signatures refuse larger images, image bytes before decoding "
+        "(default: 4096x4096; none: no limit)",
+        optional=True,
     )
     parser.add_argument(
         "--max-batch-size",
@@ -187,17 +192,19 @@ def register(subparsers):
         help="directory of training images to calibrate int8",
     )
     parser.add_argument("--num-calibration-images", type=int, default=100)
-    parser.add_argument(
-        "--no-optimize",
-        action="store_true",
-        help="export the model as it is, not its inference graph (BatchNorm folded, "
-        "Winograd 3x3 convolutions; int8: attention kept in float32)",
+    add_boolean_argument(
+        parser,
+        "--optimize",
+        "export the inference graph (default: BatchNorm folded, Winograd 3x3 convolutions; "
+        "int8: attention kept in float32); --no-optimize exports the model as it is",
+        default=True,
     )
     parser.add_argument(
         "--dtype-policy",
         choices=["mixed_bfloat16"],
         default=None,
-        help="SavedModel: compute in bfloat16 (float32 outputs)",
+        help="SavedModel: compute in bfloat16 (float32 outputs); default float32, also for a "
+        "model trained under a mixed precision policy",
     )
     parser.add_argument(
         "--parity-images",

@@ -3,6 +3,8 @@
 import platform
 from importlib import metadata
 
+from danet_keras.cli.arguments import add_boolean_argument
+
 PACKAGES = (
     "danet-keras",
     "tensorflow",
@@ -31,7 +33,7 @@ def info_text(count_parameters=False):
     """The report that `danet-keras info` prints."""
     import tensorflow as tf
 
-    from danet_keras.models.preset_io import cache_dir, local_preset_dir
+    from danet_keras.models.preset_io import cache_dir
     from danet_keras.models.presets import BACKBONE_PRESETS, PRESETS
 
     lines = [f"python               {platform.python_version()} ({platform.platform()})"]
@@ -42,22 +44,14 @@ def info_text(count_parameters=False):
     for device in tf.config.list_physical_devices():
         lines.append(f"  {device.device_type:<4} {device.name}")
     lines.append("")
-    lines.append(f"model zoo (`DANet.from_preset(name)`; weights are looked up in {cache_dir()}):")
+    lines.append(f"model zoo (`DANet.from_preset(name)`; weights are installed in {cache_dir()}):")
     for name, preset in PRESETS.items():
         lines.append(f"  {name}")
         lines.append(f"      {preset['description']}")
         config = ", ".join(f"{k}={v!r}" for k, v in preset["config"].items())
         lines.append(f"      config: {config}")
         lines.append(f"      reported: {preset['reported']} ({preset['source']})")
-        if preset["weights"] is None:
-            weights = "none published (fresh weights)"
-        elif local_preset_dir(name):
-            weights = f"installed in {local_preset_dir(name)}"
-        else:
-            weights = (
-                f"not installed: danet-keras convert <{preset['weights']['url']}> --preset {name}"
-            )
-        lines.append(f"      weights: {weights}")
+        lines.append(f"      weights: {weights_status(name, preset.get('weights'))}")
         if count_parameters:
             from danet_keras.models.danet import DANet
 
@@ -70,7 +64,24 @@ def info_text(count_parameters=False):
     lines.append("backbones (`DilatedResNet.from_preset(name)`, or `DANet(backbone=name)`):")
     for name, preset in BACKBONE_PRESETS.items():
         lines.append(f"  {name:<20} {preset['description']}")
+        if preset.get("weights"):
+            lines.append(f"      weights: {weights_status(name, preset['weights'])}")
     return "\n".join(lines)
+
+
+def weights_status(name, weights):
+    """Where the weights of preset `name` stand: installed, downloadable, by hand, or none."""
+    # deferred: the model zoo's modules load with the command, not with `--help`
+    from danet_keras.models.preset_io import local_preset_dir
+    from danet_keras.models.presets import convert_command
+
+    if not weights:
+        return "none published (fresh weights)"
+    if local_preset_dir(name):
+        return f"installed in {local_preset_dir(name)}"
+    if "hash" in weights:
+        return f"download on first use from {weights['url']}"
+    return f"by hand: {weights['url']} ({weights['manual']}); then {convert_command(name)}"
 
 
 def run(args):
@@ -81,7 +92,7 @@ def register(subparsers):
     parser = subparsers.add_parser(
         "info", help="print versions, devices and the model zoo of configurations"
     )
-    parser.add_argument(
-        "--parameters", action="store_true", help="also build each preset and count its parameters"
+    add_boolean_argument(
+        parser, "--parameters", "also build each preset and count its parameters", default=False
     )
     parser.set_defaults(func=run)

@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 
+from danet_keras.cli.deprecated import upgrade_arguments
 from danet_keras.utils.native_log import import_tensorflow_quietly
 from danet_keras.version import __version__
 
@@ -28,14 +29,29 @@ COMMAND_MODULES = (
 )
 
 
+class UsageError(ValueError):
+    """A command line that does not parse (`main` prints it as one line, exit code 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors raised as `UsageError` (subcommand parsers inherit it)."""
+
+    def error(self, message):
+        raise UsageError(f"{message} ({self.prog} --help shows the usage)")
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(
+    """The `danet-keras` parser, with the subcommands of `COMMAND_MODULES`."""
+    parser = _Parser(
         prog="danet-keras",
         description="DANet (Dual Attention Network for Scene Segmentation) in Keras 3.",
     )
     parser.add_argument("--version", action="version", version=f"danet-keras {__version__}")
     parser.add_argument(
-        "--debug", action="store_true", help="show the full traceback when a command fails"
+        "--debug",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="show the full traceback when a command fails",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module_name in COMMAND_MODULES:
@@ -43,8 +59,19 @@ def build_parser():
     return parser
 
 
+def _command(argv):
+    """The subcommand named in `argv` (for messages), else None."""
+    return next((token for token in argv if not token.startswith("-")), None)
+
+
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    argv = upgrade_arguments(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as error:
+        prefix = " ".join(filter(None, ("danet-keras", _command(argv))))
+        print(f"{prefix}: error: {error}", file=sys.stderr)
+        return 2
     if getattr(args, "needs_tensorflow", True):
         import_tensorflow_quietly()
     try:

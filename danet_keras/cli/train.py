@@ -2,7 +2,14 @@
 
 import json
 
-from danet_keras.cli.arguments import add_dataset_argument
+from danet_keras.cli.arguments import (
+    add_boolean_argument,
+    add_class_names_argument,
+    add_dataset_argument,
+    add_output_argument,
+    add_size_argument,
+    class_names_options,
+)
 from danet_keras.training.strategy import STRATEGIES
 
 # --check-files values -> the readers' `check_files`.
@@ -23,30 +30,38 @@ def config_from_args(args):
         with open(args.config) as f:
             fields.update(json.load(f))
     direct = (
-        "dataset", "data_dir", "train_split", "val_split", "preset", "num_classes", "crop_size",
-        "batch_size", "epochs", "steps_per_epoch", "learning_rate", "head_lr_multiplier",
-        "momentum", "weight_decay", "poly_power", "warmup_steps", "ohem_threshold", "ohem_min_kept",
-        "ignore_index", "strategy", "tpu", "output_dir", "validation_freq", "validation_steps",
-        "val_batch_size", "seed",
+        "dataset", "data_dir", "train_split", "val_split", "preset", "num_classes", "batch_size",
+        "epochs", "steps_per_epoch", "learning_rate", "head_lr_multiplier", "momentum",
+        "weight_decay", "poly_power", "warmup_steps", "ohem_threshold", "ohem_min_kept",
+        "ignore_index", "strategy", "tpu", "validation_freq", "validation_steps",
+        "val_batch_size", "seed", "mixed_precision", "sync_batchnorm", "preset_weights", "backup",
+        "tensorboard", "validation",
     )  # fmt: skip
     for name in direct:
         value = getattr(args, name)
         if value is not None:
             fields[name] = value
+    if args.output is not None:
+        fields["output_dir"] = args.output
+    if args.crop_size is not None:
+        height, width = args.crop_size
+        if height != width:
+            raise ValueError(f"--crop-size: training crops are square (N), got {height}x{width}.")
+        fields["crop_size"] = height
     model = dict(fields.get("model", {}))
-    for name in ("aux_head", "align_corners"):
-        if getattr(args, name):
-            model[name] = True
     for name in (
         "backbone", "output_stride", "multi_grid", "stem", "backbone_weights", "head_channels",
+        "aux_head", "align_corners",
     ):  # fmt: skip
         if getattr(args, name) is not None:
             model[name] = getattr(args, name)
     if model:
         fields["model"] = model
     reader_options = dict(fields.get("reader_options", {}))
-    if args.skip_invalid:
-        reader_options["skip_invalid"] = True
+    if args.skip_invalid is not None:
+        reader_options["skip_invalid"] = args.skip_invalid
+    dataset = args.dataset or fields.get("dataset")
+    reader_options.update(class_names_options(dataset, args.class_names))
     if args.check_files:
         reader_options["check_files"] = CHECK_FILES[args.check_files]
     if reader_options:
@@ -57,15 +72,6 @@ def config_from_args(args):
         fields["class_weights"] = [float(w) for w in args.class_weights.split(",")]
     if args.backup_freq is not None:
         fields["backup_freq"] = "epoch" if args.backup_freq == "epoch" else int(args.backup_freq)
-    for flag, field, value in (
-        ("mixed_precision", "mixed_precision", True),
-        ("no_sync_batchnorm", "sync_batchnorm", False),
-        ("no_backup", "backup", False),
-        ("no_tensorboard", "tensorboard", False),
-        ("no_validation", "validation", False),
-    ):
-        if getattr(args, flag):
-            fields[field] = value
     return fields
 
 
@@ -104,10 +110,11 @@ def register(subparsers):
     add("--data-dir", help="the dataset's root directory")
     add("--train-split", help="training split name (default train)")
     add("--val-split", help="validation split name (default val)")
-    add(
+    add_class_names_argument(parser)
+    add_boolean_argument(
+        parser,
         "--skip-invalid",
-        action="store_true",
-        help="skip damaged or inconsistent image/label files (reported) instead of stopping",
+        "skip damaged or inconsistent image/label files (reported) instead of stopping",
     )
     add(
         "--check-files",
@@ -118,21 +125,36 @@ def register(subparsers):
     add(
         "--preset",
         help="a model preset (danet-keras info) or preset directory: the model's "
-        "configuration, its dataset, and its weights when installed",
+        "configuration, its dataset, and its weights (published ones download on first use)",
+    )
+    add_boolean_argument(
+        parser,
+        "--preset-weights",
+        "start from the preset's weights (default: on); --no-preset-weights trains its "
+        "configuration from fresh weights (or --backbone-weights)",
     )
     add(
         "--backbone",
         help="resnet18, resnet34, resnet50 (default), resnet101, resnet152, resnet101_v1c, ...",
     )
     add("--output-stride", type=int, choices=(8, 16, 32))
-    add("--num-classes", type=int, help="default: the dataset's")
+    add(
+        "--num-classes",
+        type=int,
+        help="default: the dataset's; a --preset of another class count is fine-tuned (its "
+        "classifiers start fresh)",
+    )
     add("--multi-grid", type=int, nargs="+", metavar="DILATION", help="e.g. 4 8 16")
     add("--stem", choices=("standard", "deep"))
     add("--head-channels", type=int)
-    add("--aux-head", action="store_true", help="add the FCN auxiliary head (loss weight 0.4)")
-    add("--align-corners", action="store_true", help="official DANet upsampling convention")
-    add("--backbone-weights", help="'imagenet' or a keras.applications ResNet weights file")
-    add("--crop-size", type=int)
+    add_boolean_argument(parser, "--aux-head", "add the FCN auxiliary head (loss weight 0.4)")
+    add_boolean_argument(parser, "--align-corners", "official DANet upsampling convention")
+    add(
+        "--backbone-weights",
+        help="'imagenet' or a keras.applications ResNet weights file, for a backbone in that "
+        "layout (--backbone resnet50_imagenet, resnet101_imagenet, resnet152_imagenet)",
+    )
+    add_size_argument(parser, "--crop-size", "training crop, square (default: the recipe's)")
     add("--batch-size", type=int, help="global batch size over all replicas")
     add("--epochs", type=int)
     add("--steps-per-epoch", type=int)
@@ -156,23 +178,29 @@ def register(subparsers):
     )
     add("--ohem-min-kept", type=int)
     add("--ignore-index", type=int)
-    add("--no-sync-batchnorm", action="store_true")
+    add_boolean_argument(
+        parser, "--sync-batchnorm", "synchronized BatchNorm across replicas (default: on)"
+    )
     add(
         "--strategy",
         choices=STRATEGIES,
         help="tf.distribute strategy (default auto; multi_worker reads TF_CONFIG)",
     )
     add("--tpu", help="TPU name or address")
-    add("--mixed-precision", action="store_true")
-    add(
-        "--output-dir",
-        help="the run's folder (default runs/danet): train owns it, so it must be new, empty or "
+    add_boolean_argument(
+        parser,
+        "--mixed-precision",
+        "float16 compute on GPUs (bfloat16 on TPUs and CPUs), float32 weights",
+    )
+    add_output_argument(
+        parser,
+        "the run's folder (default runs/danet): train owns it, so it must be new, empty or "
         "one that train wrote; running the same command again resumes the run in it",
     )
-    add("--no-backup", action="store_true", help="do not back up for resuming")
+    add_boolean_argument(parser, "--backup", "back up for resuming (default: on)")
     add("--backup-freq", help="'epoch' (default) or a number of steps")
-    add("--no-tensorboard", action="store_true")
-    add("--no-validation", action="store_true")
+    add_boolean_argument(parser, "--tensorboard", "TensorBoard logs (default: on)")
+    add_boolean_argument(parser, "--validation", "validate after each epoch (default: on)")
     add("--validation-freq", type=int)
     add("--validation-steps", type=int)
     add("--val-batch-size", type=int)

@@ -2,12 +2,9 @@
 
 import os
 
-from danet_keras.convert.checkpoint import read_state_dict
-from danet_keras.convert.config import model_config
-from danet_keras.convert.loader import load_torch_checkpoint
+from danet_keras.models.conversion.loader import converted_model, converted_preset_metadata
 from danet_keras.models.danet import DANet
 from danet_keras.models.preset_io import PRESET_KIND, cache_dir
-from danet_keras.models.presets import preset_for_checkpoint
 from danet_keras.utils.output_paths import check_file_artefact, check_folder_artefact, file_artefact
 
 OUTPUT_SUFFIXES = (".weights.h5", ".keras")
@@ -101,18 +98,13 @@ def convert_checkpoint(
         check_folder_artefact(
             preset_directory(preset_dir, preset), PRESET_KIND, overwrite, inputs=[file_name]
         )
-    state_dict = read_state_dict(checkpoint)
-    arch, config, sources = model_config(
-        state_dict, arch, file_name=file_name, preset=preset, **overrides
+    model, report, config, sources = converted_model(
+        DANet, checkpoint, arch, strict, preset, **overrides
     )
-    # The preset's configuration, with every setting the checkpoint and the arguments decided.
-    described_by = preset or preset_for_checkpoint(arch, file_name)
-    model = DANet.from_preset(described_by, load_weights=False, **config)
-    report = load_torch_checkpoint(model, state_dict, arch=arch, strict=strict)
     if output is not None:
         save_atomically(model, output, overwrite)
     if preset_dir:
-        save_converted_preset(model, preset_dir, preset, arch, file_name, overwrite)
+        save_converted_preset(model, preset_dir, preset, report.arch, file_name, overwrite)
     return model, report, config, sources
 
 
@@ -141,10 +133,5 @@ def save_converted_preset(model, directory, preset, arch, checkpoint_name, overw
         The directory written.
     """
     directory = preset_directory(directory, preset)
-    metadata = {
-        "source": "converted PyTorch checkpoint",
-        "checkpoint": os.path.basename(checkpoint_name) if checkpoint_name else None,
-        "checkpoint_layout": arch,
-        "preset": preset,
-    }
+    metadata = converted_preset_metadata(preset, arch, checkpoint_name)
     return model.save_to_preset(directory, metadata, overwrite=overwrite)

@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from danet_keras.convert.checkpoint import read_state_dict
-from danet_keras.convert.names import BOOKKEEPING_SUFFIXES, is_ignored
 from danet_keras.export.parity import compare_outputs, synthetic_images
+from danet_keras.models.conversion.checkpoint import read_state_dict
+from danet_keras.models.conversion.names import BOOKKEEPING_SUFFIXES, is_ignored
 
 DEFAULT_VERIFY_SIZE = (97, 129)
 # Agreement expected of a correct conversion in float32: framework kernels

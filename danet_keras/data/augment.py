@@ -166,7 +166,19 @@ def resize_short_side(image, label, short_side):
     Returns:
         image float32, label of the input dtype.
     """
-    shape = tf.cast(tf.shape(image)[:2], tf.float32)
+    return resize_pair(image, label, short_side_size(tf.shape(image)[:2], short_side))
+
+
+def short_side_size(size, short_side):
+    """(height, width) scaled so that the shorter side is `short_side`, the aspect kept.
+
+    Args:
+        size: (height, width), ints or an int tensor.
+        short_side: target length of the shorter side.
+
+    Returns:
+        int32 tensor (2,).
+    """
+    shape = tf.cast(size, tf.float32)
     scale = float(short_side) / tf.reduce_min(shape)
-    size = tf.cast(tf.round(shape * scale), tf.int32)
-    return resize_pair(image, label, size)
+    return tf.cast(tf.round(shape * scale), tf.int32)

@@ -1,12 +1,13 @@
 """Parity of an exported artefact with the Keras model it came from."""
 
 import dataclasses
+import math
 
 import numpy as np
 import tensorflow as tf
 
 from danet_keras.data.classes import model_classes
-from danet_keras.export.runners import KerasRunner, load_runner
+from danet_keras.export.runners import KerasRunner, load_runner, resize_images
 
 
 @dataclasses.dataclass(frozen=True)
@@ -17,7 +18,8 @@ class ParityReport:
         max_abs_logit_diff: max |logits - reference logits| (NaN when the
             artefact has no logits).
         logit_range: max - min of the reference logits.
-        max_abs_probability_diff: max |probabilities - reference|.
+        max_abs_probability_diff: max |probabilities - reference| (NaN when
+            the artefact has no probabilities).
         class_agreement: fraction of pixels with the same class id.
         num_pixels: pixels compared.
         class_names: the model's class names (see `models.classes`).
@@ -42,12 +44,20 @@ class ParityReport:
         return self.max_abs_logit_diff / max(self.logit_range, 1e-12)
 
     def __str__(self):
-        text = (
-            f"max |logit diff| {self.max_abs_logit_diff:.3g} "
-            f"({self.relative_logit_diff:.2e} of the logit range {self.logit_range:.3g}), "
-            f"max |probability diff| {self.max_abs_probability_diff:.3g}, "
+        parts = []
+        # An artefact exported with fewer outputs (`outputs=("class_ids",)`) is compared on
+        # what it returns.
+        if not math.isnan(self.max_abs_logit_diff):
+            parts.append(
+                f"max |logit diff| {self.max_abs_logit_diff:.3g} "
+                f"({self.relative_logit_diff:.2e} of the logit range {self.logit_range:.3g})"
+            )
+        if not math.isnan(self.max_abs_probability_diff):
+            parts.append(f"max |probability diff| {self.max_abs_probability_diff:.3g}")
+        parts.append(
             f"class_ids agreement {100 * self.class_agreement:.3f}% of {self.num_pixels} pixels"
         )
+        text = ", ".join(parts)
         if self.per_class_agreement:
             name, worst = min(self.per_class_agreement.items(), key=lambda item: item[1])
             text += f" (lowest: {name} {100 * worst:.2f}%)"
@@ -67,9 +77,12 @@ def compare_outputs(reference, outputs, class_names=None):
         reference, outputs: runner output dicts.
         class_names: the K class names, for the per-class agreement.
     """
-    logit_diff = float("nan")
-    if "logits" in outputs:
-        logit_diff = float(np.abs(outputs["logits"] - reference["logits"]).max())
+
+    def max_abs_diff(key):
+        if key not in outputs:
+            return float("nan")
+        return float(np.abs(outputs[key] - reference[key]).max())
+
     expected, actual = reference["class_ids"], outputs["class_ids"]
     per_class = {}
     for index, name in enumerate(class_names or ()):
@@ -77,11 +90,9 @@ def compare_outputs(reference, outputs, class_names=None):
         if predicted.any():
             per_class[name] = float(np.mean(actual[predicted] == index))
     return ParityReport(
-        max_abs_logit_diff=logit_diff,
+        max_abs_logit_diff=max_abs_diff("logits"),
         logit_range=float(np.ptp(reference["logits"])),
-        max_abs_probability_diff=float(
-            np.abs(outputs["probabilities"] - reference["probabilities"]).max()
-        ),
+        max_abs_probability_diff=max_abs_diff("probabilities"),
         class_agreement=float(np.mean(actual == expected)),
         num_pixels=int(expected.size),
         class_names=tuple(class_names or ()),
@@ -120,9 +131,8 @@ def check_parity(model, artefact, images, **runner_options):
     """
     runner = load_runner(artefact, **runner_options) if isinstance(artefact, str) else artefact
     images = np.asarray(images)
-    if runner.input_size is not None and images.shape[1:3] != runner.input_size:
-        resized = tf.image.resize(images.astype(np.float32), runner.input_size).numpy()
-        images = np.clip(np.round(resized), 0, 255).astype(np.uint8)
+    if runner.input_size is not None:
+        images = resize_images(images, runner.input_size)
     reference = KerasRunner(model)
     classes = model_classes(reference, notice=False)
     report = compare_outputs(reference(images), runner(images), classes.class_names)

@@ -1,8 +1,9 @@
 """One calling convention for every artefact: Keras model, SavedModel, TFLite, ONNX.
 
 A runner maps uint8 RGB images (B, H, W, 3) to NumPy outputs `class_ids`
-(B, H, W), `probabilities` (B, H, W, K) and, when the artefact has them,
-`logits`. `predict` and the export parity report run artefacts through it.
+(B, H, W), `probabilities` (B, H, W, K) and `logits`, or those of them that
+the artefact returns (a SavedModel exported with `outputs=("class_ids",)`
+returns the class ids only). `predict` and the export parity report run artefacts through it.
 """
 
 import os
@@ -14,7 +15,6 @@ from danet_keras.export.metadata import onnx_classes, saved_model_classes, tflit
 from danet_keras.export.tflite import tflite_interpreter
 from danet_keras.models.loading import load_keras_model
 
-OUTPUT_KEYS = ("class_ids", "probabilities", "logits")
 FORMATS = ("keras", "saved_model", "tflite", "onnx")
 
 
@@ -46,6 +46,39 @@ def outputs_from_logits(logits):
         "probabilities": exp / exp.sum(axis=-1, keepdims=True),
         "logits": logits,
     }
+
+
+def outputs_at_size(outputs, size):
+    """Runner outputs resized to `size` = (H, W), as if the model had run at that size.
+
+    The logits are interpolated (bilinear) and the rest derived from them; an
+    artefact that returns only `class_ids` has them resized nearest-neighbour.
+    """
+    if tuple(outputs["class_ids"].shape[1:3]) == tuple(size):
+        return outputs
+    if "logits" in outputs:
+        return outputs_from_logits(tf.image.resize(outputs["logits"], size))
+    class_ids = tf.image.resize(outputs["class_ids"][..., None], size, method="nearest")
+    return {"class_ids": class_ids.numpy()[..., 0]}
+
+
+def resize_images(images, size, antialias=False):
+    """uint8 images (B, H, W, 3) resized to `size` = (height, width), bilinear.
+
+    Args:
+        images: uint8 (B, H, W, 3).
+        size: the new (height, width).
+        antialias: low-pass filter first when shrinking (a photo brought down
+            to a model's scale).
+
+    Returns:
+        uint8 (B, height, width, 3), rounded.
+    """
+    images = np.asarray(images)
+    if tuple(images.shape[1:3]) == tuple(size):
+        return images
+    resized = tf.image.resize(images.astype(np.float32), size, antialias=antialias).numpy()
+    return np.clip(np.round(resized), 0, 255).astype(np.uint8)
 
 
 def _as_images(images):
@@ -114,8 +147,17 @@ class SavedModelRunner(_Runner):
         self.signature = loaded.signatures["serving_default"]
         shape = self.signature.structured_input_signature[1]["images"].shape
         self.input_size = None if None in shape[1:3] else tuple(shape[1:3])
-        self.num_classes = int(self.signature.structured_outputs["probabilities"].shape[-1])
         self._set_classes(saved_model_classes(loaded))
+        # A model exported with `outputs=("class_ids",)` tells K by its class names only.
+        scores = [
+            spec
+            for key, spec in self.signature.structured_outputs.items()
+            if key in ("probabilities", "logits")
+        ]
+        if scores:
+            self.num_classes = int(scores[0].shape[-1])
+        elif self.class_names is not None:
+            self.num_classes = len(self.class_names)
 
     def __call__(self, images):
         outputs = self.signature(images=tf.constant(_as_images(images)))
@@ -133,14 +175,10 @@ class _FixedSizeRunner(_Runner):
         results = []
         for image in images:
             size = image.shape[:2]
-            if self.input_size is not None and size != self.input_size:
-                resized = tf.image.resize(image.astype(np.float32), self.input_size)
-                image = np.clip(np.round(resized.numpy()), 0, 255).astype(np.uint8)
-            outputs = self._run_one(image[None])
-            if outputs["class_ids"].shape[1:3] != size:
-                # Back to the image's size: interpolate the logits, re-derive the rest.
-                outputs = outputs_from_logits(tf.image.resize(outputs["logits"], size))
-            results.append(outputs)
+            pixels = image[None]
+            if self.input_size is not None:
+                pixels = resize_images(pixels, self.input_size)
+            results.append(outputs_at_size(self._run_one(pixels), size))
         return {key: np.concatenate([r[key] for r in results]) for key in results[0]}
 
 

@@ -4,11 +4,16 @@ The artefact has two serving signatures (TF Model Garden conventions) and a
 metadata signature:
 
 - `serving_default`: `images` uint8 [B, H, W, 3] -> `class_ids` int32
-  [B, H, W], `probabilities` float32 [B, H, W, K] and, unless disabled,
-  `logits` float32 [B, H, W, K].
+  [B, H, W], `probabilities` float32 [B, H, W, K] and `logits` float32
+  [B, H, W, K], or those of them that `outputs` names.
 - `serve_image_bytes`: `image_bytes` string [B], each a PNG, JPEG, GIF, BMP
   or WebP file (TF Serving's REST API takes them as `{"b64": ...}`) -> the same
-  outputs at the images' size. All images of one request must have the same
+  outputs at the images' size.
+
+Every output travels in a REST response as JSON text: for a 1024 x 2048 frame
+and 19 classes, `class_ids` alone is a few MB, the two float outputs hundreds
+(`benchmarks/response_size.py`). `outputs=("class_ids",)` exports a model
+that answers with the class map only. All images of one request must have the same
   height and width; send differently sized images in separate requests.
 - `metadata` (no inputs; `export_saved_model` adds it): the model's classes,
   `class_names` string [K], `palette` int32 [K, 3] and `classes_json`; the
@@ -77,6 +82,7 @@ SERVING_DEFAULT = "serving_default"
 SERVE_IMAGE_BYTES = "serve_image_bytes"
 IMAGES_KEY = "images"
 IMAGE_BYTES_KEY = "image_bytes"
+# What the signatures can return, in the order they return them.
 OUTPUT_KEYS = ("class_ids", "probabilities", "logits")
 DEFAULT_MAX_IMAGE_SIZE = (4096, 4096)
 SAVED_MODEL_KIND = "saved_model"
@@ -116,6 +122,36 @@ def _validate_positive_int(value, name):
 
 def _validate_max_batch_size(max_batch_size):
     return _validate_positive_int(max_batch_size, "max_batch_size")
+
+
+def serving_output_keys(outputs=None, include_logits=None):
+    """The names of the outputs the signatures return, checked, in `OUTPUT_KEYS` order.
+
+    Args:
+        outputs: None (all of `OUTPUT_KEYS`), or some of them: a sequence, or
+            one name or comma-separated names as a string.
+        include_logits: deprecated (use `outputs`); False drops `"logits"`.
+
+    Returns:
+        A tuple of names.
+    """
+    if isinstance(outputs, str):
+        outputs = outputs.split(",")
+    names = OUTPUT_KEYS if outputs is None else [str(name).strip() for name in outputs]
+    if include_logits is not None:
+        warnings.warn(
+            "`include_logits` is deprecated and goes in the next release; pass "
+            "`outputs=('class_ids', 'probabilities')` instead.",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        if not include_logits:
+            names = [name for name in names if name != "logits"]
+    if not names or any(name not in OUTPUT_KEYS for name in names):
+        raise ValueError(
+            f"`outputs` takes one or more of {', '.join(OUTPUT_KEYS)}; got {list(names)!r}."
+        )
+    return tuple(name for name in OUTPUT_KEYS if name in names)
 
 
 def _refuse_unless(condition, message):
@@ -213,7 +249,7 @@ def segmentation_outputs(
     images,
     image_size=None,
     resize_images=False,
-    include_logits=True,
+    outputs=OUTPUT_KEYS,
     max_image_size=None,
     max_batch_size=None,
     max_request_pixels=None,
@@ -228,7 +264,7 @@ def segmentation_outputs(
         resize_images: with `image_size`, resize the images to it (bilinear,
             half-pixel) and the logits back to the images' size; without,
             images of another size are an error.
-        include_logits: also return the logits.
+        outputs: the names of `OUTPUT_KEYS` to return.
         max_image_size: None, or the largest (height, width) accepted: a
             larger image raises `InvalidArgumentError` before the model runs.
         max_batch_size: None, or the largest batch accepted.
@@ -236,8 +272,8 @@ def segmentation_outputs(
             W) accepted.
 
     Returns:
-        Dict with `class_ids` int32 (B, H, W), `probabilities` float32
-        (B, H, W, K) and, with `include_logits`, `logits` float32 (B, H, W, K).
+        Dict of the `outputs`: `class_ids` int32 (B, H, W), `probabilities`
+        float32 (B, H, W, K), `logits` float32 (B, H, W, K).
     """
     expected = [None, None, None, 3]
     if image_size is not None and not resize_images:
@@ -253,13 +289,12 @@ def segmentation_outputs(
     logits = tf.cast(model(pixels, training=False)["logits"], tf.float32)
     if image_size is not None and resize_images:
         logits = tf.image.resize(logits, original_size, method="bilinear")
-    outputs = {
-        "class_ids": tf.argmax(logits, axis=-1, output_type=tf.int32),
-        "probabilities": tf.nn.softmax(logits, axis=-1),
+    computed = {
+        "class_ids": lambda: tf.argmax(logits, axis=-1, output_type=tf.int32),
+        "probabilities": lambda: tf.nn.softmax(logits, axis=-1),
+        "logits": lambda: logits,
     }
-    if include_logits:
-        outputs["logits"] = logits
-    return outputs
+    return {name: computed[name]() for name in outputs}
 
 
 def _check_encoded_images(image_bytes, max_image_size, max_request_pixels):
@@ -378,7 +413,7 @@ class RequestBound(typing.NamedTuple):
     explanation: str
 
 
-def largest_request_tensor(model, shape, image_size=None, resize_images=False, include_logits=True):
+def largest_request_tensor(model, shape, image_size=None, resize_images=False, outputs=OUTPUT_KEYS):
     """Elements of the largest tensor a request of `shape` creates, read from the traced graph.
 
     The serving computation (`segmentation_outputs`) is traced, not run, for
@@ -392,15 +427,13 @@ def largest_request_tensor(model, shape, image_size=None, resize_images=False, i
     Args:
         model: the model the signatures run.
         shape: (B, H, W) of the request.
-        image_size, resize_images, include_logits: as `segmentation_outputs`.
+        image_size, resize_images, outputs: as `segmentation_outputs`.
 
     Returns:
         int, the number of elements.
     """
     spec = tf.TensorSpec([*shape, 3], tf.uint8)
-    options = dict(
-        image_size=image_size, resize_images=resize_images, include_logits=include_logits
-    )
+    options = dict(image_size=image_size, resize_images=resize_images, outputs=outputs)
     function = tf.function(lambda images: segmentation_outputs(model, images, **options))
     with warnings.catch_warnings():
         # Keras warns of a softmax over one position (a probe of 1 x 1 pixel).
@@ -430,7 +463,7 @@ def request_tensor_bound(
     model,
     image_size=None,
     resize_images=False,
-    include_logits=True,
+    outputs=OUTPUT_KEYS,
     batch_size=None,
     max_image_size=None,
     max_batch_size=None,
@@ -463,7 +496,7 @@ def request_tensor_bound(
 
     Args:
         model: the model the signatures run.
-        image_size, resize_images, include_logits: as `build_export_archive`.
+        image_size, resize_images, outputs: as `build_export_archive`.
         batch_size: None or the signatures' fixed batch size.
         max_image_size, max_batch_size, max_request_pixels: the limits.
 
@@ -482,9 +515,7 @@ def request_tensor_bound(
         pixels = batch * sides[0] * sides[1]
     batch = min(batch or pixels, pixels)  # every image holds at least one pixel
     sides = (min(sides[0], pixels), min(sides[1], pixels)) if sides else (pixels, pixels)
-    shape_options = dict(
-        image_size=image_size, resize_images=resize_images, include_logits=include_logits
-    )
+    shape_options = dict(image_size=image_size, resize_images=resize_images, outputs=outputs)
     if fixed:
         batch = min(batch, pixels // (sides[0] * sides[1]))
         if batch < 1:
@@ -534,12 +565,13 @@ def build_export_archive(
     batch_size=None,
     image_size=None,
     resize_images=False,
-    include_logits=True,
+    include_logits=None,
     include_image_bytes=True,
     max_image_size=None,
     max_batch_size=None,
     classes=None,
     max_request_pixels=None,
+    outputs=None,
 ):
     """A `keras.export.ExportArchive` with the serving signatures of `model`.
 
@@ -549,7 +581,7 @@ def build_export_archive(
         image_size: None (any height and width) or (height, width): see
             `segmentation_outputs`.
         resize_images: see `segmentation_outputs`; needs `image_size`.
-        include_logits: add the `logits` output.
+        include_logits: deprecated: `outputs` without `"logits"`.
         include_image_bytes: add the `serve_image_bytes` signature.
         max_image_size: None (no limit, the default here; `export_saved_model`
             defaults to `DEFAULT_MAX_IMAGE_SIZE`) or the largest (height,
@@ -563,6 +595,8 @@ def build_export_archive(
         max_request_pixels: None (no limit, the default here;
             `export_saved_model` defaults to `DEFAULT_MAX_REQUEST_PIXELS`) or
             the largest sum of height x width over one request's images.
+        outputs: what both serving signatures return: None (all of
+            `OUTPUT_KEYS`) or some of them, e.g. `("class_ids",)`.
 
     When the limits bound a request's size, the largest tensor a request can
     create is bounded from them (`request_tensor_bound`), and limits under
@@ -571,6 +605,7 @@ def build_export_archive(
     Returns:
         The `ExportArchive`, ready for `write_out`.
     """
+    outputs = serving_output_keys(outputs, include_logits)
     image_size = _validate_image_size(image_size)
     max_image_size = _validate_image_size(max_image_size, "max_image_size")
     max_batch_size = _validate_max_batch_size(max_batch_size)
@@ -601,13 +636,11 @@ def build_export_archive(
         model,
         image_size=image_size,
         resize_images=resize_images,
-        include_logits=include_logits,
+        outputs=outputs,
         batch_size=batch_size,
         **limits,
     )
-    options = dict(
-        image_size=image_size, resize_images=resize_images, include_logits=include_logits, **limits
-    )
+    options = dict(image_size=image_size, resize_images=resize_images, outputs=outputs, **limits)
     archive = keras.export.ExportArchive()
     # No `archive.track(model)`: the endpoints track the variables they use, and tracking
     # the model as well saved each variable twice (its Keras wrapper and its tf.Variable).
@@ -640,7 +673,7 @@ def export_saved_model(
     path,
     image_size=None,
     resize_images=False,
-    include_logits=True,
+    include_logits=None,
     include_image_bytes=True,
     verbose=False,
     max_image_size=DEFAULT_MAX_IMAGE_SIZE,
@@ -649,6 +682,7 @@ def export_saved_model(
     dtype_policy=None,
     overwrite=False,
     max_request_pixels=DEFAULT_MAX_REQUEST_PIXELS,
+    outputs=None,
 ):
     """Writes `model` as a SavedModel for TF Serving (see the module docstring).
 
@@ -663,7 +697,7 @@ def export_saved_model(
         resize_images: with `image_size`, accept any size and resize to
             `image_size` inside the signature (outputs come back at the
             input's size).
-        include_logits: add the `logits` output.
+        include_logits: deprecated: `outputs` without `"logits"`.
         include_image_bytes: add the `serve_image_bytes` signature.
         verbose: let Keras print the archive's endpoints.
         max_image_size: (height, width), default 4096 x 4096: both
@@ -682,8 +716,10 @@ def export_saved_model(
         optimize: export `danet_keras.optimize_for_inference(model)`, the
             same function with fewer FLOPs (float32 outputs within 1e-4 of
             the logit range); False: the model as it is.
-        dtype_policy: None, or `"mixed_bfloat16"` for bfloat16 compute
-            (float32 outputs).
+        dtype_policy: None: float32 compute, also for a model built under
+            a mixed policy (trained with `mixed_float16` on a GPU, say; its
+            weights are float32 already); or `"mixed_bfloat16"` for bfloat16
+            compute (float32 outputs).
         overwrite: replace a SavedModel that danet-keras wrote at `path`
             earlier. Without it that is refused, and so is, always, a `path`
             that holds anything else (TF Serving's base folder of numbered
@@ -695,6 +731,10 @@ def export_saved_model(
             request from its shape before the model runs, `serve_image_bytes`
             from the images' headers before any of them is decoded. None
             removes the limit.
+        outputs: what both serving signatures return: None (`class_ids`,
+            `probabilities` and `logits`) or some of them; `("class_ids",)`
+            keeps a REST response of a 1024 x 2048 frame at a few MB instead
+            of hundreds (`benchmarks/response_size.py`).
 
     Raises:
         ValueError: for limits under which a request could create a tensor of
@@ -707,12 +747,13 @@ def export_saved_model(
         `path`, as a string.
     """
     check_folder_artefact(path, SAVED_MODEL_KIND, overwrite)
+    outputs = serving_output_keys(outputs, include_logits)
     classes = model_classes(model)
     archive = build_export_archive(
         inference_model(model, optimize, dtype_policy),
         image_size=image_size,
         resize_images=resize_images,
-        include_logits=include_logits,
+        outputs=outputs,
         include_image_bytes=include_image_bytes,
         max_image_size=max_image_size,
         max_batch_size=max_batch_size,

@@ -345,6 +345,18 @@ def optimize_for_inference(
     return optimized
 
 
+def _computes_in_float32(model):
+    """Whether every layer, nested models' too, computes in float32 (inputs aside)."""
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        if layer.compute_dtype != "float32":
+            return False
+        if isinstance(layer, keras.Model) and not _computes_in_float32(layer):
+            return False
+    return True
+
+
 def inference_model(model, optimize=True, dtype_policy=None, **options):
     """The model an exporter or `predict` runs: optimised and/or in another precision.
 
@@ -352,14 +364,20 @@ def inference_model(model, optimize=True, dtype_policy=None, **options):
         model: the Keras model.
         optimize: apply `optimize_for_inference` (BatchNorm folding,
             Winograd where it wins).
-        dtype_policy: None (the model's own) or a policy name such as
-            `"mixed_bfloat16"`: the model is rebuilt in it, optimised or not.
+        dtype_policy: a policy name such as `"mixed_bfloat16"`: the model is
+            rebuilt in it, optimised or not. None: float32. A model built
+            under a mixed policy (`mixed_float16` to train on a GPU) is rebuilt
+            in float32 from its weights, which are float32 already: float16
+            arithmetic is slow on CPUs and its rounding would reach the
+            exported outputs.
         **options: further `optimize_for_inference` arguments (e.g.
             `winograd=False`).
 
     Returns:
         `model` itself when there is nothing to do, else the rebuilt model.
     """
+    if dtype_policy is None and not _computes_in_float32(model):
+        dtype_policy = "float32"
     if not optimize and dtype_policy is None:
         return model
     if not optimize:

@@ -278,8 +278,9 @@ class DilatedResNet(keras.Model):
                 (`"resnet50"`, `"resnet101_v1c"`, `"resnet50_imagenet"`, ...)
                 or a preset directory (`config.json`, `model.weights.h5`).
             load_weights: load the preset's weights where it has some
-                (`*_imagenet`: keras.applications' ImageNet weights,
-                downloaded by Keras when online; a directory: its
+                (`*_imagenet`: keras.applications' ImageNet weights, which the
+                first call downloads, checks against their published MD5 and
+                installs in the local preset cache; a directory: its
                 `model.weights.h5`). Architecture-only presets build fresh
                 weights either way.
             **overrides: constructor arguments that replace the preset's
@@ -287,16 +288,34 @@ class DilatedResNet(keras.Model):
 
         Returns:
             A `DilatedResNet`.
+
+        Raises:
+            danet_keras.utils.download.DownloadFailed: (an OSError) the
+                download failed or its hash differs; one line naming the URL
+                and the cache folder.
         """
         if preset_io.is_preset_dir(preset):
             return preset_io.load_preset_model(preset, cls, load_weights, overrides)
         entry = backbone_preset(preset)
-        config = dict(entry["config"], **overrides)
-        if load_weights and entry.get("weights") == "imagenet":
-            depth = config.pop("depth")
-            config.pop("block_layout", None)
-            return cls.from_keras_applications(depth, "imagenet", **config)
-        return cls(**config)
+        weights = entry.get("weights")
+        if not (load_weights and weights):
+            return cls(**dict(entry["config"], **overrides))
+        directory = preset_io.local_preset_dir(preset)
+        if directory is None:
+            depth = entry["config"]["depth"]
+            directory = preset_io.install_preset(
+                preset,
+                weights["url"],
+                weights["hash"],
+                lambda path: cls.from_keras_applications(depth, path),
+                metadata={"source": "keras.applications ImageNet weights"},
+                manual_step=(
+                    "When online, call again; or download the file yourself and pass its path "
+                    f"(`DilatedResNet.from_keras_applications({depth}, FILE)`, or "
+                    "`backbone_weights=FILE`)."
+                ),
+            )
+        return preset_io.load_preset_model(directory, cls, True, overrides)
 
     @classmethod
     def from_keras_applications(cls, depth, weights="imagenet", **kwargs):
@@ -307,8 +326,10 @@ class DilatedResNet(keras.Model):
 
         Args:
             depth: 50, 101 or 152.
-            weights: `"imagenet"` (downloaded by Keras, cached in ~/.keras)
-                or the path of a weights file saved from
+            weights: `"imagenet"` (downloaded by Keras, cached in ~/.keras;
+                `from_preset("resnet50_imagenet")` keeps the converted
+                backbone in the preset cache instead) or the path of a
+                weights file saved from
                 `keras.applications.ResNet50/101/152` (with or without the
                 classification top).
             **kwargs: other constructor arguments (`output_stride`,

@@ -5,19 +5,21 @@ weights and a few facts about where it came from. `DANet.from_preset` and
 `DilatedResNet.from_preset` read them; `model.save_to_preset(directory)` and
 `danet-keras convert ... --preset-dir DIR` write them.
 
-Named presets whose weights are published elsewhere (the official DANet-101,
-mmsegmentation's model zoo) are looked up in the local preset cache,
-`$DANET_KERAS_HOME/presets/<name>` (default `~/.keras/danet_keras/presets/<name>`),
-where `danet-keras convert CHECKPOINT --preset NAME` puts them. Nothing is
-downloaded at run time.
+Named presets whose weights are published elsewhere (mmsegmentation's model
+zoo, keras.applications' ImageNet ResNets, the official DANet-101) live in the
+local preset cache, `$DANET_KERAS_HOME/presets/<name>` (default
+`~/.keras/danet_keras/presets/<name>`). A published file with a known hash is
+downloaded, checked and converted into it on first use (`install_preset`);
+`danet-keras convert CHECKPOINT --preset NAME` puts any checkpoint there by hand.
 """
 
 import datetime
 import json
 import os
 
-from danet_keras.utils.atomic_io import write_json
-from danet_keras.utils.output_paths import folder_artefact
+from danet_keras.utils.atomic_io import remove_dead_partials_of, scratch_directory, write_json
+from danet_keras.utils.download import DownloadFailed, download_file
+from danet_keras.utils.output_paths import OutputRefused, check_folder_artefact, folder_artefact
 from danet_keras.version import __version__
 
 CONFIG_FILE = "config.json"
@@ -43,12 +45,6 @@ def local_preset_dir(name):
     """The cached directory of named preset `name`, or None when it is not installed."""
     path = os.path.join(cache_dir(), name)
     return path if is_preset_dir(path) else None
-
-
-def installed_preset_dir(preset):
-    """The directory holding `preset`'s weights: itself for a preset directory, the local
-    cache's for an installed named preset, else None."""
-    return preset if is_preset_dir(preset) else local_preset_dir(preset)
 
 
 def read_json(directory, file_name):
@@ -162,4 +158,52 @@ def save_preset(model, directory, metadata=None, overwrite=False):
         }
         facts.update(metadata or {})
         write_json(os.path.join(staging, METADATA_FILE), facts, default=str)
+    return directory
+
+
+def install_preset(name, url, file_hash, build, metadata=None, manual_step=""):
+    """Downloads a named preset's published file and installs the model built from it, once.
+
+    The file is downloaded (with a progress bar) into a scratch folder beside
+    the cache's preset folder and checked against its published hash; `build`
+    turns it into a model, which is saved as the preset folder atomically
+    (`save_preset`). The scratch folder and the downloaded file are removed
+    whatever happens: the cache holds the whole preset or nothing of it.
+
+    Args:
+        name: the preset's name (its folder in `cache_dir()`).
+        url: where its file is published.
+        file_hash: the file's published hash (`danet_keras.utils.hashing`).
+        build: a function of the downloaded file's path that returns the model.
+        metadata: extra facts for `metadata.json` (the URL is added).
+        manual_step: what to do by hand when the download fails, for the message.
+
+    Returns:
+        The installed preset directory.
+
+    Raises:
+        DownloadFailed: (an `OSError`) with a one-line message naming the URL,
+            the cache folder and `manual_step`.
+        OutputRefused: the cache's path for the preset holds something else.
+    """
+    directory = os.path.join(cache_dir(), name)
+    check_folder_artefact(directory, PRESET_KIND)
+    download_area = f"{directory}.download"
+    remove_dead_partials_of(download_area)
+    with scratch_directory(download_area) as scratch:
+        try:
+            path = download_file(url, scratch, file_hash)
+        except DownloadFailed as error:
+            raise DownloadFailed(
+                error.reason,
+                f"{error}: preset {name!r} is not installed, and nothing of it was left in "
+                f"{cache_dir()}. {manual_step}",
+            ) from None
+        model = build(path)
+        try:
+            save_preset(model, directory, {**(metadata or {}), "url": url})
+        except OutputRefused:
+            if not is_preset_dir(directory):
+                raise
+            # Another process installed it meanwhile: its copy is the same file's.
     return directory

@@ -4,7 +4,8 @@
 `DANet(backbone=NAME)`): the `resnet{depth}` presets are the torchvision /
 official DANet layout (standard stem); `*_v1c` is mmsegmentation's ResNetV1c
 (deep stem of width 32); `*_imagenet` is the keras.applications layout, with
-its ImageNet weights. Every backbone preset is output stride 8, the paper's;
+its ImageNet weights (the only ImageNet weights here: the other layouts start
+from random weights). Every backbone preset is output stride 8, the paper's;
 pass `output_stride=16` or `multi_grid=(4, 8, 16)` to `from_preset` to change
 it.
 
@@ -21,12 +22,16 @@ Each entry:
     dataset: the dataset it was trained on (a name of `danet_keras.data`).
     config: `DANet` keyword arguments.
     weights: None (no published weights), or where the published PyTorch
-        checkpoint is: `arch` (`"official"` or `"mmseg"`), `url`, and
-        `file_pattern`, a substring of the released file's name.
+        checkpoint is: `arch` (`"official"` or `"mmseg"`), `url`,
+        `file_pattern` (a substring of the released file's name), and either
+        `hash`, the file's published hash (`danet_keras.utils.hashing`; the
+        file then downloads on first use), or `manual`, why it cannot be
+        fetched by its URL (then it is downloaded by hand).
 
-Weights are never downloaded at run time: convert a downloaded checkpoint into
-the local preset cache with `danet-keras convert CHECKPOINT --preset NAME`, and
-`DANet.from_preset(NAME)` loads it from there.
+`DANet.from_preset(NAME)` loads a preset's weights from the local preset cache.
+A checkpoint with a `hash` is downloaded, checked, converted and installed
+there on first use; any other is converted into it by hand with
+`danet-keras convert CHECKPOINT --preset NAME`.
 """
 
 import os
@@ -34,6 +39,14 @@ import os
 from danet_keras.data.classes import dataset_classes
 from danet_keras.models.preset_io import cache_dir
 from danet_keras.utils.architecture import RESNET_DEPTHS
+
+# keras.applications' headless ResNet weights and their MD5s (keras/src/applications/resnet.py).
+_KERAS_APPLICATIONS = "https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
+_KERAS_APPLICATIONS_NOTOP_MD5 = {
+    50: "4d473c1dd8becc155b73f8504c6f6626",
+    101: "88cf7a10940856eca736dc7b7e228a21",
+    152: "ee4c566cf9a93f14d82f913c2dc6dd0c",
+}
 
 BACKBONE_PRESETS = {
     **{
@@ -52,12 +65,15 @@ BACKBONE_PRESETS = {
     },
     **{
         f"resnet{depth}_imagenet": {
-            "description": f"keras.applications ResNet{depth} layout with its ImageNet weights "
-            "(downloaded by Keras when online).",
+            "description": f"keras.applications ResNet{depth} layout with its ImageNet weights.",
             "config": {"depth": depth, "block_layout": "keras"},
-            "weights": "imagenet",
+            "weights": {
+                "url": f"{_KERAS_APPLICATIONS}resnet{depth}_weights_tf_dim_ordering_tf_kernels"
+                "_notop.h5",
+                "hash": f"md5:{md5}",
+            },
         }
-        for depth in (50, 101, 152)
+        for depth, md5 in _KERAS_APPLICATIONS_NOTOP_MD5.items()
     },
 }
 
@@ -70,6 +86,12 @@ def backbone_preset(name):
             "or a preset directory."
         )
     return BACKBONE_PRESETS[name]
+
+
+def imagenet_backbone_preset(depth):
+    """The name of the backbone preset with ImageNet weights of ResNet-`depth`, or None."""
+    name = f"resnet{depth}_imagenet"
+    return name if name in BACKBONE_PRESETS else None
 
 
 _MMSEG = "https://download.openmmlab.com/mmsegmentation/v0.5/danet"
@@ -115,6 +137,8 @@ PRESETS = {
             "arch": "official",
             "url": "https://drive.google.com/open?id=1XmpFEF-tbPH0Rmv4eKRxYJngr3pTbj6p",
             "file_pattern": "DANet101",
+            "manual": "Google Drive serves a file this large through a confirmation page, "
+            "not at a plain URL",
         },
     },
     "danet_resnet101_d8_cityscapes_769_mmseg": {
@@ -128,6 +152,7 @@ PRESETS = {
             "arch": "mmseg",
             "url": f"{_MMSEG}/danet_r101-d8_769x769_80k_cityscapes/"
             "danet_r101-d8_769x769_80k_cityscapes_20200607_132918-f3a929e7.pth",
+            "hash": "sha256:f3a929e7",  # from the file name
             "file_pattern": "769x769",
         },
     },
@@ -141,6 +166,7 @@ PRESETS = {
             "arch": "mmseg",
             "url": f"{_MMSEG}/danet_r101-d8_512x1024_80k_cityscapes/"
             "danet_r101-d8_512x1024_80k_cityscapes_20200607_132918-955e6350.pth",
+            "hash": "sha256:955e6350",  # from the file name
             "file_pattern": "512x1024",
         },
     },
@@ -154,6 +180,7 @@ PRESETS = {
             "arch": "mmseg",
             "url": f"{_MMSEG}/danet_r101-d8_512x512_80k_ade20k/"
             "danet_r101-d8_512x512_80k_ade20k_20200615_015126-d0357c73.pth",
+            "hash": "sha256:d0357c73",  # from the file name
             "file_pattern": "ade20k",
         },
     },
@@ -167,6 +194,7 @@ PRESETS = {
             "arch": "mmseg",
             "url": f"{_MMSEG}/danet_r101-d8_512x512_20k_voc12aug/"
             "danet_r101-d8_512x512_20k_voc12aug_20200618_070026-d48d23b2.pth",
+            "hash": "sha256:d48d23b2",  # from the file name
             "file_pattern": "voc12aug",
         },
     },
@@ -231,8 +259,13 @@ def preset_for_checkpoint(arch, file_name=None):
     return DEFAULT_PRESET_OF_ARCH[arch]
 
 
+def convert_command(name):
+    """The command that installs a downloaded checkpoint of preset `name` by hand."""
+    return f"`danet-keras convert FILE --preset {name}`"
+
+
 def missing_weights_message(name):
-    """How to get the weights of named preset `name` into the local cache."""
+    """Why the weights of named preset `name` cannot be downloaded, and how to install them."""
     weights = preset(name)["weights"]
     if not weights:
         return (
@@ -240,7 +273,8 @@ def missing_weights_message(name):
             "initialised model, or train it (danet-keras train --preset ...)."
         )
     return (
-        f"The weights of preset {name!r} are not installed in {cache_dir()}. Download "
-        f"{weights['url']} and convert it: `danet-keras convert <file> --preset {name}` "
-        "(or pass load_weights=False for a freshly initialised model)."
+        f"The weights of preset {name!r} are not installed in {cache_dir()}, and they cannot be "
+        f"downloaded here: {weights['url']} ({weights['manual']}). Download the file in a "
+        f"browser and install it with {convert_command(name)} (or pass load_weights=False for "
+        "a freshly initialised model)."
     )

@@ -10,9 +10,20 @@ import dataclasses
 import json
 from typing import Optional, Union
 
-from danet_keras.data.registry import DATASET_REGISTRY, reader_names, training_recipe
+from danet_keras.data.registry import (
+    DATASET_REGISTRY,
+    IGNORE_INDEX,
+    reader_names,
+    training_recipe,
+)
 from danet_keras.models.preset_io import is_preset_dir
 from danet_keras.models.presets import preset
+from danet_keras.optimizers.paper_settings import (
+    HEAD_LR_MULTIPLIER,
+    MOMENTUM,
+    POLY_POWER,
+    WEIGHT_DECAY,
+)
 from danet_keras.training.strategy import STRATEGIES
 
 # The datasets' training recipes (the registry's): crop, batch, learning rate and epochs; the
@@ -48,8 +59,13 @@ class TrainConfig:
             `class_names` for `"folder"`, `skip_invalid=True`).
         preset: None, a name of `danet_keras.models.presets.PRESETS` or a
             preset directory: the model's configuration (and the dataset,
-            when `dataset` is not given). A directory's weights, or a named
-            preset's installed weights, are the starting point.
+            when `dataset` is not given), and with `preset_weights` its
+            weights.
+        preset_weights: start from the preset's weights: a directory's, or a
+            named preset's published ones (downloaded on first use, see
+            `DANet.from_preset`); a preset of another class count is
+            fine-tuned (its classifiers start fresh). False: its configuration
+            with fresh weights, or with `model["backbone_weights"]`.
         model: `DANet` keyword arguments (`backbone`, `output_stride`,
             `aux_head`, `multi_grid`, `stem`, `head_channels`,
             `align_corners`, `backbone_weights`, ...), over the preset's;
@@ -100,6 +116,7 @@ class TrainConfig:
     val_split: str = "val"
     reader_options: dict = dataclasses.field(default_factory=dict)
     preset: Optional[str] = None
+    preset_weights: bool = True
     model: dict = dataclasses.field(default_factory=dict)
     num_classes: Optional[int] = None
     crop_size: Optional[int] = None
@@ -107,16 +124,17 @@ class TrainConfig:
     epochs: Optional[int] = None
     steps_per_epoch: Optional[int] = None
     learning_rate: Optional[float] = None
-    head_lr_multiplier: float = 10.0
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    poly_power: float = 0.9
+    # The recipe's numbers (`DANet.compile()`'s), written once in `optimizers.paper_settings`.
+    head_lr_multiplier: float = HEAD_LR_MULTIPLIER
+    momentum: float = MOMENTUM
+    weight_decay: float = WEIGHT_DECAY
+    poly_power: float = POLY_POWER
     warmup_steps: int = 0
     loss_weights: Optional[dict] = None
     class_weights: Optional[list] = None
     ohem_threshold: Optional[float] = None
     ohem_min_kept: int = 100000
-    ignore_index: int = 255
+    ignore_index: int = IGNORE_INDEX
     sync_batchnorm: bool = True
     strategy: str = "auto"
     tpu: Optional[str] = None
@@ -190,6 +208,12 @@ def resolve_config(config=None, **overrides):
             entry = preset(config.preset)  # raises for an unknown name
             if config.dataset is None:
                 config.dataset = entry["dataset"]
+    if config.model.get("backbone_weights") and _preset_has_weights(config):
+        raise ValueError(
+            f"`model['backbone_weights']` and the weights of preset {config.preset!r} would both "
+            "be the starting point: set preset_weights=False (--no-preset-weights) to train the "
+            "preset's configuration from those backbone weights."
+        )
     if config.dataset is None:
         config.dataset = "cityscapes"
     if not config.dataset.startswith("tfds:") and config.dataset not in known_datasets():
@@ -231,3 +255,21 @@ def resolve_config(config=None, **overrides):
             f"{config.head_lr_multiplier}, {config.weight_decay}, {config.momentum}."
         )
     return config
+
+
+def _preset_has_weights(config):
+    if not (config.preset and config.preset_weights):
+        return False
+    return is_preset_dir(config.preset) or bool(preset(config.preset)["weights"])
+
+
+def starting_weights(config):
+    """What a run of resolved `config` starts from: `"preset"`, `"backbone_weights"` or None.
+
+    None is random weights, which `danet_keras.train` says before it starts.
+    """
+    if _preset_has_weights(config):
+        return "preset"
+    if config.model.get("backbone_weights"):
+        return "backbone_weights"
+    return None

@@ -1,9 +1,10 @@
 """`danet_keras.train`: the paper's recipe on `model.fit` under a `tf.distribute` strategy.
 
 One call builds the strategy, the data pipelines, the DANet (synchronised
-BatchNorm), the three (or four) cross-entropy losses, `LayerwiseSGD` with the
-poly schedule and the 10x head learning rate, and the callbacks, then runs
-`model.fit`. Running the same call again after a crash or preemption resumes
+BatchNorm) compiled with the recipe of `DANet.compile` (the three or four
+cross-entropy losses, `LayerwiseSGD` with the poly schedule and the 10x head
+learning rate, `MeanIoU`) under the run's settings, and the callbacks, then
+runs `model.fit`. Running the same call again after a crash or preemption resumes
 from the backup in `output_dir/backup`.
 
 The run owns `output_dir` (`danet_keras.utils.output_paths.own_folder`): a new or
@@ -32,8 +33,7 @@ from typing import Optional
 import numpy as np
 
 from danet_keras.data.classes import dataset_classes
-from danet_keras.models import preset_io
-from danet_keras.training.config import resolve_config
+from danet_keras.training.config import resolve_config, starting_weights
 from danet_keras.training.strategy import is_chief, make_strategy, task_identity
 from danet_keras.utils.atomic_io import atomic_path, remove_partials, write_text
 from danet_keras.utils.output_paths import check_owned_folder, is_other_output, own_folder
@@ -168,14 +168,13 @@ def _open_splits(config):
     return train_split, val_split
 
 
-def _reader_datasets(config, strategy, train_split, val_split, outputs):
+def _reader_datasets(config, strategy, train_split, val_split):
     """Distributed training/validation datasets: each input pipeline reads its own files."""
     # deferred: Keras/TensorFlow load after train() builds its strategy
     from danet_keras.data import eval_pipeline, train_pipeline
-    from danet_keras.training.losses import with_output_labels
 
     def train_fn(context):
-        dataset = train_pipeline(
+        return train_pipeline(
             train_split,
             config.crop_size,
             config.batch_size,
@@ -183,19 +182,17 @@ def _reader_datasets(config, strategy, train_split, val_split, outputs):
             input_context=context,
             ignore_index=config.ignore_index,
             **config.data_options,
-        )
-        return with_output_labels(dataset.repeat(), outputs)
+        ).repeat()
 
     def val_fn(context):
         batch_size = config.val_batch_size or strategy.num_replicas_in_sync
-        dataset = eval_pipeline(
+        return eval_pipeline(
             val_split,
             batch_size,
             input_context=context,
             ignore_index=config.ignore_index,
             **config.eval_options,
         )
-        return with_output_labels(dataset, outputs)
 
     train = strategy.distribute_datasets_from_function(train_fn)
     val = None if val_split is None else strategy.distribute_datasets_from_function(val_fn)
@@ -238,15 +235,25 @@ def _callbacks(config, output_dir, steps_per_epoch, monitor, extra):
     return callbacks
 
 
+RANDOM_START_WARNING = (
+    "warning: training starts from random weights (no preset weights, no backbone_weights). "
+    "For pretrained ones: a preset with published weights (`--preset NAME`, `preset=NAME`; "
+    "`danet-keras info` lists them), or ImageNet weights (`--backbone resnet50_imagenet "
+    "--backbone-weights imagenet`, `model={'backbone': 'resnet50_imagenet', "
+    "'backbone_weights': 'imagenet'}`)."
+)
+
+
 def build_model(config, num_classes, classes=None):
     """The DANet a resolved `TrainConfig` describes, with its starting weights.
 
     Without a preset: `DANet(num_classes, **config.model)` (ResNet-50 by
     default). With a preset (a name or a directory), through
     `DANet.from_preset` with `config.model` and `config.sync_batchnorm` as
-    overrides: from its weights when they are installed (a named preset in the
-    local preset cache, or a preset directory), else from its configuration
-    with fresh weights.
+    overrides: with `config.preset_weights`, from its weights (a directory's,
+    or a named preset's published weights, downloaded on first use; a preset
+    trained on another number of classes keeps its weights but the
+    classifiers'), else from its configuration.
 
     Args:
         config: a resolved `TrainConfig`.
@@ -256,9 +263,6 @@ def build_model(config, num_classes, classes=None):
 
     Returns:
         A `DANet`.
-
-    Raises:
-        ValueError: the preset's weights predict another number of classes.
     """
     # deferred: Keras/TensorFlow load after train() builds its strategy
     from danet_keras.models.danet import DANet
@@ -268,23 +272,15 @@ def build_model(config, num_classes, classes=None):
         settings = {**dataset_classes(classes), **settings}
     if not config.preset:
         return DANet(num_classes=num_classes, **{"backbone": "resnet50", **settings})
-    directory = preset_io.installed_preset_dir(config.preset)
-    if directory is None:
-        return DANet.from_preset(
-            config.preset, load_weights=False, **dict(settings, num_classes=num_classes)
-        )
-    saved_classes = preset_io.read_json(directory, preset_io.CONFIG_FILE)["config"]["num_classes"]
-    if saved_classes != num_classes:
-        raise ValueError(
-            f"The preset {config.preset} predicts {saved_classes} classes and the "
-            f"dataset has {num_classes}: train from its configuration only (a preset name "
-            "without installed weights, or `model` settings without `preset`)."
-        )
-    return DANet.from_preset(config.preset, **settings)
+    return DANet.from_preset(
+        config.preset,
+        load_weights=config.preset_weights,
+        **dict(settings, num_classes=num_classes),
+    )
 
 
 def build_training_model(config, num_classes, total_steps, classes=None):
-    """DANet compiled with the recipe's losses, optimizer and metric.
+    """DANet compiled with `DANet.compile`'s recipe under the run's settings.
 
     Call it inside `strategy.scope()`.
 
@@ -295,40 +291,34 @@ def build_training_model(config, num_classes, total_steps, classes=None):
         classes: None, or the dataset's `DatasetInfo` (see `build_model`).
 
     Returns:
-        `(model, loss_output_names)`: the compiled model and the outputs that
-        carry a loss (the labels must be given to each).
+        The compiled model (it takes plain `(images, labels)` batches).
     """
     # deferred: Keras/TensorFlow load after train() builds its strategy
-    from danet_keras.metrics import MeanIoU
-    from danet_keras.training.losses import segmentation_losses
-    from danet_keras.training.optimizer import LayerwiseSGD, head_learning_rate_multipliers
-    from danet_keras.training.schedules import PolyDecay
+    from danet_keras.losses import SegmentationCrossEntropy
+    from danet_keras.optimizers.recipe import paper_optimizer
 
     model = build_model(config, num_classes, classes)
-    losses, loss_weights = segmentation_losses(
-        model.output_names,
-        config.loss_weights,
-        ignore_index=config.ignore_index,
-        class_weights=config.class_weights,
-        ohem_threshold=config.ohem_threshold,
-        ohem_min_kept=config.ohem_min_kept,
-    )
-    schedule = PolyDecay(
-        config.learning_rate, total_steps, power=config.poly_power, warmup_steps=config.warmup_steps
-    )
-    optimizer = LayerwiseSGD(
-        schedule,
-        momentum=config.momentum,
-        weight_decay=config.weight_decay,
-        learning_rate_multipliers=head_learning_rate_multipliers(model, config.head_lr_multiplier),
-    )
     model.compile(
-        optimizer=optimizer,
-        loss=losses,
-        loss_weights=loss_weights,
-        metrics={"logits": [MeanIoU(num_classes, ignore_index=config.ignore_index)]},
+        optimizer=paper_optimizer(
+            model,
+            config.learning_rate,
+            total_steps,
+            head_lr_multiplier=config.head_lr_multiplier,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+            poly_power=config.poly_power,
+            warmup_steps=config.warmup_steps,
+        ),
+        loss=SegmentationCrossEntropy(
+            ignore_index=config.ignore_index,
+            class_weights=config.class_weights,
+            ohem_threshold=config.ohem_threshold,
+            ohem_min_kept=config.ohem_min_kept,
+        ),
+        loss_weights=config.loss_weights,
+        ignore_index=config.ignore_index,
     )
-    return model, tuple(losses)
+    return model
 
 
 def train(config=None, train_data=None, val_data=None, strategy=None, callbacks=None, **overrides):
@@ -363,6 +353,8 @@ def train(config=None, train_data=None, val_data=None, strategy=None, callbacks=
     if train_data is None and not config.data_dir:
         raise ValueError(f"`data_dir` is needed to read the {config.dataset!r} dataset.")
     check_owned_folder(config.output_dir, TRAINING_RUN_KIND, "a training run")
+    if starting_weights(config) is None and is_chief():
+        print(RANDOM_START_WARNING, flush=True)
 
     # The strategy comes first: a multi-worker cluster must be set up before other TensorFlow work.
     if strategy is None:
@@ -410,7 +402,7 @@ def train(config=None, train_data=None, val_data=None, strategy=None, callbacks=
         keras.mixed_precision.set_global_policy(_mixed_precision_policy(strategy))
     try:
         with strategy.scope():
-            model, loss_outputs = build_training_model(
+            model = build_training_model(
                 config,
                 num_classes,
                 steps_per_epoch * config.epochs,
@@ -429,15 +421,10 @@ def train(config=None, train_data=None, val_data=None, strategy=None, callbacks=
     write_text(os.path.join(output_dir, "config.json"), config.to_json())
 
     if train_split is not None:
-        fit_train, fit_val = _reader_datasets(
-            config, strategy, train_split, val_split, loss_outputs
-        )
+        fit_train, fit_val = _reader_datasets(config, strategy, train_split, val_split)
     else:
-        # deferred: Keras/TensorFlow load after train() builds its strategy
-        from danet_keras.training.losses import with_output_labels
-
-        fit_train = with_output_labels(train_data.repeat(), loss_outputs).prefetch(tf.data.AUTOTUNE)
-        fit_val = None if val_data is None else with_output_labels(val_data, loss_outputs)
+        fit_train = train_data.repeat().prefetch(tf.data.AUTOTUNE)
+        fit_val = val_data
     monitor = monitor_key(model) if fit_val is not None else None
     callbacks = _callbacks(config, output_dir, steps_per_epoch, monitor, list(callbacks or []))
     verbose = fit_verbosity(config.verbose) if is_chief() else 0

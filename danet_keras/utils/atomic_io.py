@@ -191,6 +191,28 @@ def atomic_directory(path):
             remove_tree(temporary)
 
 
+@contextlib.contextmanager
+def scratch_directory(path):
+    """Yields a new, empty directory beside `path`, named as a temporary of it; removed on exit.
+
+    For files that are never kept (a download before its conversion): on
+    success or failure nothing stays; what a killed process left is cleared by
+    `remove_dead_partials_of(path)`.
+
+    Args:
+        path: the path the work is for (its folder is created).
+
+    Yields:
+        The scratch directory.
+    """
+    temporary = partial_name(path)
+    os.makedirs(temporary)
+    try:
+        yield temporary
+    finally:
+        remove_tree(temporary)
+
+
 def write_bytes(path, data):
     """Writes `data` to `path` atomically and durably."""
     with atomic_path(path) as temporary:

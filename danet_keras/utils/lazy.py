@@ -82,9 +82,9 @@ SERIALIZABLE_MODULES = (
     "danet_keras.models.dilated_resnet",
     "danet_keras.models.danet",
     "danet_keras.metrics",
-    "danet_keras.training.losses",
-    "danet_keras.training.optimizer",
-    "danet_keras.training.schedules",
+    "danet_keras.losses",
+    "danet_keras.optimizers.layerwise_sgd",
+    "danet_keras.optimizers.schedules",
 )
 
 

@@ -6,8 +6,9 @@ logging honours `TF_CPP_MIN_LOG_LEVEL`; LiteRT prints "INFO: Created
 TensorFlow Lite XNNPACK delegate" whenever it builds an interpreter. The
 command line imports TensorFlow quietly (`import_tensorflow_quietly`: file
 descriptor 2 redirected while TensorFlow loads and initialises its devices,
-then `TF_CPP_MIN_LOG_LEVEL=3`), and interpreters are built quietly whenever
-the log level hides informational lines. Anything captured that is not a
+then `TF_CPP_MIN_LOG_LEVEL=2`: informational lines and warnings hidden, errors
+such as a GPU out of memory or a cuDNN failure still shown), and interpreters
+are built quietly whenever the log level hides informational lines. Anything captured that is not a
 native log line (a Python warning, say) is written out again.
 
 A user who sets `TF_CPP_MIN_LOG_LEVEL=0` sees every native line as it comes.
@@ -19,6 +20,8 @@ import re
 import sys
 import tempfile
 
+# TensorFlow's C++ log level for the command line: errors only.
+QUIET_LOG_LEVEL = "2"
 _NATIVE_LOG_LINE = re.compile(
     r"^([IWEF]\d{4} \d\d:\d\d:\d\d"  # absl / TensorFlow: I0000 00:00:1795688.123 ...
     r"|WARNING: All log messages before absl"  # absl's notice before them
@@ -66,7 +69,8 @@ def import_tensorflow_quietly():
     """
     quiet = "tensorflow" not in sys.modules and "TF_CPP_MIN_LOG_LEVEL" not in os.environ
     if quiet:
-        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+        # 2, not 3: errors (GPU out of memory, cuDNN) stay visible after start-up.
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = QUIET_LOG_LEVEL
     with filtered_native_stderr(quiet):
         # deferred: cli.main imports this module; `--help` loads no TensorFlow
         import tensorflow

@@ -29,7 +29,6 @@ that names the path and what to do instead.
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 
@@ -40,10 +39,10 @@ from danet_keras.utils.atomic_io import (
     remove_dead_partials_of,
     write_json,
 )
+from danet_keras.utils.hashing import file_digest
 
 MARKER = ".danet-keras.json"
 _FORMAT = 1
-_HASH_CHUNK = 1 << 20
 
 
 class OutputRefused(ValueError):
@@ -73,16 +72,8 @@ def read_marker(folder):
     return marker if isinstance(marker, dict) else None
 
 
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(_HASH_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _fingerprint(path):
-    return {"size": os.path.getsize(path), "sha256": _sha256(path)}
+    return {"size": os.path.getsize(path), "sha256": file_digest(path)}
 
 
 def _listing(folder):
@@ -230,7 +221,7 @@ def check_file_artefact(path, kind, overwrite=False, inputs=()):
         or not record
         or record.get("kind") != kind
         or record.get("size") != os.path.getsize(path)
-        or record.get("sha256") != _sha256(path)
+        or record.get("sha256") != file_digest(path)
     ):
         raise _not_ours(path)
     if not overwrite:

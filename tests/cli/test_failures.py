@@ -30,34 +30,34 @@ def paths(tmp_path_factory):
 CASES = {
     # nonexistent paths
     "train_missing_data": ["train", "--dataset", "cityscapes", "--data-dir", "{missing}",
-                           "--output-dir", "{root}/train_out"],
+                           "--output", "{root}/train_out"],
     "evaluate_missing_model": ["evaluate", "--model", "{missing}.keras", "--dataset", "demo_city",
                                "--data-dir", "{missing}"],
     "export_missing_model": ["export", "--model", "{missing}.keras", "--format", "saved_model",
-                             "--out", "{root}/export_out"],
-    "predict_missing_model": ["predict", "--model", "{missing}.keras", "{root}", "--out",
+                             "--output", "{root}/export_out"],
+    "predict_missing_model": ["predict", "--model", "{missing}.keras", "{root}", "--output",
                               "{root}/predict_out"],
     "convert_missing_checkpoint": ["convert", "{missing}.pth", "-o", "{root}/converted.keras"],
-    "export_not_a_model": ["export", "--model", "{not_a_model}", "--format", "onnx", "--out",
+    "export_not_a_model": ["export", "--model", "{not_a_model}", "--format", "onnx", "--output",
                            "{root}/export_out2"],
     # output directories that cannot be written
     "make_demo_data_unwritable": ["make-demo-data", "{unwritable}", "--num-train", "1",
                                   "--num-val", "1", "--size", "32x32"],
-    "demo_unwritable": ["demo", "--quick", "--output-dir", "{unwritable}"],
+    "demo_unwritable": ["demo", "--quick", "--output", "{unwritable}"],
     "train_unwritable": ["train", "--dataset", "demo_city", "--data-dir", "{city}",
-                         "--output-dir", "{unwritable}"],
+                         "--output", "{unwritable}"],
     "convert_unwritable": ["convert", "{not_a_model}", "-o", "{unwritable}/x.keras"],
     "benchmark_bad_size": ["benchmark", "--backbone", "resnet18", "--size", "big"],
     # contradictory flags
     "evaluate_stride_without_crop": ["evaluate", "--model", "{not_a_model}", "--dataset",
                                      "demo_city", "--data-dir", "{root}", "--stride", "8"],
     "export_quantized_saved_model": ["export", "--model", "{not_a_model}", "--format",
-                                     "saved_model", "--quantization", "float16", "--out",
+                                     "saved_model", "--quantization", "float16", "--output",
                                      "{root}/x"],
     "export_int8_without_data": ["export", "--model", "{not_a_model}", "--format", "tflite",
-                                 "--quantization", "int8", "--out", "{root}/x.tflite"],
+                                 "--quantization", "int8", "--output", "{root}/x.tflite"],
     "export_size_limit_for_tflite": ["export", "--model", "{not_a_model}", "--format", "tflite",
-                                     "--max-image-size", "64", "64", "--out", "{root}/y.tflite"],
+                                     "--max-image-size", "64x64", "--output", "{root}/y.tflite"],
     "convert_no_destination": ["convert", "{not_a_model}"],
     "train_backup_freq_without_backup": ["train", "--dataset", "demo_city", "--data-dir",
                                          "{city}", "--no-backup", "--backup-freq", "10"],
@@ -89,7 +89,7 @@ def test_bad_invocations_fail_in_one_line_without_output(case, paths, capsys):
 def test_debug_shows_the_traceback(paths):
     with pytest.raises(FileNotFoundError):
         main(["--debug", "export", "--model", paths["missing"] + ".keras", "--format", "onnx",
-              "--out", "x"])  # fmt: skip
+              "--output", "x"])  # fmt: skip
 
 
 def test_a_model_file_with_a_lambda_layer_is_refused(tmp_path, capsys):
@@ -101,7 +101,7 @@ def test_a_model_file_with_a_lambda_layer_is_refused(tmp_path, capsys):
     model.save(path)
     photo = tmp_path / "photo.png"
     Image.new("RGB", (8, 8)).save(photo)
-    code = main(["predict", "--model", path, str(photo), "--out", str(tmp_path / "out")])
+    code = main(["predict", "--model", path, str(photo), "--output", str(tmp_path / "out")])
     assert code == 2
     assert "refused: it holds a Lambda layer" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

@@ -6,7 +6,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from danet_keras.convert import read_state_dict  # noqa: E402
-from danet_keras.convert.checkpoint import CheckpointRefused  # noqa: E402
+from danet_keras.models.conversion.checkpoint import CheckpointRefused  # noqa: E402
 
 STATE = {
     "head.sa.gamma": torch.tensor([0.75]),

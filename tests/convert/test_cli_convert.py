@@ -64,7 +64,7 @@ def test_bad_input_is_one_line_and_writes_nothing(mmseg_file, tmp_path, capsys):
 
 def test_dropping_the_auxiliary_head_needs_no_strict(mmseg_file, tmp_path, capsys):
     output = tmp_path / "deploy.weights.h5"
-    assert main(["convert", str(mmseg_file), "-o", str(output), "--aux-head", "false"]) == 2
+    assert main(["convert", str(mmseg_file), "-o", str(output), "--no-aux-head"]) == 2
     assert "unused: auxiliary_head.convs.0.conv.weight" in capsys.readouterr().err
     with pytest.warns(UserWarning, match="auxiliary_head.conv_seg.weight"):
         arguments = [
@@ -72,8 +72,7 @@ def test_dropping_the_auxiliary_head_needs_no_strict(mmseg_file, tmp_path, capsy
             str(mmseg_file),
             "-o",
             str(output),
-            "--aux-head",
-            "false",
+            "--no-aux-head",
             "--no-strict",
         ]
         assert main(arguments) == 0

@@ -7,7 +7,7 @@ pytest.importorskip("torch")
 
 from danet_keras import DANet  # noqa: E402
 from danet_keras.convert import compare_with_reference, load_torch_checkpoint  # noqa: E402
-from danet_keras.convert.names import weight_sources  # noqa: E402
+from danet_keras.models.conversion.names import weight_sources  # noqa: E402
 
 # (arch, DANet arguments): together they cover, for each depth, both stems,
 # both layouts (with and without the auxiliary head), multi-grid on and off

@@ -27,11 +27,10 @@ def test_export_tflite_prints_parity(keras_file, tmp_path, capsys):
             keras_file,
             "--format",
             "tflite",
-            "--out",
+            "--output",
             str(out),
             "--input-size",
-            str(height),
-            str(width),
+            f"{height}x{width}",
             "--num-parity-images",
             "2",
         ]
@@ -58,7 +57,7 @@ def test_export_tflite_prints_parity(keras_file, tmp_path, capsys):
     ],
 )
 def test_export_refuses_bad_arguments(keras_file, tmp_path, capsys, arguments, message):
-    code = main(["export", "--model", keras_file, "--out", str(tmp_path / "x")] + arguments)
+    code = main(["export", "--model", keras_file, "--output", str(tmp_path / "x")] + arguments)
     assert code == 2
     assert message in capsys.readouterr().err
 
@@ -67,7 +66,35 @@ def test_export_refuses_bad_arguments(keras_file, tmp_path, capsys, arguments, m
     "option", [["--format", "coreml"], ["--format", "tflite", "--quantization", "int4"]]
 )
 def test_export_refuses_unknown_names(tmp_path, capsys, option):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["export", "--model", "m.keras", "--out", str(tmp_path / "x")] + option)
-    assert exit_info.value.code == 2
-    assert "invalid choice" in capsys.readouterr().err
+    code = main(["export", "--model", "m.keras", "--output", str(tmp_path / "x")] + option)
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_export_outputs_class_ids_only_in_both_signatures(keras_file, tmp_path, capsys):
+    import tensorflow as tf
+
+    out = tmp_path / "serving" / "danet" / "1"
+    arguments = ["export", "--model", keras_file, "--format", "saved_model", "--output", str(out)]
+    assert main(arguments + ["--outputs", "class_ids", "--num-parity-images", "1"]) == 0
+    printed = capsys.readouterr().out
+    # The parity report compares what the artefact returns: the class ids.
+    assert "class_ids agreement" in printed and "logit diff" not in printed
+    loaded = tf.saved_model.load(str(out))
+    for name in ("serving_default", "serve_image_bytes"):
+        assert list(loaded.signatures[name].structured_outputs) == ["class_ids"], name
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--format", "saved_model", "--outputs", "class_ids,scores"], "`outputs` takes one or"),
+        (["--format", "tflite", "--outputs", "class_ids"], "--format saved_model only"),
+    ],
+)
+def test_export_refuses_bad_outputs(tmp_path, capsys, arguments, message):
+    # Refused before the model file (which does not exist) is read.
+    assert main(["export", "--model", "m.keras", "-o", str(tmp_path / "x")] + arguments) == 2
+    assert message in capsys.readouterr().err

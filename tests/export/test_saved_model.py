@@ -4,17 +4,20 @@ import subprocess
 import sys
 import textwrap
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
 
-from danet_keras.export import export_saved_model
+from danet_keras import DANet
+from danet_keras.export import export_saved_model, load_runner
 from danet_keras.export.runners import KerasRunner
+from danet_keras.export.saved_model import serving_output_keys
 from danet_keras.export.tflite import saved_model_ops
 from danet_keras.inference.optimize import inference_model
 
-from ..numerics import assert_classes_agree, assert_outputs_match
+from ..numerics import assert_classes_agree, assert_outputs_match, logit_tolerance
 
 # Runs in a fresh interpreter: loads the SavedModel without danet_keras and
 # saves the outputs of both signatures on the images it is given (as
@@ -199,3 +202,80 @@ def test_every_variable_is_saved_once(small_danet, default_export_dir):
     weights = inference_model(small_danet).weights
     assert len(saved) == len(weights)
     assert sum(saved) == sum(int(np.prod(w.shape)) for w in weights)
+
+
+# --- What the signatures return -------------------------------------------------------------
+
+
+def signature_outputs(path):
+    """{signature name: sorted output names} of the two serving signatures."""
+    loaded = tf.saved_model.load(str(path))
+    return {
+        name: sorted(loaded.signatures[name].structured_outputs)
+        for name in ("serving_default", "serve_image_bytes")
+    }
+
+
+@pytest.mark.slow
+def test_outputs_choose_what_both_signatures_return(small_danet, test_images, tmp_path):
+    path = export_saved_model(
+        small_danet, tmp_path / "danet" / "1", outputs=("logits", "class_ids")
+    )
+    assert signature_outputs(path) == {
+        "serving_default": ["class_ids", "logits"],
+        "serve_image_bytes": ["class_ids", "logits"],
+    }
+    images = test_images[0]
+    loaded = tf.saved_model.load(path)
+    reference = KerasRunner(small_danet)(images)
+    from_tensors = loaded.signatures["serving_default"](images=tf.constant(images))
+    from_bytes = loaded.signatures["serve_image_bytes"](
+        image_bytes=tf.constant([png_bytes(image) for image in images])
+    )
+    for outputs in (from_tensors, from_bytes):
+        assert_classes_agree(outputs["class_ids"], reference["logits"])
+    # The runner of such an artefact returns what it has, and knows K from its class names.
+    runner = load_runner(path)
+    assert runner.num_classes == 5 and sorted(runner(images)) == ["class_ids", "logits"]
+
+
+def test_outputs_are_checked_and_include_logits_still_works():
+    assert serving_output_keys(None) == ("class_ids", "probabilities", "logits")
+    assert serving_output_keys("logits, class_ids") == ("class_ids", "logits")
+    for bad in ((), ("class_ids", "scores"), "class_ids,,logits"):
+        with pytest.raises(ValueError, match="`outputs` takes one or more of class_ids"):
+            serving_output_keys(bad)
+    with pytest.warns(DeprecationWarning, match="include_logits"):
+        assert serving_output_keys(None, include_logits=False) == ("class_ids", "probabilities")
+    with pytest.raises(ValueError), pytest.warns(DeprecationWarning):
+        serving_output_keys(("logits",), include_logits=False)
+
+
+# --- Mixed precision ------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("optimize", [True, False], ids=["inference_graph", "as_built"])
+def test_a_mixed_precision_model_exports_a_float32_saved_model(
+    small_danet, test_images, tmp_path, optimize
+):
+    """A model built under `mixed_float16` (as the notebook trains on a GPU) serves float32."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        mixed = DANet.from_config(small_danet.get_config())
+        mixed.set_weights(small_danet.get_weights())
+        assert mixed.get_layer("fused_classifier").compute_dtype == "float16"
+        path = export_saved_model(mixed, tmp_path / "danet" / "1", optimize=optimize)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    signature = tf.saved_model.load(path).signatures["serving_default"]
+    images = test_images[0]
+    reference = KerasRunner(small_danet)(images)  # the float32 model
+    served = {key: value.numpy() for key, value in signature(images=tf.constant(images)).items()}
+    assert served["logits"].dtype == np.float32
+    # Float32 against float32 through another graph: kernel rounding only (tests/numerics.py).
+    # The float16 model itself is ~4e-3 of the logit range away, 40x the tolerance.
+    assert_outputs_match(served, reference)
+    half = KerasRunner(mixed)(images)["logits"]
+    assert np.abs(half - reference["logits"]).max() > logit_tolerance(reference["logits"])

@@ -290,7 +290,7 @@ def test_cli_refuses_nonsense_limits(tmp_path, capsys, flag, value):
     # Refused before the model file is read (it does not exist).
     out = tmp_path / "sm"
     arguments = ["export", "--model", str(tmp_path / "m.keras"), "--format", "saved_model"]
-    assert main(arguments + ["--out", str(out), flag, value]) == 2
+    assert main(arguments + ["--output", str(out), flag, value]) == 2
     captured = capsys.readouterr()
     expected = f"danet-keras export: error: {flag} takes a positive integer, got {value!r}."
     assert captured.err.strip() == expected
@@ -298,7 +298,7 @@ def test_cli_refuses_nonsense_limits(tmp_path, capsys, flag, value):
 
 
 def test_cli_refuses_limits_for_other_formats(tmp_path, capsys):
-    arguments = ["export", "--model", "m.keras", "--format", "onnx", "--out", str(tmp_path / "x")]
+    arguments = ["export", "--model", "m.keras", "--format", "onnx", "-o", str(tmp_path / "x")]
     assert main(arguments + ["--max-request-pixels", "1000"]) == 2
     assert "--max-request-pixels applies to --format saved_model only" in capsys.readouterr().err
 
@@ -308,7 +308,7 @@ def test_cli_limits_reach_the_signatures(small_danet, tmp_path, test_images):
     model_file = tmp_path / "danet.keras"
     small_danet.save(model_file)
     out = tmp_path / "sm"
-    arguments = ["export", "--model", str(model_file), "--format", "saved_model", "--out", str(out)]
+    arguments = ["export", "--model", str(model_file), "--format", "saved_model", "-o", str(out)]
     limits = ["--max-batch-size", "2", "--max-request-pixels", "10000"]
     assert main(arguments + limits + ["--num-parity-images", "0"]) == 0
     serve = tf.saved_model.load(str(out)).signatures["serving_default"]
@@ -486,8 +486,9 @@ def test_export_refuses_bad_limits(small_danet, arguments, message):
     "flag, expected",
     [
         ([], {}),
-        (["--max-image-size", "128", "96"], {"max_image_size": (128, 96)}),
-        (["--max-image-size", "0", "0"], {"max_image_size": None}),
+        (["--max-image-size", "128x96"], {"max_image_size": (128, 96)}),
+        (["--max-image-size", "none"], {"max_image_size": None}),
+        (["--max-image-size", "256"], {"max_image_size": (256, 256)}),
         (["--max-batch-size", "4"], {"max_batch_size": 4}),
         (["--max-request-pixels", "100000"], {"max_request_pixels": 100000}),
         (
@@ -514,22 +515,30 @@ def test_cli_limits_reach_the_export(monkeypatch, tmp_path, flag, expected):
         lambda model, out, **kwargs: calls.append(kwargs),
     )
     out = str(tmp_path / "sm")
-    arguments = ["export", "--model", "m.keras", "--format", "saved_model", "--out", out]
+    arguments = ["export", "--model", "m.keras", "--format", "saved_model", "--output", out]
     assert main(arguments + ["--num-parity-images", "0"] + flag) == 0
     assert calls == [
-        dict(image_size=None, optimize=True, dtype_policy=None, overwrite=False, **expected)
+        dict(
+            image_size=None,
+            optimize=True,
+            dtype_policy=None,
+            overwrite=False,
+            outputs=("class_ids", "probabilities", "logits"),
+            **expected,
+        )
     ]
 
 
 @pytest.mark.parametrize(
     "arguments, message",
     [
-        (["--format", "tflite", "--max-image-size", "128", "128"], "--format saved_model only"),
-        (["--format", "saved_model", "--max-image-size", "0", "128"], "positive HEIGHT and WIDTH"),
+        (["--format", "tflite", "--max-image-size", "128x128"], "--format saved_model only"),
+        (["--format", "saved_model", "--max-image-size", "0x128"], "a size must be positive"),
+        (["--format", "saved_model", "--max-image-size", "128 128"], "a size is N or HEIGHTxWIDTH"),
     ],
 )
 def test_cli_refuses_bad_max_image_size(tmp_path, capsys, arguments, message):
-    code = main(["export", "--model", "m.keras", "--out", str(tmp_path / "x")] + arguments)
+    code = main(["export", "--model", "m.keras", "--output", str(tmp_path / "x")] + arguments)
     assert code == 2
     assert message in capsys.readouterr().err
 

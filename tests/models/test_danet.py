@@ -233,6 +233,12 @@ def test_presets_are_valid_configurations():
         ({"num_classes": 3, "stem": "tiny"}, "stem"),
         ({"num_classes": 3, "backbone": "resnet18", "backbone_weights": "imagenet"}, "50, 101"),
         ({"num_classes": 3, "backbone_weights": "/no/such/file.h5"}, "backbone_weights"),
+        # The layout asked for stays: ImageNet weights say which backbone has theirs.
+        ({"num_classes": 3, "backbone_weights": "imagenet"}, "backbone='resnet50_imagenet'"),
+        (
+            {"num_classes": 3, "backbone": "resnet101_imagenet", "backbone_weights": "/no/file"},
+            "no file",
+        ),
     ],
 )
 def test_bad_arguments_raise_value_errors_at_construction(kwargs, match):
@@ -326,11 +332,13 @@ def test_class_names_and_colours_travel_with_the_model(tmp_path):
 
 def test_a_named_preset_loads_installed_weights_or_says_where_to_get_them(tmp_path, monkeypatch):
     monkeypatch.setenv("DANET_KERAS_HOME", str(tmp_path))
+    # The official release is on Google Drive, which no plain URL fetches: installed by hand.
+    official = "danet_resnet101_cityscapes"
+    with pytest.raises(FileNotFoundError, match=r"drive\.google\.com.*--preset " + official):
+        DANet.from_preset(official)
     name = "danet_resnet101_d8_voc12aug_mmseg"
-    with pytest.raises(FileNotFoundError, match=r"download\.openmmlab\.com.*--preset " + name):
-        DANet.from_preset(name)
-    # Installed in the cache (as `danet-keras convert CHECKPOINT --preset NAME` does); a small
-    # stand-in model keeps the test fast.
+    # Installed in the cache (as `danet-keras convert CHECKPOINT --preset NAME` does, or the
+    # first download); a small stand-in model keeps the test fast and offline.
     small = DANet(21, backbone="resnet18", head_channels=16)
     small.save_to_preset(str(tmp_path / "presets" / name))
     loaded = DANet.from_preset(name)

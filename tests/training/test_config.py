@@ -46,6 +46,10 @@ def test_config_is_json_serialisable():
         ({"warmup_steps": -1}, "warmup_steps"),
         ({"momentum": 1.5}, "momentum"),
         ({"batchsize": 8}, "Unknown training settings"),
+        (
+            {"preset": "danet_resnet101_cityscapes", "model": {"backbone_weights": "imagenet"}},
+            "preset_weights=False",
+        ),
     ],
 )
 def test_bad_settings_fail_with_the_name(overrides, match):
@@ -58,6 +62,7 @@ def test_a_model_preset_gives_the_dataset_and_the_model():
 
     config = resolve_config(
         preset="danet_resnet101_d8_ade20k_mmseg",
+        preset_weights=False,  # its configuration only
         model={"aux_head": False, "head_channels": 8, "backbone": "resnet18"},
     )
     assert config.dataset == "ade20k" and config.crop_size == 512  # the ADE20K recipe

@@ -186,18 +186,34 @@ def test_settings_are_checked_before_tensorflow_work(tmp_path):
 def test_cli_reports_bad_settings_as_one_line(capsys):
     from danet_keras.cli.main import main
 
-    # argparse refuses a name that is not in the dataset registry.
-    with pytest.raises(SystemExit) as exit_:
-        main(["train", "--dataset", "kitti", "--data-dir", "/nowhere"])
-    assert exit_.value.code == 2
-    assert "invalid choice: 'kitti'" in capsys.readouterr().err
+    # argparse refuses a name that is not in the dataset registry, in one line too.
+    assert main(["train", "--dataset", "kitti", "--data-dir", "/nowhere"]) == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'kitti'" in err and len(err.strip().splitlines()) == 1
     assert (
         main(["train", "--dataset", "cityscapes", "--data-dir", "/nowhere", "--loss-weight", "aux"])
         == 2
     )
     assert "OUTPUT=WEIGHT" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["train", "--strategy", "horovod"])
+    assert main(["train", "--strategy", "horovod"]) == 2
+    # --class-names is for a dataset whose classes its user names; a square crop.
+    assert main(["train", "--dataset", "cityscapes", "--class-names", "a,b"]) == 2
+    assert "--class-names is for a dataset whose classes you name" in capsys.readouterr().err
+    assert main(["train", "--dataset", "demo_city", "--crop-size", "64x128"]) == 2
+    assert "training crops are square" in capsys.readouterr().err
+
+
+def test_class_names_reach_the_folder_reader(tmp_path):
+    from danet_keras.cli.main import build_parser
+    from danet_keras.cli.train import config_from_args
+
+    names = tmp_path / "classes.txt"
+    names.write_text("background\nroad\n\ncar\n")
+    for given in (str(names), "background,road,car"):
+        arguments = ["train", "--dataset", "folder", "--data-dir", "d", "--class-names", given]
+        fields = config_from_args(build_parser().parse_args(arguments + ["--crop-size", "64"]))
+        assert fields["reader_options"] == {"class_names": ("background", "road", "car")}
+        assert fields["crop_size"] == 64
 
 
 def test_cli_flags_map_to_config_fields():
@@ -275,7 +291,7 @@ def test_cli_training_on_damaged_data_skips_and_reports(damaged, tmp_path, capsy
         json.dumps({"reader_options": {"class_names": CLASSES}, "train_split": None, **TINY})
     )
     arguments = ["train", "--config", str(settings), "--dataset", "folder"]
-    arguments += ["--data-dir", damaged.root, "--output-dir", str(tmp_path / "run")]
+    arguments += ["--data-dir", damaged.root, "--output", str(tmp_path / "run")]
     arguments += ["--epochs", "2", "--batch-size", "4", "--crop-size", "16", "--no-validation"]
     # Strict by default: the first bad file stops the run before training, named.
     assert main(arguments) == 2
@@ -284,3 +300,48 @@ def test_cli_training_on_damaged_data_skips_and_reports(damaged, tmp_path, capsy
     out = capsys.readouterr().out
     assert "folder: 44 example(s) skipped" in out, out
     assert "final model:" in out
+
+
+def test_a_run_from_random_weights_says_so_first(tmp_path, capsys):
+    from danet_keras.training.trainer import RANDOM_START_WARNING
+
+    settings = dict(
+        dataset="custom", num_classes=2, strategy="one_device", epochs=1, validation=False
+    )
+    train(
+        dict(settings, batch_size=2, output_dir=str(tmp_path / "random"), **TINY),
+        train_data=learnable_batches(1),
+    )
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == RANDOM_START_WARNING
+    assert "--backbone-weights imagenet" in RANDOM_START_WARNING and "--preset" in out
+    # A preset directory's weights are a pretrained start: no warning.
+    preset = keras.saving.load_model(tmp_path / "random" / "final.keras").save_to_preset(
+        str(tmp_path / "preset")
+    )
+    train(
+        dict(settings, batch_size=2, preset=preset, output_dir=str(tmp_path / "tuned"), **TINY),
+        train_data=learnable_batches(1),
+    )
+    assert RANDOM_START_WARNING not in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_cli_fine_tunes_a_preset_to_the_datasets_classes(tmp_path, capsys):
+    from danet_keras import DANet
+    from danet_keras.cli.main import main
+
+    # A 4-class model (the stand-in of a published preset) trained on the demo city's 19.
+    small = DANet(4, backbone="resnet18", head_channels=16, output_stride=16)
+    preset = small.save_to_preset(str(tmp_path / "preset"))
+    make_demo_city(tmp_path / "city", num_train=2, num_val=1, size=(32, 64))
+    arguments = ["train", "--preset", preset, "--num-classes", "19", "--dataset", "demo_city"]
+    arguments += ["--data-dir", str(tmp_path / "city"), "--output-dir", str(tmp_path / "run")]
+    arguments += ["--epochs", "1", "--batch-size", "2", "--crop-size", "32", "--no-validation"]
+    arguments += ["--no-tensorboard"]
+    assert main(arguments) == 0
+    out = capsys.readouterr().out
+    assert "random weights" not in out and "final model:" in out
+    tuned = keras.saving.load_model(tmp_path / "run" / "final.keras", compile=False)
+    assert tuned.num_classes == 19 and tuned.class_names[0] == "road"
+    assert tuned.get_layer("fused_classifier").kernel.shape[-1] == 19

@@ -27,7 +27,7 @@ from danet_keras.apps.benchmark.measure import (
     peak_rss_mb,
     timed,
 )
-from danet_keras.convert.checkpoint import read_state_dict
+from danet_keras.models.conversion.checkpoint import read_state_dict
 
 # One block for the whole N x N energy: the official code's memory behaviour.
 NAIVE_ATTENTION_BLOCK = 1 << 30

@@ -4,8 +4,11 @@ DANet is trained with one cross-entropy term per output: the fused logits and,
 as in the official code, the position-only and channel-only logits (weight
 1.0 each); mmsegmentation adds its FCN auxiliary head with weight 0.4.
 `segmentation_losses` builds the `loss` / `loss_weights` dicts that
-`model.compile` takes for a DANet, and `with_output_labels` gives every output
-its copy of the labels in a `tf.data` pipeline.
+`DANet.compile` gives Keras. (A DANet routes a plain label map to each of its
+outputs itself; `with_output_labels` does it in a `tf.data` pipeline, for
+code written before that.)
+
+Below the models in the layers: `DANet.compile()` builds its default losses here.
 """
 
 import keras
@@ -135,7 +138,7 @@ class SegmentationCrossEntropy(keras.losses.Loss):
         return config
 
 
-def segmentation_losses(output_names, loss_weights=None, **loss_kwargs):
+def segmentation_losses(output_names, loss_weights=None, loss=None, **loss_kwargs):
     """The `loss` and `loss_weights` dicts of `model.compile` for a DANet.
 
     Args:
@@ -143,8 +146,11 @@ def segmentation_losses(output_names, loss_weights=None, **loss_kwargs):
             `("logits", "position_logits", "channel_logits")`.
         loss_weights: None or a dict {output name: weight} that overrides
             `DEFAULT_LOSS_WEIGHTS`; a weight of 0 drops that output's loss.
+        loss: None for a `SegmentationCrossEntropy(**loss_kwargs)` on each
+            output, or one loss (a `keras.losses.Loss`, or a name or function
+            Keras takes) for every output.
         **loss_kwargs: `SegmentationCrossEntropy` arguments (ignore_index,
-            class_weights, ohem_threshold, ohem_min_kept).
+            class_weights, ohem_threshold, ohem_min_kept), without `loss`.
 
     Returns:
         `(losses, weights)`: dicts keyed by the outputs that have a loss.
@@ -170,15 +176,27 @@ def segmentation_losses(output_names, loss_weights=None, **loss_kwargs):
             weights[name] = weight
     if not weights:
         raise ValueError(f"No output has a positive loss weight: {loss_weights}.")
-    losses = {
-        name: SegmentationCrossEntropy(name=f"{name}_cross_entropy", **loss_kwargs)
-        for name in weights
-    }
+    if loss is None:
+        losses = {
+            name: SegmentationCrossEntropy(name=f"{name}_cross_entropy", **loss_kwargs)
+            for name in weights
+        }
+    elif loss_kwargs:
+        raise ValueError(
+            f"{sorted(loss_kwargs)} configure the default cross entropy; give them to your "
+            "loss instead."
+        )
+    else:
+        losses = dict.fromkeys(weights, loss)
     return losses, weights
 
 
 def with_output_labels(dataset, output_names):
     """Maps `(images, labels)` batches to `(images, {output: labels})`.
+
+    A `DANet` does not need it: it gives a plain label map to each of its
+    outputs itself (`DANet.compute_loss`). It serves models that take one
+    label per output by name.
 
     Args:
         dataset: a `tf.data.Dataset` of `(images, labels)`.

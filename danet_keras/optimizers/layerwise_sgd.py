@@ -56,6 +56,10 @@ class LayerwiseSGD(keras.optimizers.Optimizer):
     ):
         # Keras' own (decoupled) `weight_decay` stays off; ours is coupled.
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+        # The schedule object (Keras keeps it privately): `DANet.fit` sets a poly schedule's
+        # length through it.
+        is_schedule = isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule)
+        self.learning_rate_schedule = learning_rate if is_schedule else None
         if not 0.0 <= float(momentum) <= 1.0:
             raise ValueError(f"`momentum` must be in [0, 1], got {momentum!r}.")
         if float(weight_decay) < 0:

@@ -4,8 +4,8 @@ import pytest
 import tensorflow as tf
 
 from danet_keras import DANet
-from danet_keras.training.optimizer import LayerwiseSGD, head_learning_rate_multipliers
-from danet_keras.training.schedules import PolyDecay
+from danet_keras.optimizers.layerwise_sgd import LayerwiseSGD, head_learning_rate_multipliers
+from danet_keras.optimizers.schedules import PolyDecay
 
 from ..numerics import assert_close_to_scale
 

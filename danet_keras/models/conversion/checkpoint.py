@@ -133,15 +133,29 @@ def _torch_error_detail(error):
     return f"{type(error).__name__}: {detail}" if detail else type(error).__name__
 
 
-def _torch_load(path):
+def require_torch(purpose):
+    """The `torch` module, when it is installed and new enough to load checkpoints safely.
+
+    Args:
+        purpose: what needs it, for the message (e.g. "Reading model.pth").
+
+    Raises:
+        ValueError: torch is not installed.
+        CheckpointRefused: ("torch_version") it is older than 2.6.
+    """
     try:  # deferred: torch is optional
         import torch
     except ImportError as error:
         raise ValueError(
-            f"Reading {path} needs PyTorch: `pip install danet-keras[torch]` (or convert the "
+            f"{purpose} needs PyTorch: `pip install danet-keras[torch]` (or convert the "
             "state dict to .safetensors / .npz elsewhere)."
         ) from error
     check_torch_version(torch)
+    return torch
+
+
+def _torch_load(path):
+    torch = require_torch(f"Reading {path}")
     looks_like = _what_the_file_looks_like(path)
     try:
         with torch.serialization.safe_globals(_numpy_globals()), warnings.catch_warnings():

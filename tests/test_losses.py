@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from danet_keras.training.losses import (
+from danet_keras.losses import (
     DEFAULT_LOSS_WEIGHTS,
     SegmentationCrossEntropy,
     segmentation_losses,

@@ -1,13 +1,15 @@
-"""Loading a PyTorch DANet state dict into a Keras `DANet`."""
+"""Loading a PyTorch DANet state dict into a Keras `DANet`, and building the model it needs."""
 
 import dataclasses
+import os
 import warnings
 
 import numpy as np
 
-from danet_keras.convert.checkpoint import read_state_dict
-from danet_keras.convert.config import config_from_state_dict, resolve_arch
-from danet_keras.convert.names import ARCH_NAMES, is_ignored, weight_sources
+from danet_keras.models.conversion.checkpoint import read_state_dict
+from danet_keras.models.conversion.config import config_from_state_dict, model_config, resolve_arch
+from danet_keras.models.conversion.names import ARCH_NAMES, is_ignored, weight_sources
+from danet_keras.models.presets import preset_for_checkpoint
 
 # Names listed in one error message before "... and N more".
 MAX_LISTED = 12
@@ -193,3 +195,42 @@ def load_torch_checkpoint(model, checkpoint, arch="auto", strict=True):
     for variable, value in values:
         variable.assign(np.asarray(value, dtype=variable.dtype))
     return report
+
+
+def converted_model(model_class, checkpoint, arch="auto", strict=True, preset=None, **overrides):
+    """Builds the model a PyTorch checkpoint needs and loads the checkpoint into it.
+
+    Args:
+        model_class: the `DANet` class (passed in: it lives above this module).
+        checkpoint: a path or a state dict (see `read_state_dict`).
+        arch: `"auto"`, `"official"` or `"mmseg"`.
+        strict: see `load_torch_checkpoint`.
+        preset: the name of the preset the checkpoint is (its settings); None:
+            found from the layout and the file name.
+        **overrides: `DANet` arguments that replace what `model_config`
+            derives (None: not given).
+
+    Returns:
+        `(model, report, config, sources)`: the model, the `ConversionReport`,
+        the `DANet` arguments used and where each came from (see `model_config`).
+    """
+    file_name = os.fspath(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) else None
+    state_dict = read_state_dict(checkpoint)
+    arch, config, sources = model_config(
+        state_dict, arch, file_name=file_name, preset=preset, **overrides
+    )
+    # The preset's configuration, with every setting the checkpoint and the arguments decided.
+    described_by = preset or preset_for_checkpoint(arch, file_name)
+    model = model_class.from_preset(described_by, load_weights=False, **config)
+    report = load_torch_checkpoint(model, state_dict, arch=arch, strict=strict)
+    return model, report, config, sources
+
+
+def converted_preset_metadata(preset, arch, checkpoint_name):
+    """The `metadata.json` facts of a preset converted from a PyTorch checkpoint."""
+    return {
+        "source": "converted PyTorch checkpoint",
+        "checkpoint": os.path.basename(checkpoint_name) if checkpoint_name else None,
+        "checkpoint_layout": arch,
+        "preset": preset,
+    }

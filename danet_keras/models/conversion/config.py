@@ -20,9 +20,9 @@ Models trained with other settings need them passed explicitly.
 
 import re
 
-from danet_keras.convert.names import ARCH_NAMES, ARCHS, PREFIXES
-from danet_keras.models.dilated_resnet import RESNET_DEPTHS
+from danet_keras.models.conversion.names import ARCH_NAMES, ARCHS, PREFIXES
 from danet_keras.models.presets import preset_classes, preset_config, preset_for_checkpoint
+from danet_keras.utils.architecture import RESNET_DEPTHS
 
 # What a checkpoint's preset contributes: the settings no weight depends on.
 SETTINGS_FROM_PRESET = ("output_stride", "multi_grid", "align_corners")

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from danet_keras.training.schedules import PolyDecay
+from danet_keras.optimizers.schedules import PolyDecay
 
 
 def test_poly_formula_and_clamp_after_the_end():
@@ -31,7 +31,21 @@ def test_config_round_trip():
     assert PolyDecay.from_config(schedule.get_config()).get_config() == schedule.get_config()
 
 
-@pytest.mark.parametrize("kwargs", [{"total_steps": 0}, {"total_steps": 10, "warmup_steps": 10}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"total_steps": 0}, {"total_steps": 10, "warmup_steps": 10}, {"warmup_steps": -1}],
+)
 def test_bad_steps(kwargs):
     with pytest.raises(ValueError):
         PolyDecay(0.01, **kwargs)
+
+
+def test_a_schedule_without_a_length_refuses_until_it_is_set():
+    schedule = PolyDecay(0.01, warmup_steps=5)
+    with pytest.raises(ValueError, match="no length yet.*total_steps"):
+        schedule(0)
+    assert PolyDecay.from_config(schedule.get_config()).total_steps is None
+    with pytest.raises(ValueError, match="warmup_steps"):
+        schedule.set_total_steps(5)
+    schedule.set_total_steps(100)
+    np.testing.assert_allclose(float(schedule(100)), 0.0)
