@@ -12,6 +12,7 @@ import dataclasses
 import io
 import math
 import os
+import sys
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -194,8 +195,13 @@ def evaluate(
         raise ValueError(f"`class_names` has {len(class_names)} names for {num_classes} classes.")
     metric = MeanIoU(num_classes, ignore_index=ignore_index)
     num_images = 0
+    # On stdout, beside Keras' own progress bars (fit, evaluate): stderr stays for problems.
     progress = tqdm(
-        total=_num_batches(dataset, steps), desc="evaluate", unit="batch", disable=not verbose
+        total=_num_batches(dataset, steps),
+        desc="evaluate",
+        unit="batch",
+        disable=not verbose,
+        file=sys.stdout,
     )
     for step, (images, labels) in enumerate(dataset):
         if steps is not None and step >= steps:
