@@ -1,9 +1,10 @@
 import pytest
 
-from danet_keras.export import check_parity, export_onnx
+from danet_keras.export import check_parity
 from danet_keras.export.runners import OnnxRunner
 
 from ..numerics import KERNEL_ORDER_RTOL, MIN_CLASS_AGREEMENT
+from .conftest import export_onnx_in_a_fresh_process
 
 pytest.importorskip("tf2onnx", reason="the `onnx` extra is not installed")
 pytest.importorskip("onnxruntime", reason="the `onnx` extra is not installed")
@@ -11,7 +12,9 @@ pytest.importorskip("onnxruntime", reason="the `onnx` extra is not installed")
 
 @pytest.fixture(scope="module")
 def onnx_path(small_danet, tmp_path_factory):
-    return export_onnx(small_danet, str(tmp_path_factory.mktemp("onnx") / "danet.onnx"))
+    folder = tmp_path_factory.mktemp("onnx")
+    small_danet.save(folder / "danet.keras")
+    return export_onnx_in_a_fresh_process(folder / "danet.keras", folder / "danet.onnx")
 
 
 @pytest.mark.slow
