@@ -13,6 +13,8 @@ are re-exported here:
     BestCheckpoint, HistoryCSV, monitor_key         model.fit callbacks: the best-mIoU model
                                                     (`monitor_key(model)` names its log key),
                                                     the per-epoch log as CSV
+    TimeEstimate                                    the run's remaining time, from its first
+                                                    steps on this machine
 """
 
 from typing import TYPE_CHECKING
@@ -24,6 +26,7 @@ _EXPORTS = {
     "HistoryCSV": "danet_keras.training.callbacks",
     "STRATEGIES": "danet_keras.training.strategy",
     "TRAINING_RECIPES": "danet_keras.training.config",
+    "TimeEstimate": "danet_keras.training.callbacks",
     "LayerwiseSGD": "danet_keras.optimizers.layerwise_sgd",
     "PolyDecay": "danet_keras.optimizers.schedules",
     "SegmentationCrossEntropy": "danet_keras.losses",
@@ -54,7 +57,11 @@ if TYPE_CHECKING:  # what the lazy attributes are, for type checkers and IDEs
         head_learning_rate_multipliers,
     )
     from danet_keras.optimizers.schedules import PolyDecay  # noqa: F401
-    from danet_keras.training.callbacks import BestCheckpoint, HistoryCSV  # noqa: F401
+    from danet_keras.training.callbacks import (  # noqa: F401
+        BestCheckpoint,
+        HistoryCSV,
+        TimeEstimate,
+    )
     from danet_keras.training.config import (  # noqa: F401
         TRAINING_RECIPES,
         TrainConfig,

@@ -18,6 +18,7 @@ import json
 import math
 import os
 import shutil
+import time
 import uuid
 
 import keras
@@ -261,3 +262,99 @@ class HistoryCSV(keras.callbacks.Callback):
         writer.writeheader()
         writer.writerows(self.rows)
         write_text(self.filepath, buffer.getvalue())
+
+
+def format_duration(seconds):
+    """`"7 min 36 s"`, `"42 s"` or `"1 h 05 min"`."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+class TimeEstimate(keras.callbacks.Callback):
+    """Prints how long the run will take, from its first steps on this machine.
+
+    The first `warmup_steps` steps trace the step and set up the kernels, so
+    they are not timed; the next `timed_steps` are. Their median gives the
+    training time of the steps left; a first validation adds its time once
+    per validated epoch. `after_training(step_seconds, validation_seconds)`
+    may add what the caller does after `fit` (e.g. the demo's evaluation and
+    export, in the same units of work).
+
+    The run's length comes from `model.fit`'s `epochs` and `steps_per_epoch`.
+
+    Args:
+        validation_freq: validate every this many epochs (as `model.fit`'s).
+        warmup_steps: untimed first steps.
+        timed_steps: steps whose median sets the estimate.
+        after_training: optional `f(step_seconds, validation_seconds) -> seconds`;
+            `validation_seconds` is None until a validation has run.
+        label: what the printed lines start with.
+    """
+
+    def __init__(
+        self,
+        validation_freq=1,
+        warmup_steps=3,
+        timed_steps=5,
+        after_training=None,
+        label="[time]",
+    ):
+        super().__init__()
+        self.validation_freq = int(validation_freq)
+        self.warmup_steps = int(warmup_steps)
+        self.timed_steps = int(timed_steps)
+        self.after_training = after_training
+        self.label = label
+        self.step_seconds = None
+        self.validation_seconds = None
+        self._ends = []
+        self._validation_start = None
+
+    def _steps_done(self):
+        return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+
+    def _remaining(self):
+        steps_per_epoch = self.params["steps"]
+        steps_left = max(0, self.params["epochs"] * steps_per_epoch - self._steps_done())
+        seconds = steps_left * self.step_seconds
+        if self.validation_freq and self.validation_seconds is not None:
+            epochs_left = math.ceil(steps_left / steps_per_epoch)
+            seconds += epochs_left // self.validation_freq * self.validation_seconds
+        if self.after_training is not None:
+            seconds += self.after_training(self.step_seconds, self.validation_seconds)
+        return seconds
+
+    def _report(self, what):
+        import datetime  # the wall clock only for the printed time of day
+
+        remaining = self._remaining()
+        done_at = datetime.datetime.now() + datetime.timedelta(seconds=remaining)
+        print(
+            f"{self.label} {what}: about {format_duration(remaining)} to go, "
+            f"done around {done_at:%H:%M} on this machine.",
+            flush=True,
+        )
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.step_seconds is not None:
+            return
+        self._ends.append(time.perf_counter())
+        if len(self._ends) == self.warmup_steps + self.timed_steps + 1:
+            timed = self._ends[self.warmup_steps :]
+            self.step_seconds = float(np.median(np.diff(timed)))
+            self._report(f"{self.step_seconds:.2f} s per training step")
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._ends.clear()  # an epoch boundary's pause is not a step
+        if self.validation_seconds is None and self._validation_start is not None:
+            self.validation_seconds = time.perf_counter() - self._validation_start
+            if self.step_seconds is not None:
+                self._report(f"{self.validation_seconds:.1f} s per validation")
+        self._validation_start = None
+
+    def on_test_begin(self, logs=None):
+        self._validation_start = time.perf_counter()

@@ -208,9 +208,17 @@ def _callbacks(config, output_dir, steps_per_epoch, monitor, extra):
         BestCheckpoint,
         HistoryCSV,
         SafeBackupAndRestore,
+        TimeEstimate,
     )
 
     callbacks = [keras.callbacks.TerminateOnNaN()]
+    # What the run will take, printed after its first steps (unless the caller brings its own).
+    if (
+        is_chief()
+        and fit_verbosity(config.verbose)
+        and not any(isinstance(callback, TimeEstimate) for callback in extra)
+    ):
+        callbacks.append(TimeEstimate(config.validation_freq if monitor else 0))
     if monitor:
         callbacks.append(
             BestCheckpoint(

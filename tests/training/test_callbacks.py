@@ -196,3 +196,36 @@ def test_the_backup_rotation_deletes_the_old_backup_only_once_the_new_one_is_dur
     flushed = [i for i, e in enumerate(events) if e[0] == "fsync" and e[1].endswith(".weights.h5")]
     assert flushed[0] < order[("replace", str(tmp_path / new))] < published < removal
     assert ("fsync", str(tmp_path)) in events[published:removal]
+
+
+def test_durations_read_as_a_person_says_them():
+    from danet_keras.training.callbacks import format_duration
+
+    assert format_duration(42.4) == "42 s"
+    assert format_duration(456) == "7 min 36 s"
+    assert format_duration(3600 + 5 * 60 + 9) == "1 h 05 min"
+
+
+def test_time_estimate_reports_after_the_first_steps_and_the_first_validation(capsys):
+    import numpy as np
+
+    from danet_keras.training import TimeEstimate
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    model.compile("sgd", "mse")
+    data = np.zeros((16, 4), "float32"), np.zeros((16, 2), "float32")
+    after = []
+    estimate = TimeEstimate(
+        validation_freq=1,
+        warmup_steps=1,
+        timed_steps=2,
+        after_training=lambda step, validation: after.append((step, validation)) or 3600,
+    )
+    model.fit(*data, batch_size=2, epochs=2, validation_data=data, verbose=0, callbacks=[estimate])
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2, lines
+    assert "s per training step: about 1 h 00 min to go, done around" in lines[0]
+    assert "s per validation: about " in lines[1]
+    assert estimate.step_seconds > 0 and estimate.validation_seconds > 0
+    assert after[0] == (estimate.step_seconds, None)
+    assert after[1] == (estimate.step_seconds, estimate.validation_seconds)
