@@ -95,7 +95,8 @@ class MeanIoU(keras.metrics.Metric):
         y_pred = ops.reshape(y_pred, (-1,))
         # Invalid pixels get index 0 and weight 0.
         index = ops.where(valid, y_true * k + y_pred, ops.zeros_like(y_true))
-        counts = ops.bincount(index, weights=weights, minlength=k * k)
+        # A segment sum rather than `bincount`, which XLA cannot compile (`jit_compile=True`).
+        counts = ops.segment_sum(weights, index, num_segments=k * k)
         self.total_confusion_matrix.assign_add(ops.reshape(ops.cast(counts, "int64"), (k, k)))
 
     def confusion_matrix(self):

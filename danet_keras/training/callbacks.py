@@ -24,6 +24,7 @@ import uuid
 import keras
 import numpy as np
 
+from danet_keras.training.config import validated_epochs
 from danet_keras.utils.atomic_io import (
     atomic_directory,
     atomic_path,
@@ -278,20 +279,25 @@ class TimeEstimate(keras.callbacks.Callback):
     """Prints how long the run will take, from its first steps on this machine.
 
     The first `warmup_steps` steps trace the step and set up the kernels, so
-    they are not timed; the next `timed_steps` are. Their median gives the
-    training time of the steps left; a first validation adds its time once
-    per validated epoch. `after_training(step_seconds, validation_seconds)`
-    may add what the caller does after `fit` (e.g. the demo's evaluation and
-    export, in the same units of work).
+    they are not timed; the next `timed_steps` are, and their median times
+    the steps left. The pause between two epochs (validation, checkpoints,
+    backups) is timed too, once after a validated epoch and once after
+    another, and counted for the epochs left. `after_training(step_seconds,
+    validation_seconds)` may add what the caller does after `fit` (e.g. the
+    demo's evaluation and export, in units of the same work).
 
     The run's length comes from `model.fit`'s `epochs` and `steps_per_epoch`.
 
     Args:
-        validation_freq: validate every this many epochs (as `model.fit`'s).
+        validation_freq: validate every this many epochs and the last
+            (`validated_epochs`); 0: never.
         warmup_steps: untimed first steps.
         timed_steps: steps whose median sets the estimate.
         after_training: optional `f(step_seconds, validation_seconds) -> seconds`;
-            `validation_seconds` is None until a validation has run.
+            `validation_seconds` (the pause after a validated epoch) is None
+            until one has been timed.
+        start_time: optional `time.perf_counter()` of the whole job's start:
+            the lines then give the job's expected total time too.
         label: what the printed lines start with.
     """
 
@@ -301,6 +307,7 @@ class TimeEstimate(keras.callbacks.Callback):
         warmup_steps=3,
         timed_steps=5,
         after_training=None,
+        start_time=None,
         label="[time]",
     ):
         super().__init__()
@@ -308,22 +315,29 @@ class TimeEstimate(keras.callbacks.Callback):
         self.warmup_steps = int(warmup_steps)
         self.timed_steps = int(timed_steps)
         self.after_training = after_training
+        self.start_time = start_time
         self.label = label
         self.step_seconds = None
-        self.validation_seconds = None
+        self.validation_seconds = None  # the pause after a validated epoch
+        self.pause_seconds = None  # ... after one without validation
         self._ends = []
-        self._validation_start = None
+        self._epoch = 0
+        self._validated = False
+        self._last_batch_end = None
 
     def _steps_done(self):
         return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
 
     def _remaining(self):
-        steps_per_epoch = self.params["steps"]
-        steps_left = max(0, self.params["epochs"] * steps_per_epoch - self._steps_done())
-        seconds = steps_left * self.step_seconds
-        if self.validation_freq and self.validation_seconds is not None:
-            epochs_left = math.ceil(steps_left / steps_per_epoch)
-            seconds += epochs_left // self.validation_freq * self.validation_seconds
+        steps_per_epoch, epochs = self.params["steps"], self.params["epochs"]
+        seconds = max(0, epochs * steps_per_epoch - self._steps_done()) * self.step_seconds
+        # The pauses after this epoch and the ones left (1-based epochs in `validated`).
+        validated = ()
+        if self.validation_freq:
+            validated = set(validated_epochs(epochs, self.validation_freq))
+        for epoch in range(self._epoch, epochs):
+            pause = self.validation_seconds if epoch + 1 in validated else self.pause_seconds
+            seconds += pause or 0.0
         if self.after_training is not None:
             seconds += self.after_training(self.step_seconds, self.validation_seconds)
         return seconds
@@ -333,28 +347,38 @@ class TimeEstimate(keras.callbacks.Callback):
 
         remaining = self._remaining()
         done_at = datetime.datetime.now() + datetime.timedelta(seconds=remaining)
+        total = ""
+        if self.start_time is not None:
+            elapsed = time.perf_counter() - self.start_time
+            total = f" ({format_duration(elapsed + remaining)} in all)"
         print(
             f"{self.label} {what}: about {format_duration(remaining)} to go, "
-            f"done around {done_at:%H:%M} on this machine.",
+            f"done around {done_at:%H:%M}{total} on this machine.",
             flush=True,
         )
 
+    def on_epoch_begin(self, epoch, logs=None):
+        pause = None if self._last_batch_end is None else time.perf_counter() - self._last_batch_end
+        validated, self._validated = self._validated, False
+        self._epoch = epoch
+        self._ends.clear()  # a pause between epochs is not a step
+        if pause is None:
+            return
+        if not validated:
+            self.pause_seconds = self.pause_seconds or pause
+        elif self.validation_seconds is None:
+            self.validation_seconds = pause
+            if self.step_seconds is not None:
+                self._report(f"{pause:.1f} s between epochs with a validation")
+
     def on_train_batch_end(self, batch, logs=None):
+        self._last_batch_end = time.perf_counter()
         if self.step_seconds is not None:
             return
-        self._ends.append(time.perf_counter())
+        self._ends.append(self._last_batch_end)
         if len(self._ends) == self.warmup_steps + self.timed_steps + 1:
-            timed = self._ends[self.warmup_steps :]
-            self.step_seconds = float(np.median(np.diff(timed)))
+            self.step_seconds = float(np.median(np.diff(self._ends[self.warmup_steps :])))
             self._report(f"{self.step_seconds:.2f} s per training step")
 
-    def on_epoch_end(self, epoch, logs=None):
-        self._ends.clear()  # an epoch boundary's pause is not a step
-        if self.validation_seconds is None and self._validation_start is not None:
-            self.validation_seconds = time.perf_counter() - self._validation_start
-            if self.step_seconds is not None:
-                self._report(f"{self.validation_seconds:.1f} s per validation")
-        self._validation_start = None
-
     def on_test_begin(self, logs=None):
-        self._validation_start = time.perf_counter()
+        self._validated = True

@@ -33,6 +33,18 @@ TRAINING_RECIPES = {name: training_recipe(name) for name in DATASET_REGISTRY}
 RECIPE_NUMBERS = ("crop_size", "batch_size", "learning_rate", "epochs")
 
 
+def validated_epochs(epochs, validation_freq):
+    """The 1-based epochs `model.fit` validates: every `validation_freq`-th, and the last.
+
+    The last epoch's model is always scored, so the best checkpoint exists and
+    can be the final model.
+
+    Returns:
+        A sorted list, for `model.fit(validation_freq=...)`.
+    """
+    return sorted(set(range(validation_freq, epochs + 1, validation_freq)) | {epochs})
+
+
 def known_datasets():
     """Dataset names `TrainConfig.dataset` accepts (besides `"tfds:<name>"`)."""
     return reader_names() + ["custom"]
@@ -99,9 +111,11 @@ class TrainConfig:
         backup_freq: `"epoch"` or a number of steps between backups.
         tensorboard: write TensorBoard logs.
         validation: evaluate mIoU on the validation split after epochs.
-        validation_freq: validate every this many epochs.
+        validation_freq: validate every this many epochs; None: the dataset
+            recipe's (1 unless it says otherwise).
         validation_steps: None for the whole validation split.
-        val_batch_size: validation batch size; None: one image per replica.
+        val_batch_size: validation batch size; None: the dataset recipe's,
+            else one image per replica (images of different sizes).
         data_options: keyword arguments of `danet_keras.data.train_pipeline`
             (e.g. `scale_range`, `cache`), over the dataset recipe's.
         eval_options: keyword arguments of `danet_keras.data.eval_pipeline`
@@ -144,7 +158,7 @@ class TrainConfig:
     backup_freq: Union[str, int] = "epoch"
     tensorboard: bool = True
     validation: bool = True
-    validation_freq: int = 1
+    validation_freq: Optional[int] = None
     validation_steps: Optional[int] = None
     val_batch_size: Optional[int] = None
     data_options: dict = dataclasses.field(default_factory=dict)
@@ -232,6 +246,11 @@ def resolve_config(config=None, **overrides):
     if not config.preset:
         config.model = {**recipe.get("model", {}), **config.model}
     config.data_options = {**recipe.get("data_options", {}), **config.data_options}
+    # Optional in a recipe: how often, and in batches of how many images, it validates.
+    if config.validation_freq is None:
+        config.validation_freq = recipe.get("validation_freq", 1)
+    if config.val_batch_size is None:
+        config.val_batch_size = recipe.get("val_batch_size")
     for name in ("crop_size", "batch_size", "epochs", "validation_freq", "ohem_min_kept"):
         _positive_int(config, name)
     for name in ("steps_per_epoch", "validation_steps", "val_batch_size", "num_classes"):

@@ -33,7 +33,7 @@ from typing import Optional
 import numpy as np
 
 from danet_keras.data.classes import dataset_classes
-from danet_keras.training.config import resolve_config, starting_weights
+from danet_keras.training.config import resolve_config, starting_weights, validated_epochs
 from danet_keras.training.strategy import is_chief, make_strategy, task_identity
 from danet_keras.utils.atomic_io import atomic_path, remove_partials, write_text
 from danet_keras.utils.output_paths import check_owned_folder, is_other_output, own_folder
@@ -442,7 +442,9 @@ def train(config=None, train_data=None, val_data=None, strategy=None, callbacks=
         steps_per_epoch=steps_per_epoch,
         validation_data=fit_val,
         validation_steps=config.validation_steps,
-        validation_freq=config.validation_freq,
+        validation_freq=validated_epochs(config.epochs, config.validation_freq)
+        if fit_val is not None
+        else 1,
         callbacks=callbacks,
         verbose=verbose,
         shuffle=False,  # the pipelines shuffle

@@ -225,7 +225,7 @@ def test_time_estimate_reports_after_the_first_steps_and_the_first_validation(ca
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2, lines
     assert "s per training step: about 1 h 00 min to go, done around" in lines[0]
-    assert "s per validation: about " in lines[1]
+    assert "s between epochs with a validation: about " in lines[1]
     assert estimate.step_seconds > 0 and estimate.validation_seconds > 0
     assert after[0] == (estimate.step_seconds, None)
     assert after[1] == (estimate.step_seconds, estimate.validation_seconds)

@@ -72,3 +72,25 @@ def test_a_model_preset_gives_the_dataset_and_the_model():
     assert resolve_config(preset="danet_resnet101_cityscapes", dataset="demo_city").dataset == (
         "demo_city"
     )
+
+
+def test_validated_epochs_end_with_the_last():
+    from danet_keras.training.config import validated_epochs
+
+    assert validated_epochs(24, 2) == list(range(2, 25, 2))
+    assert validated_epochs(5, 2) == [2, 4, 5]
+    assert validated_epochs(1, 3) == [1]
+    assert validated_epochs(3, 1) == [1, 2, 3]
+
+
+def test_a_recipe_sets_how_it_validates_unless_told_otherwise():
+
+    demo = resolve_config({"dataset": "demo_city", "data_dir": "x"})
+    assert (demo.validation_freq, demo.val_batch_size) == (2, 8)
+    assert demo.data_options["cache"] is True
+    told = resolve_config(
+        {"dataset": "demo_city", "data_dir": "x", "validation_freq": 1, "val_batch_size": 1}
+    )
+    assert (told.validation_freq, told.val_batch_size) == (1, 1)
+    other = resolve_config({"dataset": "cityscapes", "data_dir": "x"})
+    assert (other.validation_freq, other.val_batch_size) == (1, None)
