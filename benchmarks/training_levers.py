@@ -11,9 +11,9 @@ step.
 
 Variants (each changes one thing of `plain`):
     plain        model.fit's step as `danet_keras.train` runs it (no XLA), on fixed tensors
-    fit          `danet_keras.train` itself: the step with its
-                 input pipeline, augmentation and metric on the demo city (does the step wait
-                 for data?)
+    fit          `danet_keras.train` itself: the step with its input pipeline,
+                 augmentation and metric on the demo city (does the step wait for data?)
+    fit_uncached `fit` decoding every PNG each epoch (the recipe caches the decoded city)
     xla          the step compiled with XLA (`compile(jit_compile=True)`)
     batch16      batch 16 (per-image cost of a larger batch)
     crop96       96x96 crops instead of 128x128
@@ -33,6 +33,7 @@ import time
 VARIANTS = {
     "plain": {},
     "fit": {"fit": True},
+    "fit_uncached": {"fit": True, "data_options": {"cache": False}},
     "xla": {"jit_compile": True},
     "batch16": {"batch": 16},
     "crop96": {"crop": 96},
@@ -42,7 +43,7 @@ VARIANTS = {
 WARMUP_STEPS = 3  # tracing (and XLA compilation), oneDNN's first-call set-up
 
 
-def _fit_step_times(recipe, steps):
+def _fit_step_times(steps, data_options):
     """Seconds between consecutive batch ends of `danet_keras.train` on a small demo city."""
     import keras
 
@@ -64,6 +65,7 @@ def _fit_step_times(recipe, steps):
             validation=False,
             verbose=0,
         )
+        config["data_options"] = {**config.get("data_options", {}), **data_options}
         train(config, callbacks=[BatchEnds()])
     return [b - a for a, b in zip(ends[WARMUP_STEPS:], ends[WARMUP_STEPS + 1 :])]
 
@@ -83,7 +85,7 @@ def run_variant(name, steps):
     crop = variant.get("crop", recipe["crop_size"])
     batch = variant.get("batch", recipe["batch_size"])
     if variant.get("fit"):
-        times = _fit_step_times(recipe, steps)
+        times = _fit_step_times(steps, variant.get("data_options", {}))
         return {"variant": name, "batch": batch, "crop": crop, "step_s": statistics.median(times)}
     keras.utils.set_random_seed(0)
     if "dtype_policy" in variant:

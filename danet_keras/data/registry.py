@@ -193,15 +193,14 @@ _COCO_STUFF_RECIPE = dict(
     GENERIC_RECIPE, epochs=180, source="paper recipe, 180 epochs on COCO-Stuff"
 )
 # `danet-keras demo` and `danet-keras train --dataset demo_city`: validation mIoU >= 0.52 in
-# about 3 minutes of training on 2 AVX-512 cores (200 images of 128x256). The city is small, so
-# its decoded images are cached (no PNG decoding beside each step); validating every second
-# epoch (and the last) in batches of 8 halves the validation's share of the time
-# (benchmarks/training_levers.py and docs/performance.md have the measurements).
+# about 3 minutes of training on 2 AVX-512 cores (200 images of 128x256). Validating every
+# second epoch (and the last) in batches of 8 rather than every epoch one image at a time took
+# the demo's training from 235 s to 189 s (docs/performance.md).
 _DEMO_CITY_RECIPE = {
     "model": {"backbone": "resnet18", "output_stride": 16, "align_corners": True},
     "crop_size": 128, "batch_size": 8, "learning_rate": 0.03, "epochs": 24,
     "validation_freq": 2, "val_batch_size": 8,
-    "data_options": {"scale_range": (0.75, 1.5), "cache": True},
+    "data_options": {"scale_range": (0.75, 1.5)},
     "source": "this package's synthetic demo city (ResNet-18, 128 crop, batch 8, lr 0.03, "
     "24 epochs)",
 }  # fmt: skip

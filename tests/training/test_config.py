@@ -87,7 +87,6 @@ def test_a_recipe_sets_how_it_validates_unless_told_otherwise():
 
     demo = resolve_config({"dataset": "demo_city", "data_dir": "x"})
     assert (demo.validation_freq, demo.val_batch_size) == (2, 8)
-    assert demo.data_options["cache"] is True
     told = resolve_config(
         {"dataset": "demo_city", "data_dir": "x", "validation_freq": 1, "val_batch_size": 1}
     )
