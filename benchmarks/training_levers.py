@@ -124,7 +124,7 @@ def main(argv=None):
     if args.child:
         print(json.dumps(run_variant(args.child, args.steps)))
         return 0
-    from danet_keras.utils.cpu import cpu_description
+    from danet_keras.utils.cpu import kernels_description
 
     rows = []
     for name in args.variants:
@@ -134,14 +134,11 @@ def main(argv=None):
             print(f"{name}: failed\n{process.stderr[-2000:]}", file=sys.stderr)
             continue
         rows.append(json.loads(process.stdout.strip().splitlines()[-1]))
-    print(f"Training step of the demo's model on {cpu_description()}, median of {args.steps}")
+    print(f"Training step of the demo's model on {kernels_description()}, median of {args.steps}")
     print(
         f"steps after {WARMUP_STEPS} warm-up steps, each variant in its own process, one at a "
         "time.\n"
     )
-    isa_cap = os.environ.get("ONEDNN_MAX_CPU_ISA")
-    if isa_cap:
-        print(f"oneDNN capped at ONEDNN_MAX_CPU_ISA={isa_cap}.\n")
     print("| variant | batch | crop | s / step | ms / image | time per pixel vs plain |")
     print("|---|---|---|---|---|---|")
     plain = next((r for r in rows if r["variant"] == "plain"), None)

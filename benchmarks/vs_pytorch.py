@@ -280,8 +280,14 @@ def levers_part(matrix, backbone, size, precision="float32"):
 
 
 # === Output ===
+def machine_line():
+    from danet_keras.utils.cpu import kernels_description
+
+    return f"CPU: {kernels_description()}"
+
+
 def markdown(matrix):
-    lines = [HEADER] + [
+    lines = [machine_line(), "", HEADER] + [
         format_row(row, matrix.peaks()) for row in matrix.results if row["part"] != "levers"
     ]
     return "\n".join(lines) + "\n"
@@ -384,6 +390,7 @@ def main(argv=None):
             args.parts = list(PARTS)
     with tempfile.TemporaryDirectory(prefix="vs_pytorch_") as work_dir:
         matrix = Matrix(args, work_dir)
+        print(machine_line() + "\n", flush=True)
         print(HEADER, flush=True)
         # The bfloat16 peak only where bfloat16 rows are timed (the bf16 part and its levers).
         peak_case = {"task": "peak", "dtypes": ["float32"] + ["bfloat16"] * ("bf16" in args.parts)}

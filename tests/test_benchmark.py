@@ -14,6 +14,7 @@ from danet_keras.apps.benchmark import (
     run_case_in_child,
 )
 from danet_keras.cli.main import main
+from danet_keras.utils.cpu import kernels_description
 
 from .numerics import BFLOAT16_KERNELS_CAPPED_AWAY
 
@@ -145,6 +146,7 @@ def test_vs_pytorch_smoke_runs_children_and_writes_table_and_plot(tmp_path, caps
     arguments = ["--smoke", "--parts", "inference", "training", "--output", str(out)]
     assert load_benchmark("vs_pytorch").main(arguments) == 0
     table = (out / "vs_pytorch.md").read_text()
+    assert table.startswith(f"CPU: {kernels_description()}\n")  # the figures' machine
     for label in ("PyTorch fp32", "Keras plain", "Keras optimized", "Keras naive", "| training |"):
         assert label in table, label
     assert "**" not in table  # no failed case

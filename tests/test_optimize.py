@@ -5,7 +5,13 @@ import tensorflow as tf
 
 import danet_keras
 from danet_keras.export import synthetic_images
-from danet_keras.inference.optimize import fold_batchnorm, onednn_enabled, optimize_for_inference
+from danet_keras.inference import optimize
+from danet_keras.inference.optimize import (
+    fold_batchnorm,
+    optimize_for_inference,
+    winograd_choice,
+    winograd_pays,
+)
 from danet_keras.layers import WinogradConv2D
 
 from .numerics import (
@@ -87,9 +93,29 @@ def test_inference_graph_computes_the_same_outputs(model_and_images, reference, 
     types = layer_types(optimized)
     assert keras.layers.BatchNormalization not in types
     assert keras.layers.SpatialDropout2D not in types
-    # "auto" (the default): Winograd where this process runs oneDNN's kernels.
+    # "auto" (the default): Winograd where this process runs oneDNN's AVX-512 kernels.
     winograd = options.get("winograd", "auto")
-    assert (WinogradConv2D in types) == (winograd is True or (winograd and onednn_enabled()))
+    assert (WinogradConv2D in types) == (winograd is True or (winograd and winograd_pays()))
+
+
+def test_auto_winograd_follows_the_cpu_and_an_explicit_choice_wins(model_and_images, monkeypatch):
+    model, _ = model_and_images
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")
+    monkeypatch.setattr(optimize, "onednn_avx512", lambda: False)  # an AVX2-only CPU
+    assert not winograd_pays()
+    assert winograd_choice() == (
+        "winograd='auto': off (no AVX-512 kernels for oneDNN: slower than folding alone)"
+    )
+    assert WinogradConv2D not in layer_types(optimize_for_inference(model))
+    assert WinogradConv2D in layer_types(optimize_for_inference(model, winograd=True))
+    monkeypatch.setattr(optimize, "onednn_avx512", lambda: True)
+    assert winograd_pays()
+    assert winograd_choice() == "winograd='auto': on in float32 (oneDNN with AVX-512 kernels)"
+    assert WinogradConv2D in layer_types(optimize_for_inference(model))
+    assert WinogradConv2D not in layer_types(optimize_for_inference(model, winograd=False))
+    assert winograd_choice(False) == "winograd=False: off, as asked"
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
+    assert winograd_choice().startswith("winograd='auto': off (oneDNN's kernels are off")
 
 
 def test_layers_keep_their_names(model_and_images):

@@ -33,8 +33,10 @@ def info_text(count_parameters=False):
     """The report that `danet-keras info` prints."""
     import tensorflow as tf
 
+    from danet_keras.inference.optimize import winograd_choice
     from danet_keras.models.preset_io import cache_dir
     from danet_keras.models.presets import BACKBONE_PRESETS, PRESETS
+    from danet_keras.utils.cpu import kernels_description
 
     lines = [f"python               {platform.python_version()} ({platform.platform()})"]
     for name, version in package_versions().items():
@@ -43,6 +45,8 @@ def info_text(count_parameters=False):
     lines.append("devices:")
     for device in tf.config.list_physical_devices():
         lines.append(f"  {device.device_type:<4} {device.name}")
+    lines.append(f"cpu                  {kernels_description()}")
+    lines.append(f"inference graph      {winograd_choice()}")
     lines.append("")
     lines.append(f"model zoo (`DANet.from_preset(name)`; weights are installed in {cache_dir()}):")
     for name, preset in PRESETS.items():

@@ -35,6 +35,7 @@ from keras import tree
 
 from danet_keras.inference.keras_internals import is_functional, packed_like_model, run_graph
 from danet_keras.layers.winograd import TILE_SIZES, WinogradConv2D
+from danet_keras.utils.cpu import onednn_avx512
 
 # Layers that are the identity in inference mode.
 INFERENCE_IDENTITIES = (
@@ -61,6 +62,28 @@ def onednn_enabled():
     if os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1").strip().lower() in ("0", "false"):
         return False
     return platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
+
+
+def winograd_pays():
+    """Whether `winograd="auto"` turns Winograd on in this process: oneDNN's AVX-512 kernels.
+
+    Measured on DANet-ResNet50 at 512x512, TF 2.21, 2 cores, against the model
+    with BatchNormalization folded alone: 0.66x of its time on AVX-512 (VNNI,
+    BF16), 1.17x on an AVX2-only AMD EPYC (issue 23), and slower with Eigen's
+    kernels (`onednn_enabled`).
+    """
+    return onednn_enabled() and onednn_avx512()
+
+
+def winograd_choice(winograd="auto"):
+    """One line: whether `optimize_for_inference(winograd=...)` uses Winograd here, and why."""
+    if winograd is True or winograd is False:
+        return f"winograd={winograd}: {'on' if winograd else 'off'}, as asked"
+    if not onednn_enabled():
+        return "winograd='auto': off (oneDNN's kernels are off: Winograd is slower on Eigen's)"
+    if not onednn_avx512():
+        return "winograd='auto': off (no AVX-512 kernels for oneDNN: slower than folding alone)"
+    return "winograd='auto': on in float32 (oneDNN with AVX-512 kernels)"
 
 
 class _GraphFacts:
@@ -229,9 +252,8 @@ class _Rewriter:
         if dilation > 1 and not self.winograd_dilated:
             return False
         if self.winograd == "auto":
-            # float32 only: in 16-bit floats the transforms' rounding shows (opt-in);
-            # and on oneDNN's kernels only: on Eigen's it is slower than conv2d.
-            return _compute_dtype(policy, layer) == "float32" and onednn_enabled()
+            # float32 only: in 16-bit floats the transforms' rounding shows (opt-in).
+            return _compute_dtype(policy, layer) == "float32" and winograd_pays()
         return True
 
     def _conv(self, node, x, kernel, bias, name):
@@ -293,9 +315,10 @@ def optimize_for_inference(
         fold_batchnorm: fold BatchNormalization into the convolution before it.
         winograd: run stride-1 3x3 convolutions as Winograd F(m x m, 3x3):
             True, False, or `"auto"` (default): where the compute dtype is
-            float32 and this process runs oneDNN's kernels (`onednn_enabled`;
-            the graph runs anywhere, but on Eigen's kernels Winograd is
-            slower than a direct convolution). In bfloat16 it is opt-in
+            float32 and this process runs oneDNN's AVX-512 kernels
+            (`winograd_pays`; the graph runs anywhere, but on Eigen's kernels
+            and on AVX2 Winograd is slower than a direct convolution).
+            `danet-keras info` says which applies here. In bfloat16 it is opt-in
             (True): measured 0.78x of the bfloat16 DANet-ResNet50's time at
             512x512 (0.91x with folding alone), at 99.6-99.7% argmax
             agreement with float32 on trained models instead of 99.8-99.9%

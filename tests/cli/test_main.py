@@ -7,6 +7,8 @@ import pytest
 
 from danet_keras.cli.info import info_text, package_versions
 from danet_keras.cli.main import main
+from danet_keras.inference.optimize import winograd_choice
+from danet_keras.utils.cpu import kernels_description
 
 
 def test_help_lists_the_commands(capsys):
@@ -29,6 +31,9 @@ def test_info_reports_versions_devices_and_the_model_zoo(capsys):
     ):
         assert expected in out
     assert package_versions()["keras"].startswith("3.")
+    # The machine and the inference graph's lever choice on it.
+    assert f"cpu                  {kernels_description()}\n" in out
+    assert f"inference graph      {winograd_choice()}\n" in out
 
 
 def test_info_can_count_parameters(monkeypatch):
