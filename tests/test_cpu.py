@@ -1,4 +1,4 @@
-from danet_keras.utils.cpu import cpu_description, cpu_isa, kernels_description, onednn_avx512
+from danet_keras.utils.cpu import cpu_description, cpu_isa, kernels_description
 
 AVX512 = """processor\t: 0
 model name\t: AMD EPYC 9R14
@@ -21,17 +21,6 @@ def test_description_names_model_cores_and_widest_isa():
     assert cpu_description(AVX512).endswith(" cores, AVX-512 (VNNI, BF16)")
     assert cpu_description(AVX2).endswith(" cores, AVX2 only (no AVX-512)")
     assert cpu_description("").startswith("unknown CPU, ")
-
-
-def test_onednn_avx512_needs_the_cpu_and_no_cap_below_it():
-    assert onednn_avx512(AVX512, {}) is True
-    assert onednn_avx512(AVX2, {}) is False
-    assert onednn_avx512("", {}) is False
-    for cap in ("AVX2", "avx2", "SSE41", "AVX2_VNNI"):
-        assert onednn_avx512(AVX512, {"ONEDNN_MAX_CPU_ISA": cap}) is False, cap
-        assert onednn_avx512(AVX512, {"DNNL_MAX_CPU_ISA": cap}) is False, cap
-    for cap in ("AVX512_CORE", "avx512_core_bf16", "ALL", "DEFAULT"):
-        assert onednn_avx512(AVX512, {"ONEDNN_MAX_CPU_ISA": cap}) is True, cap
 
 
 def test_kernels_description_names_what_the_environment_changes():

@@ -6,12 +6,7 @@ import tensorflow as tf
 import danet_keras
 from danet_keras.export import synthetic_images
 from danet_keras.inference import optimize
-from danet_keras.inference.optimize import (
-    fold_batchnorm,
-    optimize_for_inference,
-    winograd_choice,
-    winograd_pays,
-)
+from danet_keras.inference.optimize import fold_batchnorm, optimize_for_inference, winograd_pays
 from danet_keras.layers import WinogradConv2D
 
 from .numerics import (
@@ -93,29 +88,30 @@ def test_inference_graph_computes_the_same_outputs(model_and_images, reference, 
     types = layer_types(optimized)
     assert keras.layers.BatchNormalization not in types
     assert keras.layers.SpatialDropout2D not in types
-    # "auto" (the default): Winograd where this process runs oneDNN's AVX-512 kernels.
+    # "auto" (the default): Winograd where this process runs oneDNN's kernels.
     winograd = options.get("winograd", "auto")
     assert (WinogradConv2D in types) == (winograd is True or (winograd and winograd_pays()))
 
 
-def test_auto_winograd_follows_the_cpu_and_an_explicit_choice_wins(model_and_images, monkeypatch):
+@pytest.mark.parametrize("pays", [True, False])
+def test_auto_winograd_follows_winograd_pays_and_an_explicit_choice_wins(
+    model_and_images, monkeypatch, pays
+):
     model, _ = model_and_images
-    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")
-    monkeypatch.setattr(optimize, "onednn_avx512", lambda: False)  # an AVX2-only CPU
-    assert not winograd_pays()
-    assert winograd_choice() == (
-        "winograd='auto': off (no AVX-512 kernels for oneDNN: slower than folding alone)"
-    )
-    assert WinogradConv2D not in layer_types(optimize_for_inference(model))
+    monkeypatch.setattr(optimize, "winograd_pays", lambda: pays)
+    assert (WinogradConv2D in layer_types(optimize_for_inference(model))) == pays
     assert WinogradConv2D in layer_types(optimize_for_inference(model, winograd=True))
-    monkeypatch.setattr(optimize, "onednn_avx512", lambda: True)
-    assert winograd_pays()
-    assert winograd_choice() == "winograd='auto': on in float32 (oneDNN with AVX-512 kernels)"
-    assert WinogradConv2D in layer_types(optimize_for_inference(model))
     assert WinogradConv2D not in layer_types(optimize_for_inference(model, winograd=False))
-    assert winograd_choice(False) == "winograd=False: off, as asked"
+
+
+def test_the_choice_says_why(monkeypatch):
+    monkeypatch.setattr(optimize.platform, "machine", lambda: "x86_64")
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")
+    assert optimize.winograd_choice().startswith("winograd='auto': on in float32 (oneDNN's")
     monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
-    assert winograd_choice().startswith("winograd='auto': off (oneDNN's kernels are off")
+    assert optimize.winograd_choice().startswith("winograd='auto': off (TensorFlow's own")
+    assert optimize.winograd_choice(True) == "winograd=True: on, as asked"
+    assert optimize.winograd_choice(False) == "winograd=False: off, as asked"
 
 
 def test_layers_keep_their_names(model_and_images):

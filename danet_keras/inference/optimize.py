@@ -35,7 +35,6 @@ from keras import tree
 
 from danet_keras.inference.keras_internals import is_functional, packed_like_model, run_graph
 from danet_keras.layers.winograd import TILE_SIZES, WinogradConv2D
-from danet_keras.utils.cpu import onednn_avx512
 
 # Layers that are the identity in inference mode.
 INFERENCE_IDENTITIES = (
@@ -65,25 +64,25 @@ def onednn_enabled():
 
 
 def winograd_pays():
-    """Whether `winograd="auto"` turns Winograd on in this process: oneDNN's AVX-512 kernels.
+    """Whether `winograd="auto"` turns Winograd on in this process: where oneDNN's kernels run.
 
-    Measured on DANet-ResNet50 at 512x512, TF 2.21, 2 cores, against the model
-    with BatchNormalization folded alone: 0.66x of its time on AVX-512 (VNNI,
-    BF16), 1.17x on an AVX2-only AMD EPYC (issue 23), and slower with Eigen's
-    kernels (`onednn_enabled`).
+    Against the model with BatchNormalization folded alone, DANet-ResNet50 at
+    512x512 with Winograd took 0.71x-0.93x of the time on 2 AVX-512 cores (two
+    machines), 0.56x on the same cores with oneDNN capped at AVX2
+    (`ONEDNN_MAX_CPU_ISA=AVX2`), but 1.17x on an AVX2-only AMD EPYC (issue 23);
+    on TensorFlow's own (Eigen) kernels it is slower. The ISA alone does not
+    decide it, so only the last is a rule; `winograd=True/False` overrides.
     """
-    return onednn_enabled() and onednn_avx512()
+    return onednn_enabled()
 
 
 def winograd_choice(winograd="auto"):
     """One line: whether `optimize_for_inference(winograd=...)` uses Winograd here, and why."""
     if winograd is True or winograd is False:
         return f"winograd={winograd}: {'on' if winograd else 'off'}, as asked"
-    if not onednn_enabled():
-        return "winograd='auto': off (oneDNN's kernels are off: Winograd is slower on Eigen's)"
-    if not onednn_avx512():
-        return "winograd='auto': off (no AVX-512 kernels for oneDNN: slower than folding alone)"
-    return "winograd='auto': on in float32 (oneDNN with AVX-512 kernels)"
+    if not winograd_pays():
+        return "winograd='auto': off (TensorFlow's own kernels: Winograd is slower there)"
+    return "winograd='auto': on in float32 (oneDNN's kernels; winograd=False turns it off)"
 
 
 class _GraphFacts:
@@ -315,10 +314,10 @@ def optimize_for_inference(
         fold_batchnorm: fold BatchNormalization into the convolution before it.
         winograd: run stride-1 3x3 convolutions as Winograd F(m x m, 3x3):
             True, False, or `"auto"` (default): where the compute dtype is
-            float32 and this process runs oneDNN's AVX-512 kernels
-            (`winograd_pays`; the graph runs anywhere, but on Eigen's kernels
-            and on AVX2 Winograd is slower than a direct convolution).
-            `danet-keras info` says which applies here. In bfloat16 it is opt-in
+            float32 and this process runs oneDNN's kernels (`winograd_pays`;
+            the graph runs anywhere, but on Eigen's kernels Winograd is
+            slower than a direct convolution). `danet-keras info` prints the
+            choice. In bfloat16 it is opt-in
             (True): measured 0.78x of the bfloat16 DANet-ResNet50's time at
             512x512 (0.91x with folding alone), at 99.6-99.7% argmax
             agreement with float32 on trained models instead of 99.8-99.9%

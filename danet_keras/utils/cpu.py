@@ -68,26 +68,6 @@ def cpu_description(cpuinfo=None):
     return f"{name}, {cores} cores, {vector}"
 
 
-# ONEDNN_MAX_CPU_ISA (DNNL_MAX_CPU_ISA before oneDNN 2) values that keep AVX-512 kernels.
-_AVX512_CAPS = ("AVX512", "AVX10", "ALL", "DEFAULT")
-
-
-def onednn_avx512(cpuinfo=None, environ=None):
-    """Whether oneDNN runs AVX-512 kernels here: the CPU has them and no cap rules them out.
-
-    Args:
-        cpuinfo: the text of /proc/cpuinfo (None: read it).
-        environ: the environment (None: `os.environ`), for `ONEDNN_MAX_CPU_ISA`.
-
-    Returns:
-        bool; False where the ISA is unknown (not Linux).
-    """
-    environ = os.environ if environ is None else environ
-    cap = environ.get("ONEDNN_MAX_CPU_ISA") or environ.get("DNNL_MAX_CPU_ISA") or "ALL"
-    capped_below = not cap.strip().upper().startswith(_AVX512_CAPS)
-    return "AVX-512" in cpu_isa(cpuinfo) and not capped_below
-
-
 def kernels_description(cpuinfo=None, environ=None):
     """`cpu_description()` and what this process's environment changes in the kernels.
 

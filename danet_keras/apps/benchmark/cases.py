@@ -295,7 +295,7 @@ LEVERS = {
     "plain": None,
     "fold BatchNorm (+ ReLU)": dict(winograd=False),
     "fold + Winograd F(4x4), dilation 1 only": dict(winograd_dilated=False, winograd=True),
-    "fold + Winograd F(4x4), dilated too (default with AVX-512)": dict(winograd=True),
+    "fold + Winograd F(4x4), dilated too (default with oneDNN)": dict(winograd=True),
     "fold + Winograd F(2x2) instead": dict(winograd=True, winograd_tile_size=2),
 }
 
