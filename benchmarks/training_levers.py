@@ -13,7 +13,7 @@ Variants (each changes one thing of `plain`):
     plain        model.fit's step as `danet_keras.train` runs it (no XLA), on fixed tensors
     fit          `danet_keras.train` itself: the step with its input pipeline,
                  augmentation and metric on the demo city (does the step wait for data?)
-    fit_uncached `fit` decoding every PNG each epoch (the recipe caches the decoded city)
+    fit_cached   `fit` with the decoded city cached (the recipe decodes every PNG each epoch)
     xla          the step compiled with XLA (`compile(jit_compile=True)`)
     batch16      batch 16 (per-image cost of a larger batch)
     crop96       96x96 crops instead of 128x128
@@ -33,7 +33,7 @@ import time
 VARIANTS = {
     "plain": {},
     "fit": {"fit": True},
-    "fit_uncached": {"fit": True, "data_options": {"cache": False}},
+    "fit_cached": {"fit": True, "data_options": {"cache": True}},
     "xla": {"jit_compile": True},
     "batch16": {"batch": 16},
     "crop96": {"crop": 96},

@@ -195,7 +195,7 @@ _COCO_STUFF_RECIPE = dict(
 # `danet-keras demo` and `danet-keras train --dataset demo_city`: validation mIoU >= 0.52 in
 # about 3 minutes of training on 2 AVX-512 cores (200 images of 128x256). Validating every
 # second epoch (and the last) in batches of 8 rather than every epoch one image at a time took
-# the demo's training from 235 s to 189 s (docs/performance.md).
+# the demo's training from 235 s to 190 s (docs/performance.md).
 _DEMO_CITY_RECIPE = {
     "model": {"backbone": "resnet18", "output_stride": 16, "align_corners": True},
     "crop_size": 128, "batch_size": 8, "learning_rate": 0.03, "epochs": 24,

@@ -26,7 +26,6 @@ Which levers win was measured side by side (`python benchmarks/vs_pytorch.py
 performance section).
 """
 
-import os
 import platform
 
 import keras
@@ -35,6 +34,7 @@ from keras import tree
 
 from danet_keras.inference.keras_internals import is_functional, packed_like_model, run_graph
 from danet_keras.layers.winograd import TILE_SIZES, WinogradConv2D
+from danet_keras.utils.cpu import onednn_turned_off
 
 # Layers that are the identity in inference mode.
 INFERENCE_IDENTITIES = (
@@ -58,7 +58,7 @@ def onednn_enabled():
     oneDNN's (512 -> 512 channels at 64x64: 0.68x) and slower with Eigen's
     (1.1-1.3x), measured on TF 2.21.
     """
-    if os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1").strip().lower() in ("0", "false"):
+    if onednn_turned_off():
         return False
     return platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
 

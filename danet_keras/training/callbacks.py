@@ -37,6 +37,11 @@ from danet_keras.utils.atomic_io import (
 BACKUP_POINTER = "current.json"
 
 
+def optimizer_steps(model):
+    """The optimizer steps `model` has made (they survive a restore from a backup)."""
+    return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+
+
 def _finite_loss(logs):
     """False when `logs` holds a NaN or infinite loss."""
     if not logs or "loss" not in logs:
@@ -121,7 +126,7 @@ class SafeBackupAndRestore(keras.callbacks.BackupAndRestore):
             self.saw_non_finite_loss = True
         if not self.saw_non_finite_loss:
             steps = self.params.get("steps") if self.params else None
-            done = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+            done = optimizer_steps(self.model)
             self._at_epoch_end = bool(steps) and done % int(steps) == 0
             super().on_train_batch_end(batch, logs)
             self._at_epoch_end = False
@@ -165,7 +170,7 @@ class AlignEpochsToSteps(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if self.model.stop_training:
             return
-        steps_done = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        steps_done = optimizer_steps(self.model)
         if steps_done >= (self._epoch + 1) * self.steps_per_epoch:
             self.model.stop_training = True
             self._stopped_epoch_early = True
@@ -325,12 +330,9 @@ class TimeEstimate(keras.callbacks.Callback):
         self._validated = False
         self._last_batch_end = None
 
-    def _steps_done(self):
-        return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
-
     def _remaining(self):
         steps_per_epoch, epochs = self.params["steps"], self.params["epochs"]
-        seconds = max(0, epochs * steps_per_epoch - self._steps_done()) * self.step_seconds
+        seconds = max(0, epochs * steps_per_epoch - optimizer_steps(self.model)) * self.step_seconds
         # The pauses after this epoch and the ones left (1-based epochs in `validated`).
         validated = ()
         if self.validation_freq:

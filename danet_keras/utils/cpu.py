@@ -68,6 +68,12 @@ def cpu_description(cpuinfo=None):
     return f"{name}, {cores} cores, {vector}"
 
 
+def onednn_turned_off(environ=None):
+    """Whether `TF_ENABLE_ONEDNN_OPTS` turns TensorFlow's oneDNN kernels off."""
+    environ = os.environ if environ is None else environ
+    return environ.get("TF_ENABLE_ONEDNN_OPTS", "1").strip().lower() in ("0", "false")
+
+
 def kernels_description(cpuinfo=None, environ=None):
     """`cpu_description()` and what this process's environment changes in the kernels.
 
@@ -76,7 +82,7 @@ def kernels_description(cpuinfo=None, environ=None):
     """
     environ = os.environ if environ is None else environ
     notes = []
-    if environ.get("TF_ENABLE_ONEDNN_OPTS", "1").strip().lower() in ("0", "false"):
+    if onednn_turned_off(environ):
         notes.append("oneDNN off (TF_ENABLE_ONEDNN_OPTS=0)")
     for variable in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
         if environ.get(variable):

@@ -1,8 +1,10 @@
 """A small DANet whose attention matters, shared by the export and predict tests."""
 
+import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import keras
 import pytest
@@ -57,8 +59,26 @@ def build_small_danet():
 # optimisation passes, and the copies live until a full garbage collection: converting
 # `small_danet` at 32x32 peaks at 5.4 GB, which a test worker then keeps. A process of
 # its own gives it all back.
+def run_script(script, arguments, tmp_path, timeout):
+    """Runs `script` in a fresh interpreter outside the repository; returns its JSON line."""
+    path = tmp_path / "script.py"
+    path.write_text(script)
+    process = subprocess.run(
+        [sys.executable, str(path), *map(str, arguments)],
+        cwd=tmp_path,  # `import danet_keras` must not be possible by accident
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert process.returncode == 0, (
+        f"exit status {process.returncode}\n{process.stdout[-3000:]}\n{process.stderr[-3000:]}"
+    )
+    return json.loads(process.stdout.strip().splitlines()[-1])
+
+
 ONNX_EXPORT_SCRIPT = textwrap.dedent(
     """
+    import json
     import sys
 
     import keras
@@ -67,7 +87,7 @@ ONNX_EXPORT_SCRIPT = textwrap.dedent(
 
     keras_file, path, size = sys.argv[1:4]
     input_size = None if size == "dynamic" else tuple(int(s) for s in size.split("x"))
-    export_onnx(keras.saving.load_model(keras_file), path, input_size=input_size)
+    print(json.dumps(export_onnx(keras.saving.load_model(keras_file), path, input_size=input_size)))
     """
 )
 
@@ -79,14 +99,8 @@ def export_onnx_in_a_fresh_process(keras_file, path, input_size=None):
         `path`, as a string.
     """
     size = "dynamic" if input_size is None else "x".join(str(int(s)) for s in input_size)
-    process = subprocess.run(
-        [sys.executable, "-c", ONNX_EXPORT_SCRIPT, str(keras_file), str(path), size],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert process.returncode == 0, f"ONNX export failed:\n{process.stderr[-3000:]}"
-    return str(path)
+    arguments = [keras_file, path, size]
+    return run_script(ONNX_EXPORT_SCRIPT, arguments, Path(path).parent, timeout=600)
 
 
 @pytest.fixture(scope="session")

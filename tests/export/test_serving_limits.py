@@ -15,7 +15,6 @@ import json
 import random
 import struct
 import subprocess
-import sys
 import textwrap
 import time
 import zlib
@@ -39,7 +38,7 @@ from danet_keras.export.saved_model import (
 from danet_keras.inference.optimize import inference_model
 
 from ..numerics import assert_outputs_match
-from .conftest import NUM_CLASSES
+from .conftest import NUM_CLASSES, run_script
 
 MAX_BATCH_SIZE = DEFAULT_MAX_BATCH_SIZE
 LIMIT_MESSAGE = "exceeds the maximum 4096x4096 of this model"
@@ -265,23 +264,6 @@ FUZZ_SCRIPT = textwrap.dedent(
     print(json.dumps({"counts": counts, "messages": messages, "other": other}))
     """
 )
-
-
-def run_script(script, arguments, tmp_path, timeout):
-    """Runs `script` in a fresh interpreter outside the repository; returns its JSON line."""
-    path = tmp_path / "script.py"
-    path.write_text(script)
-    process = subprocess.run(
-        [sys.executable, str(path), *map(str, arguments)],
-        cwd=tmp_path,  # `import danet_keras` must not be possible by accident
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    assert process.returncode == 0, (
-        f"exit status {process.returncode}\n{process.stdout[-3000:]}\n{process.stderr[-3000:]}"
-    )
-    return json.loads(process.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.parametrize("flag", ["--max-batch-size", "--max-request-pixels"])
