@@ -377,11 +377,13 @@ def train(config=None, train_data=None, val_data=None, strategy=None, callbacks=
         val_data = val_data()
 
     replicas = strategy.num_replicas_in_sync
-    if config.batch_size % replicas:
-        raise ValueError(
-            f"`batch_size` {config.batch_size} is the global batch; it must be divisible by the "
-            f"{replicas} replicas of the '{config.strategy}' strategy."
-        )
+    for name in ("batch_size", "val_batch_size"):
+        batch = getattr(config, name)
+        if batch is not None and batch % replicas:
+            raise ValueError(
+                f"`{name}` {batch} is the global batch; it must be divisible by the "
+                f"{replicas} replicas of the '{config.strategy}' strategy."
+            )
     if config.seed is not None:
         keras.utils.set_random_seed(config.seed)
 

@@ -93,3 +93,18 @@ def test_a_recipe_sets_how_it_validates_unless_told_otherwise():
     assert (told.validation_freq, told.val_batch_size) == (1, 1)
     other = resolve_config({"dataset": "cityscapes", "data_dir": "x"})
     assert (other.validation_freq, other.val_batch_size) == (1, None)
+
+
+def test_a_validation_batch_the_replicas_cannot_split_is_refused_before_training(tmp_path):
+    import types
+
+    from danet_keras.training.trainer import train
+
+    three_replicas = types.SimpleNamespace(num_replicas_in_sync=3)
+    config = {"dataset": "demo_city", "data_dir": "x", "output_dir": str(tmp_path / "run")}
+    # The demo_city recipe validates in batches of 8.
+    with pytest.raises(ValueError, match=r"^`val_batch_size` 8 is the global batch; .* 3 repl"):
+        train(config, strategy=three_replicas, batch_size=6)
+    with pytest.raises(ValueError, match=r"^`batch_size` 8 is the global batch"):
+        train(config, strategy=three_replicas)
+    assert not (tmp_path / "run").exists()
