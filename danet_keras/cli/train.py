@@ -34,8 +34,8 @@ def config_from_args(args):
         "epochs", "steps_per_epoch", "learning_rate", "head_lr_multiplier", "momentum",
         "weight_decay", "poly_power", "warmup_steps", "ohem_threshold", "ohem_min_kept",
         "ignore_index", "strategy", "tpu", "validation_freq", "validation_steps",
-        "val_batch_size", "seed", "mixed_precision", "sync_batchnorm", "preset_weights", "backup",
-        "tensorboard", "validation",
+        "val_batch_size", "seed", "mixed_precision", "sync_batchnorm", "remat", "preset_weights",
+        "backup", "tensorboard", "validation",
     )  # fmt: skip
     for name in direct:
         value = getattr(args, name)
@@ -191,6 +191,12 @@ def register(subparsers):
         parser,
         "--mixed-precision",
         "float16 compute on GPUs (bfloat16 on TPUs and CPUs), float32 weights",
+    )
+    add_boolean_argument(
+        parser,
+        "--remat",
+        "recompute the backbone's activations in the backward pass instead of keeping them: "
+        "less memory for one more forward pass of the backbone (default: off)",
     )
     add_output_argument(
         parser,

@@ -126,6 +126,10 @@ class DANet(keras.Model):
         aux_channels: channels of the auxiliary head.
         sync_batchnorm: synchronise BatchNorm statistics over replicas; None
             follows the backbone (False for a name).
+        remat: rematerialise the backbone's residual blocks in training
+            (`DilatedResNet`'s `remat`: less memory for one more forward pass
+            of the backbone). None keeps the backbone's setting (off for a
+            name); True or False sets it, on a given backbone too.
         output_stride, multi_grid, stem, stem_width, block_layout,
             input_shape: `DilatedResNet` arguments, with a backbone name only
             (None: the preset's).
@@ -181,6 +185,7 @@ class DANet(keras.Model):
         dropout=0.1,
         aux_channels=256,
         sync_batchnorm=None,
+        remat=None,
         output_stride=None,
         multi_grid=None,
         stem=None,
@@ -218,6 +223,8 @@ class DANet(keras.Model):
             backbone = _backbone_from_name(backbone, backbone_weights, sync_batchnorm, options)
         if sync_batchnorm is None:
             sync_batchnorm = backbone.sync_batchnorm
+        if remat is not None:
+            backbone.remat = bool(remat)
         in_channels = backbone.stage_channels[3]
         head_channels = in_channels // 4 if head_channels is None else int(head_channels)
         blocks = ConvBlockFactory(sync_batchnorm=sync_batchnorm)
@@ -299,6 +306,7 @@ class DANet(keras.Model):
             "dropout": self.dropout,
             "aux_channels": self.aux_channels,
             "sync_batchnorm": self.sync_batchnorm,
+            "remat": self.remat,
             "class_names": None if self.class_names is None else list(self.class_names),
             "palette": None if self.palette is None else [list(c) for c in self.palette],
         }
@@ -415,6 +423,15 @@ class DANet(keras.Model):
             `directory`.
         """
         return preset_io.save_preset(self, directory, metadata, overwrite=overwrite)
+
+    @property
+    def remat(self):
+        """Whether the backbone's residual blocks are rematerialised in training."""
+        return self.backbone.remat
+
+    @remat.setter
+    def remat(self, value):
+        self.backbone.remat = bool(value)
 
     @property
     def head_layers(self):

@@ -22,10 +22,12 @@ given, cycled over its blocks (official DANet: (4, 8, 16)).
 """
 
 import os
+import types
 
 import keras
 
 from danet_keras.layers.conv_blocks import ConvBlockFactory
+from danet_keras.layers.remat import rematerialized
 from danet_keras.models import preset_io
 from danet_keras.models.presets import backbone_preset
 from danet_keras.utils.architecture import RESNET_DEPTHS
@@ -189,6 +191,13 @@ class DilatedResNet(keras.Model):
         block_layout: `"torch"` or `"keras"`; see the module docstring.
         sync_batchnorm: use `BatchNormalization(synchronized=True)`, which
             averages batch statistics over replicas under `tf.distribute`.
+        remat: bool. Rematerialise each residual block in training: the
+            backward pass recomputes a block's activations from its input
+            instead of keeping them from the forward pass, so only the
+            blocks' inputs stay in memory (about a third of the backbone's
+            training memory at ResNet-50 width) for one more forward pass of
+            the backbone. Outputs and gradients are the same; an attribute
+            that may be changed at any time (`backbone.remat = True`).
         input_shape: shape of one image, (height, width, 3); height and width
             may be None.
         **kwargs: `keras.Model` arguments (`name`, ...).
@@ -203,6 +212,7 @@ class DilatedResNet(keras.Model):
         stem_width=None,
         block_layout="torch",
         sync_batchnorm=False,
+        remat=False,
         input_shape=(None, None, 3),
         **kwargs,
     ):
@@ -218,6 +228,8 @@ class DilatedResNet(keras.Model):
 
         inputs = keras.Input(shape=tuple(input_shape), name="normalized_images")
         x, channels = _stem(builder, inputs, stem, stem_width, block_layout)
+        # Where each residual block starts and ends: the graph's segments for `remat`.
+        boundaries = [(None, x)]
         features = {}
         plan = stage_plan(output_stride, blocks_per_stage, multi_grid)
         for stage, (stride, block_dilations) in enumerate(plan, start=1):
@@ -237,6 +249,7 @@ class DilatedResNet(keras.Model):
                         builder, x, block_type, filters, block_stride, dilation, name, downsample
                     )
                 channels = out_channels
+                boundaries.append((f"stage{stage}", x))
             features[f"stage{stage}"] = x
         kwargs.setdefault("name", "backbone")
         super().__init__(inputs=inputs, outputs=features, **kwargs)
@@ -248,8 +261,36 @@ class DilatedResNet(keras.Model):
         self.stem_width = stem_width
         self.block_layout = block_layout
         self.sync_batchnorm = bool(sync_batchnorm)
+        self.remat = bool(remat)
         self.image_shape = tuple(input_shape)
         self.stage_channels = tuple(w * EXPANSION[block_type] for w in STAGE_WIDTHS)
+        # A namespace, not an attribute Keras tracks: the segments share this
+        # model's layers and must not be saved a second time.
+        self._remat_graph = types.SimpleNamespace(boundaries=boundaries, segments=None)
+
+    def _segments(self):
+        """The stem and each residual block as models sharing this model's layers."""
+        if self._remat_graph.segments is None:
+            (_, stem_output), *blocks = self._remat_graph.boundaries
+            segments, start = [], stem_output
+            for stage, end in blocks:
+                segments.append((stage, keras.Model(start, end, name=f"{end.name}_segment")))
+                start = end
+            stem = keras.Model(self.inputs[0], stem_output, name="stem_segment")
+            self._remat_graph.segments = (stem, segments)
+        return self._remat_graph.segments
+
+    def call(self, inputs, training=None, mask=None):
+        if not (self.remat and training):
+            # Inference keeps no activations for a backward pass: nothing to recompute.
+            return super().call(inputs, training=training, mask=mask)
+        stem, segments = self._segments()
+        x = stem(inputs, training=training)
+        features = {}
+        for stage, block in segments:
+            x = rematerialized(block, training)(x)
+            features[stage] = x
+        return features
 
     def get_config(self):
         return {
@@ -262,6 +303,7 @@ class DilatedResNet(keras.Model):
             "stem_width": self.stem_width,
             "block_layout": self.block_layout,
             "sync_batchnorm": self.sync_batchnorm,
+            "remat": self.remat,
             "input_shape": self.image_shape,
         }
 

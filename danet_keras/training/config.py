@@ -101,6 +101,10 @@ class TrainConfig:
         ohem_min_kept: OHEM's minimum number of pixels per replica batch.
         ignore_index: label ignored by the losses and the metric.
         sync_batchnorm: synchronise BatchNorm statistics over replicas.
+        remat: rematerialise the backbone's residual blocks (`DANet`'s
+            `remat`): the backward pass recomputes their activations instead
+            of keeping them, for less memory and one more forward pass of
+            the backbone.
         strategy: one of `STRATEGIES`.
         tpu: TPU name/address for `strategy="tpu"`.
         mixed_precision: float16 compute on GPU, bfloat16 on TPU/CPU.
@@ -150,6 +154,7 @@ class TrainConfig:
     ohem_min_kept: int = 100000
     ignore_index: int = IGNORE_INDEX
     sync_batchnorm: bool = True
+    remat: bool = False
     strategy: str = "auto"
     tpu: Optional[str] = None
     mixed_precision: bool = False

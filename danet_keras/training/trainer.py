@@ -257,8 +257,8 @@ def build_model(config, num_classes, classes=None):
 
     Without a preset: `DANet(num_classes, **config.model)` (ResNet-50 by
     default). With a preset (a name or a directory), through
-    `DANet.from_preset` with `config.model` and `config.sync_batchnorm` as
-    overrides: with `config.preset_weights`, from its weights (a directory's,
+    `DANet.from_preset` with `config.model`, `config.sync_batchnorm` and
+    `config.remat` as overrides: with `config.preset_weights`, from its weights (a directory's,
     or a named preset's published weights, downloaded on first use; a preset
     trained on another number of classes keeps its weights but the
     classifiers'), else from its configuration.
@@ -275,7 +275,7 @@ def build_model(config, num_classes, classes=None):
     # deferred: Keras/TensorFlow load after train() builds its strategy
     from danet_keras.models.danet import DANet
 
-    settings = dict(config.model, sync_batchnorm=config.sync_batchnorm)
+    settings = dict(config.model, sync_batchnorm=config.sync_batchnorm, remat=config.remat)
     if classes is not None:
         settings = {**dataset_classes(classes), **settings}
     if not config.preset:

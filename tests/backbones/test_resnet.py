@@ -1,6 +1,7 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from danet_keras.backbones import DilatedResNet, load_keras_applications_weights
 from danet_keras.models.dilated_resnet import RESNET_DEPTHS, stage_plan
@@ -195,3 +196,60 @@ def test_from_keras_applications_loads_a_local_weights_file(tmp_path):
     np.testing.assert_array_equal(
         backbone.get_layer("conv5_block3_3_conv").get_weights()[0], kernel
     )
+
+
+def _training_step(backbone, images):
+    """Features' squared sum, its gradients and the BatchNorm statistics after one step."""
+
+    @tf.function
+    def step(x):
+        with tf.GradientTape() as tape:
+            features = backbone(x, training=True)
+            loss = sum(tf.reduce_sum(tf.square(f)) for f in features.values())
+        return loss, tape.gradient(loss, backbone.trainable_variables)
+
+    loss, gradients = step(tf.constant(images))
+    state = [v.numpy() for v in backbone.non_trainable_variables]
+    return float(loss), [g.numpy() for g in gradients], state
+
+
+@pytest.mark.parametrize(
+    "block_layout, depth", [("torch", 18), pytest.param("keras", 50, marks=pytest.mark.slow)]
+)
+def test_remat_gives_the_same_loss_gradients_and_statistics(block_layout, depth):
+    images = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype("float32")
+    steps = {}
+    for remat in (False, True):
+        keras.utils.set_random_seed(7)
+        backbone = DilatedResNet(depth=depth, block_layout=block_layout, remat=remat)
+        steps[remat] = _training_step(backbone, images)
+    (loss, gradients, state), (remat_loss, remat_gradients, remat_state) = steps[False], steps[True]
+    # The same ops in the same process, run again: only the graph's kernel choices may differ.
+    np.testing.assert_allclose(remat_loss, loss, rtol=KERNEL_ORDER_RTOL)
+    # One scale for all gradients: a bias ahead of BatchNorm has a true gradient
+    # of zero, so its computed one is the rounding left of sums of terms as large
+    # as the other gradients' (the keras layout has such biases).
+    flat = [np.concatenate([g.ravel() for g in grads]) for grads in (remat_gradients, gradients)]
+    assert_close_to_scale(*flat, KERNEL_ORDER_RTOL, "gradients")
+    for plain, remat in zip(state, remat_state):
+        assert_close_to_scale(remat, plain, KERNEL_ORDER_RTOL, "BatchNorm statistics")
+
+
+def test_remat_keeps_the_weights_config_and_inference_of_the_model(tmp_path):
+    keras.utils.set_random_seed(8)
+    plain = DilatedResNet(depth=18)
+    remat = DilatedResNet(depth=18, remat=True)
+    assert remat.get_config()["remat"] and not plain.get_config()["remat"]
+    assert DilatedResNet.from_config(remat.get_config()).remat
+    # The segments share the model's layers: no weight is tracked, saved or loaded twice.
+    assert [w.path for w in remat.weights] == [w.path for w in plain.weights]
+    path = str(tmp_path / "remat.weights.h5")
+    remat.save_weights(path)
+    plain.load_weights(path)
+    images = np.random.default_rng(1).normal(size=(1, 24, 40, 3)).astype("float32")
+    for training in (False, True):
+        expected = plain(images, training=training)
+        for name, value in remat(images, training=training).items():
+            assert_close_to_scale(value, expected[name], KERNEL_ORDER_RTOL, name)
+    remat.remat = False
+    assert not remat.get_config()["remat"]

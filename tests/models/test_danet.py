@@ -379,3 +379,31 @@ def test_from_preset_overrides_reach_the_backbone(tmp_path):
     restored = DANet.from_preset(directory, output_stride=16)
     for saved, loaded in zip(model.weights, restored.weights):
         np.testing.assert_array_equal(saved.numpy(), loaded.numpy())
+
+
+def test_remat_is_a_setting_of_the_backbone_that_travels_with_the_model(tmp_path):
+    model = DANet(3, backbone="resnet18", head_channels=16, remat=True)
+    assert model.remat and model.backbone.remat and model.get_config()["remat"]
+    backbone = danet_keras.DilatedResNet(depth=18)
+    assert DANet(3, backbone=backbone, head_channels=16, remat=True).backbone.remat
+    assert not DANet(3, backbone="resnet18", head_channels=16).remat
+    path = str(tmp_path / "remat.keras")
+    model.save(path)
+    assert keras.saving.load_model(path).remat
+    directory = DANet(3, backbone="resnet18", head_channels=16).save_to_preset(str(tmp_path / "p"))
+    assert DANet.from_preset(directory, remat=True).backbone.remat
+
+
+@pytest.mark.slow
+def test_fit_with_remat_takes_the_same_step():
+    images = np.random.default_rng(0).uniform(0, 255, size=(2, 32, 32, 3)).astype("float32")
+    labels = np.random.default_rng(1).integers(0, 3, size=(2, 32, 32))
+    weights = {}
+    for remat in (False, True):
+        keras.utils.set_random_seed(5)
+        model = DANet(3, backbone="resnet18", head_channels=16, dropout=0.0, remat=remat)
+        model.compile(optimizer=keras.optimizers.SGD(0.1))
+        model.fit(images, labels, batch_size=2, epochs=1, verbose=0, shuffle=False)
+        weights[remat] = [w.numpy() for w in model.weights]
+    for plain, remat in zip(weights[False], weights[True]):
+        assert_logits_close(remat, plain)

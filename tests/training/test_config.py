@@ -69,6 +69,10 @@ def test_a_model_preset_gives_the_dataset_and_the_model():
     model = build_model(config, 150)
     assert model.backbone.stem == "deep" and model.backbone.stem_width == 32  # the preset's
     assert model.backbone.depth == 18 and model.aux_head is False  # the overrides
+    assert not model.remat
+    assert build_model(resolve_config(config, remat=True), 150).backbone.remat
+    small = {"backbone": "resnet18", "head_channels": 8}
+    assert build_model(resolve_config(dataset="ade20k", remat=True, model=small), 150).remat
     assert resolve_config(preset="danet_resnet101_cityscapes", dataset="demo_city").dataset == (
         "demo_city"
     )

@@ -242,6 +242,7 @@ def test_cli_flags_map_to_config_fields():
             "100",
             "--no-sync-batchnorm",
             "--mixed-precision",
+            "--remat",
             "--strategy",
             "mirrored",
         ]
@@ -254,6 +255,7 @@ def test_cli_flags_map_to_config_fields():
         fields["backup_freq"] == 100
         and fields["sync_batchnorm"] is False
         and fields["mixed_precision"]
+        and fields["remat"] is True
     )
     assert fields["strategy"] == "mirrored"
     assert "crop_size" not in fields  # left to the dataset preset

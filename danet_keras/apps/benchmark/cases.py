@@ -42,7 +42,7 @@ def _synthetic(batch, size, seed=5):
 
 def _model_config(case):
     config = {"num_classes": case["num_classes"], "backbone": case["backbone"]}
-    for key in ("output_stride", "head_channels"):
+    for key in ("output_stride", "head_channels", "remat"):
         if case.get(key) is not None:
             config[key] = case[key]
     return config
