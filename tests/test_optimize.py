@@ -88,8 +88,8 @@ def test_inference_graph_computes_the_same_outputs(model_and_images, reference, 
     types = layer_types(optimized)
     assert keras.layers.BatchNormalization not in types
     assert keras.layers.SpatialDropout2D not in types
-    # "auto" (the default): Winograd where this process runs oneDNN's kernels.
-    winograd = options.get("winograd", "auto")
+    # Off by default; "auto": where this process runs oneDNN's kernels.
+    winograd = options.get("winograd", False)
     assert (WinogradConv2D in types) == (winograd is True or (winograd and winograd_pays()))
 
 
@@ -99,7 +99,8 @@ def test_auto_winograd_follows_winograd_pays_and_an_explicit_choice_wins(
 ):
     model, _ = model_and_images
     monkeypatch.setattr(optimize, "winograd_pays", lambda: pays)
-    assert (WinogradConv2D in layer_types(optimize_for_inference(model))) == pays
+    assert (WinogradConv2D in layer_types(optimize_for_inference(model, winograd="auto"))) == pays
+    assert WinogradConv2D not in layer_types(optimize_for_inference(model))  # the default
     assert WinogradConv2D in layer_types(optimize_for_inference(model, winograd=True))
     assert WinogradConv2D not in layer_types(optimize_for_inference(model, winograd=False))
 
@@ -107,11 +108,11 @@ def test_auto_winograd_follows_winograd_pays_and_an_explicit_choice_wins(
 def test_the_choice_says_why(monkeypatch):
     monkeypatch.setattr(optimize.platform, "machine", lambda: "x86_64")
     monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")
-    assert optimize.winograd_choice().startswith("winograd='auto': on in float32 (oneDNN's")
+    assert optimize.winograd_choice("auto") == "winograd='auto': on in float32 (oneDNN's kernels)"
     monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
-    assert optimize.winograd_choice().startswith("winograd='auto': off (TensorFlow's own")
+    assert optimize.winograd_choice("auto").startswith("winograd='auto': off (TensorFlow's own")
     assert optimize.winograd_choice(True) == "winograd=True: on, as asked"
-    assert optimize.winograd_choice(False) == "winograd=False: off, as asked"
+    assert optimize.winograd_choice().startswith("winograd=False (the default): off;")
 
 
 def test_layers_keep_their_names(model_and_images):

@@ -87,7 +87,7 @@ def export(args):
         check_file_artefact(args.output, args.format, args.overwrite, inputs=[args.model])
     model = KerasRunner(args.model).model
     size = args.input_size
-    # The inference graph (BatchNorm folded, Winograd where it wins), unless --no-optimize.
+    # The inference graph (BatchNorm folded), unless --no-optimize.
     optimize = args.optimize
     if args.format == "saved_model":
         export_lib.export_saved_model(
@@ -195,7 +195,7 @@ def register(subparsers):
     add_boolean_argument(
         parser,
         "--optimize",
-        "export the inference graph (default: BatchNorm folded, Winograd 3x3 convolutions; "
+        "export the inference graph (default: BatchNorm folded into the convolutions; "
         "int8: attention kept in float32); --no-optimize exports the model as it is",
         default=True,
     )

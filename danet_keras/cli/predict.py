@@ -84,8 +84,8 @@ def register(subparsers):
     add_boolean_argument(
         parser,
         "--optimize",
-        ".keras models: run the inference graph (default: BatchNorm folded, Winograd 3x3 "
-        "convolutions: the same outputs, fewer FLOPs); --no-optimize runs the model as it is",
+        ".keras models: run the inference graph (default: BatchNorm folded into the "
+        "convolutions: the same outputs, fewer operations); --no-optimize runs the model as it is",
         default=True,
     )
     parser.set_defaults(func=predict)

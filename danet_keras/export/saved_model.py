@@ -56,12 +56,12 @@ every client of a model server): the exporter bounds the largest tensor of
 any request the limits accept from the traced graph (`request_tensor_bound`,
 whose rule the tests check on odd, thin and batched requests) and refuses,
 with a `ValueError`, limits under which it could reach `MAX_TENSOR_ELEMENTS`.
-For DANet-ResNet50 the largest tensor is the Winograd transform of the
-2048-channel input of the head's 3x3 convolutions, 72 elements per pixel;
-the position attention's energy is computed in query blocks of at most
-`energy_budget` (2**24) elements, never N x N at once. At the defaults the
-bound is 750,109,824 elements, and one 1024 x 2048 request peaks at 4.8 GB of
-resident memory in a fresh serving process (README, "Reliability").
+For DANet-ResNet50 the largest tensor is the backbone's 2048-channel output,
+32 elements per pixel; the position attention's energy is computed in query
+blocks of at most `energy_budget` (2**24) elements, never N x N at once. At
+the defaults the bound is 448,743,424 elements, and one 1024 x 2048 request
+peaks at 1.7 GB of resident memory in a fresh serving process
+(docs/reliability.md).
 Passing None for every limit removes the checks and the guarantee.
 """
 

@@ -71,18 +71,23 @@ def winograd_pays():
     machines), 0.56x on the same cores with oneDNN capped at AVX2
     (`ONEDNN_MAX_CPU_ISA=AVX2`), but 1.17x on an AVX2-only AMD EPYC (issue 23);
     on TensorFlow's own (Eigen) kernels it is slower. The ISA alone does not
-    decide it, so only the last is a rule; `winograd=True/False` overrides.
+    decide it, so only the last is a rule.
     """
     return onednn_enabled()
 
 
-def winograd_choice(winograd="auto"):
+def winograd_choice(winograd=False):
     """One line: whether `optimize_for_inference(winograd=...)` uses Winograd here, and why."""
-    if winograd is True or winograd is False:
-        return f"winograd={winograd}: {'on' if winograd else 'off'}, as asked"
+    if winograd is False:
+        return (
+            "winograd=False (the default): off; winograd=True trades memory (4x the 3x3 "
+            "kernels, 1.5x a served DANet-R50's peak) for speed on some CPUs"
+        )
+    if winograd is True:
+        return "winograd=True: on, as asked"
     if not winograd_pays():
         return "winograd='auto': off (TensorFlow's own kernels: Winograd is slower there)"
-    return "winograd='auto': on in float32 (oneDNN's kernels; winograd=False turns it off)"
+    return "winograd='auto': on in float32 (oneDNN's kernels)"
 
 
 class _GraphFacts:
@@ -301,7 +306,7 @@ class _Rewriter:
 def optimize_for_inference(
     model,
     fold_batchnorm=True,
-    winograd="auto",
+    winograd=False,
     winograd_tile_size=4,
     winograd_dilated=True,
     dtype_policy=None,
@@ -313,15 +318,20 @@ def optimize_for_inference(
             functional models are flattened.
         fold_batchnorm: fold BatchNormalization into the convolution before it.
         winograd: run stride-1 3x3 convolutions as Winograd F(m x m, 3x3):
-            True, False, or `"auto"` (default): where the compute dtype is
-            float32 and this process runs oneDNN's kernels (`winograd_pays`;
-            the graph runs anywhere, but on Eigen's kernels Winograd is
-            slower than a direct convolution). `danet-keras info` prints the
-            choice. In bfloat16 it is opt-in
-            (True): measured 0.78x of the bfloat16 DANet-ResNet50's time at
-            512x512 (0.91x with folding alone), at 99.6-99.7% argmax
-            agreement with float32 on trained models instead of 99.8-99.9%
-            (layers/winograd.py).
+            False (default), True, or `"auto"`: where the compute dtype is
+            float32 and this process runs oneDNN's kernels (`winograd_pays`).
+            Off by default because it costs memory on every CPU and wins
+            time on some only: its kernels are 4x the 3x3 ones and its
+            transformed inputs 2.25x (twice held) the convolution's input, so
+            a served DANet-ResNet50 peaked at 1.50x the plain model's memory
+            at 1024x2048 (0.84x without; `benchmarks/serving_memory.py`),
+            while it took 0.71x-0.93x of folding alone's time on AVX-512
+            cores and 1.17x on an AVX2-only EPYC (`winograd_pays`). In
+            bfloat16 its rounding shows: 0.78x of the bfloat16
+            DANet-ResNet50's time at 512x512 (0.91x with folding alone), at
+            99.6-99.7% argmax agreement with float32 on trained models instead
+            of 99.8-99.9% (layers/winograd.py). `danet-keras info` prints the
+            choice.
         winograd_tile_size: m, 4 (default: 4x fewer multiplications) or 2
             (2.25x, 20x smaller rounding).
         winograd_dilated: also dilated 3x3 convolutions (on their

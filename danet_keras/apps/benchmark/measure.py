@@ -8,8 +8,11 @@ benchmark case's child process loads only its own side's framework, so that
 its peak RSS is its own (PyTorch processes import this module too).
 """
 
+import os
 import resource
 import statistics
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -18,6 +21,43 @@ import numpy as np
 def peak_rss_mb():
     """Peak resident memory of this process so far, in MiB (Linux)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def peak_rss_of_script(code, timeout_s=None):
+    """Runs Python `code` in a fresh process and returns that process's peak RSS in MiB.
+
+    The peak is VmHWM of /proc/self/status, read at the end of `code`: unlike
+    `ru_maxrss`, which Linux carries over from the parent through fork and
+    exec, it counts the new process alone, however large its parent is.
+
+    Args:
+        code: Python source; it runs as `python -c`.
+        timeout_s: None or seconds before the process is killed.
+
+    Returns:
+        The peak in MiB.
+
+    Raises:
+        RuntimeError: the process failed; the message ends with its last
+            line of error output.
+    """
+    probe = (
+        "\nprint('VMHWM', next(int(line.split()[1]) for line in open('/proc/self/status') "
+        "if line.startswith('VmHWM:')))\n"
+    )
+    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run(
+        [sys.executable, "-c", code + probe],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=timeout_s,
+    )
+    peaks = [line.split()[1] for line in result.stdout.splitlines() if line.startswith("VMHWM ")]
+    if result.returncode != 0 or not peaks:
+        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"the measured process failed: {last}")
+    return int(peaks[-1]) / 1024
 
 
 def timed(function, warmup, repeats):

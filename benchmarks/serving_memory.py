@@ -1,0 +1,149 @@
+"""Peak memory of a served SavedModel against the plain Keras model, each in a fresh process.
+
+    python benchmarks/serving_memory.py                          # DANet-R50, 1024x2048
+    python benchmarks/serving_memory.py --size 512x1024 --backbone resnet18
+
+One model (random weights) is saved as `.keras` and exported as SavedModels.
+Then each row runs once, in a process of its own, on one image of `--size`:
+
+- `Keras model(x)`: the `.keras` file loaded, the model called in inference
+  mode in a `tf.function` (all its outputs), as `benchmarks/vs_pytorch.py`
+  times it;
+- `predict_class_map`: `DANet.predict_class_map`, the library's prediction;
+- `served: ...`: `tf.saved_model.load` and the `serving_default` signature,
+  in a process that imports TensorFlow only, as TF Serving runs it. The
+  variants: the export as `export_saved_model` writes it, and the same
+  without Winograd, without any rewrite, and answering `class_ids` only.
+
+Peak RSS is the process's whole high-water mark (VmHWM): libraries,
+weights and the one request. Memory does not depend on the machine's load;
+each row is a fresh process, so rows are independent.
+"""
+
+import argparse
+import json
+import os
+import tempfile
+
+from danet_keras.apps.benchmark.measure import peak_rss_of_script
+from danet_keras.utils.cpu import kernels_description
+
+KERAS_CALL = """
+import numpy as np, keras, tensorflow as tf
+import danet_keras
+model = keras.saving.load_model({model!r})
+forward = tf.function(lambda x: model(x, training=False))
+images = tf.constant(np.random.default_rng(0).uniform(0, 255, (1, {h}, {w}, 3)), tf.float32)
+{{k: v.numpy() for k, v in forward(images).items()}}
+"""
+
+PREDICT = """
+import numpy as np, keras
+import danet_keras
+model = keras.saving.load_model({model!r})
+images = np.random.default_rng(0).uniform(0, 255, (1, {h}, {w}, 3)).astype("uint8")
+model.predict_class_map(images)
+"""
+
+SERVED = """
+import numpy as np, tensorflow as tf
+serve = tf.saved_model.load({model!r}).signatures["serving_default"]
+images = np.random.default_rng(0).uniform(0, 255, (1, {h}, {w}, 3)).astype("uint8")
+{{k: v.numpy() for k, v in serve(images=tf.constant(images)).items()}}
+"""
+
+
+def parse_size(text):
+    height, _, width = text.partition("x")
+    return int(height), int(width)
+
+
+def peak_of(code, **values):
+    """Runs `code` with `values` filled in, in a fresh Python process: {"peak_rss_mb": MiB}."""
+    try:
+        return {"peak_rss_mb": peak_rss_of_script(code.format(**values))}
+    except RuntimeError as error:
+        return {"error": str(error)}
+
+
+def write_models(directory, backbone, num_classes, seed):
+    """The `.keras` file and the served variants of one model: {label: path}."""
+    # deferred: the parent process loads TensorFlow only once the arguments are checked
+    import keras
+
+    from danet_keras import DANet
+    from danet_keras.export import export_saved_model
+    from danet_keras.export.saved_model import build_export_archive
+    from danet_keras.inference.optimize import inference_model
+
+    keras.utils.set_random_seed(seed)
+    model = DANet(num_classes, backbone=backbone)
+    paths = {"keras": os.path.join(directory, "model.keras")}
+    model.save(paths["keras"])
+    paths["served: export_saved_model"] = export_saved_model(model, os.path.join(directory, "sm"))
+    variants = {
+        "served: no Winograd": dict(model=inference_model(model, winograd=False)),
+        "served: no rewrite": dict(model=inference_model(model, optimize=False)),
+    }
+    for label, options in variants.items():
+        path = os.path.join(directory, label.split(": ")[1].replace(" ", "_"))
+        build_export_archive(options["model"]).write_out(path, verbose=False)
+        paths[label] = path
+    paths["served: class_ids only"] = export_saved_model(
+        model, os.path.join(directory, "ids"), outputs=("class_ids",)
+    )
+    return paths
+
+
+def measure(paths, size):
+    height, width = size
+    rows = {
+        "Keras model(x)": peak_of(KERAS_CALL, model=paths["keras"], h=height, w=width),
+        "predict_class_map": peak_of(PREDICT, model=paths["keras"], h=height, w=width),
+    }
+    for label, path in paths.items():
+        if label.startswith("served"):
+            rows[label] = peak_of(SERVED, model=path, h=height, w=width)
+    return rows
+
+
+def table(rows, backbone, size):
+    reference = rows["Keras model(x)"].get("peak_rss_mb")
+    lines = [
+        f"CPU: {kernels_description()}",
+        "",
+        f"DANet-{backbone}, one {size[0]}x{size[1]} image, each row a fresh process",
+        "",
+        "| process | peak RSS (MB) | vs Keras model(x) |",
+        "|---|---|---|",
+    ]
+    for label, row in rows.items():
+        if "error" in row:
+            lines.append(f"| {label} | error: {row['error']} | |")
+            continue
+        ratio = f"{row['peak_rss_mb'] / reference:.2f}x" if reference else ""
+        lines.append(f"| {label} | {row['peak_rss_mb']:.0f} | {ratio} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--backbone", default="resnet50")
+    parser.add_argument("--size", type=parse_size, default=(1024, 2048), help="HEIGHTxWIDTH")
+    parser.add_argument("--num-classes", type=int, default=19)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", help="also write the rows to this JSON file")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="serving_memory_") as directory:
+        paths = write_models(directory, args.backbone, args.num_classes, args.seed)
+        rows = measure(paths, args.size)
+    print(table(rows, args.backbone, args.size))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
