@@ -71,7 +71,7 @@ def test_metric_sums_confusion_matrices_over_two_replicas(run_python):
 
 
 @pytest.mark.slow
-def test_fit_under_mirrored_strategy_with_synchronized_batchnorm(
+def test_fit_under_mirrored_strategy_with_synchronized_batchnorm_and_remat(
     run_python, synthetic_data_code, tmp_path
 ):
     output = run_python(
@@ -86,13 +86,14 @@ def test_fit_under_mirrored_strategy_with_synchronized_batchnorm(
         result = train(
             dict(dataset="custom", num_classes=3, model={TINY_MODEL},
                  strategy="mirrored", epochs=4, steps_per_epoch=4, batch_size=4, learning_rate=0.01,
-                 output_dir={str(tmp_path)!r}, tensorboard=False, verbose=0),
+                 remat=True, output_dir={str(tmp_path)!r}, tensorboard=False, verbose=0),
             train_data=synthetic_segmentation(16),
             val_data=synthetic_segmentation(4, seed=1),
         )
         batchnorms = [layer for layer in result.model.layers if layer.name.endswith("_bn")]
         print(json.dumps({{
             "replicas": result.model.distribute_strategy.num_replicas_in_sync,
+            "remat": result.model.remat,
             "synchronized": all(layer.synchronized for layer in batchnorms) and len(batchnorms) > 0,
             "loss": result.history["loss"],
             "best_mean_iou": result.best_mean_iou,
@@ -102,7 +103,7 @@ def test_fit_under_mirrored_strategy_with_synchronized_batchnorm(
     )
     result = last_json_line(output)
     assert result["replicas"] == 2
-    assert result["synchronized"]
+    assert result["synchronized"] and result["remat"]
     losses = result["loss"]
     assert losses[-1] < 0.9 * losses[0], losses
     assert result["best_mean_iou"] is not None
