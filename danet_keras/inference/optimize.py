@@ -34,6 +34,7 @@ from keras import tree
 
 from danet_keras.inference.keras_internals import is_functional, packed_like_model, run_graph
 from danet_keras.layers.winograd import TILE_SIZES, WinogradConv2D
+from danet_keras.utils.backends import keras_backend, require_tensorflow_backend
 from danet_keras.utils.cpu import onednn_turned_off
 
 # Layers that are the identity in inference mode.
@@ -72,14 +73,18 @@ def winograd_pays():
     (`ONEDNN_MAX_CPU_ISA=AVX2`), but 1.17x on an AVX2-only AMD EPYC (issue 23);
     on TensorFlow's own (Eigen) kernels it is slower. The ISA alone does not
     decide it, so only the last is a rule; `winograd=True/False` overrides.
+    Never under another Keras backend: `WinogradConv2D` is TensorFlow code.
     """
-    return onednn_enabled()
+    return keras_backend() == "tensorflow" and onednn_enabled()
 
 
 def winograd_choice(winograd="auto"):
     """One line: whether `optimize_for_inference(winograd=...)` uses Winograd here, and why."""
     if winograd is True or winograd is False:
         return f"winograd={winograd}: {'on' if winograd else 'off'}, as asked"
+    backend = keras_backend()
+    if backend != "tensorflow":
+        return f"winograd='auto': off (Winograd is TensorFlow code; this process runs {backend})"
     if not winograd_pays():
         return "winograd='auto': off (TensorFlow's own kernels: Winograd is slower there)"
     return "winograd='auto': on in float32 (oneDNN's kernels; winograd=False turns it off)"
@@ -340,6 +345,10 @@ def optimize_for_inference(
     if winograd_tile_size not in TILE_SIZES:
         raise ValueError(
             f"`winograd_tile_size` must be one of {TILE_SIZES}, got {winograd_tile_size!r}."
+        )
+    if winograd is True:
+        require_tensorflow_backend(
+            "winograd=True", "winograd='auto' or False folds BatchNormalization alone"
         )
     if not is_functional(model):
         raise ValueError(
