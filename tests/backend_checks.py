@@ -32,6 +32,8 @@ import numpy as np  # noqa: E402
 from keras import ops  # noqa: E402
 
 import danet_keras  # noqa: E402
+from danet_keras.export.runners import KerasRunner  # noqa: E402
+from danet_keras.inference.strategies import multi_scale_logits  # noqa: E402
 from danet_keras.layers import PositionAttention, bilinear_resize  # noqa: E402
 
 BACKEND = keras.backend.backend()
@@ -225,6 +227,14 @@ def save_this_backend(exchange, images):
     logits = to_numpy(model(images, training=False)["logits"])
     np.save(os.path.join(exchange, f"logits_{BACKEND}.npy"), logits)
     model.save(os.path.join(exchange, f"saved_{BACKEND}.keras"))
+    # What evaluate and predict run: the compiled logits function and the Keras runner.
+    np.save(
+        os.path.join(exchange, f"strategy_logits_{BACKEND}.npy"), multi_scale_logits(model, images)
+    )
+    np.save(
+        os.path.join(exchange, f"runner_ids_{BACKEND}.npy"),
+        KerasRunner(model)(images.astype("uint8"))["class_ids"],
+    )
     # The backbone alone, as a serialisable model: its config round-trips.
     backbone = danet_keras.backbones.DilatedResNet(depth=18, output_stride=8)
     features = backbone(images[:, :32, :32] / 255.0)

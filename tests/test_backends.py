@@ -121,6 +121,14 @@ def test_a_model_saved_under_each_backend_loads_under_each_other(exchange, runs)
             assert_classes_agree(np.argmax(logits, -1), saved, KERNEL_ORDER_RTOL)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_evaluation_and_prediction_paths(exchange, runs, backend):
+    logits = np.load(exchange / f"logits_{backend}.npy")
+    # The compiled inference step against the plain call: other kernels, other fusion.
+    assert_logits_close(np.load(exchange / f"strategy_logits_{backend}.npy"), logits)
+    assert_classes_agree(np.load(exchange / f"runner_ids_{backend}.npy"), logits)
+
+
 @pytest.mark.parametrize("layout", CHECKPOINTS)
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_converted_checkpoints_load_on_every_backend(exchange, runs, layout, backend):
