@@ -53,6 +53,7 @@ def danet_keras_arguments(path):
     """The arguments of every `danet-keras` command of the file (comments and [options] out)."""
     found = []
     for command in shell_commands(path):
+        command = re.sub(r"^(\w+=\S* )+", "", command)  # "KERAS_BACKEND=jax danet-keras ..."
         if command.startswith("danet-keras "):
             command = re.sub(r"\[[^\]]*\]", "", command)  # "[--optional ...]" in the docs
             found.append(shlex.split(command, comments=True)[1:])
