@@ -268,13 +268,8 @@ def train_checks(exchange):
     """`danet_keras.train` on the demo city (the reader, tf.data pipeline, recipe, MeanIoU)."""
     from danet_keras.training.trainer import train
 
-    settings = dict(
-        model={"backbone": "resnet18", "head_channels": 16},
-        tensorboard=False,
-        backup=False,
-        verbose=0,
-        seed=3,
-    )
+    settings = dict(model={"backbone": "resnet18", "head_channels": 16}, verbose=0, seed=3)
+    # The defaults' callbacks too: TensorBoard logs, backups.
     result = train(
         dict(
             dataset="demo_city",
@@ -291,6 +286,7 @@ def train_checks(exchange):
     checks = {
         "history": {key: [float(v) for v in values] for key, values in result.history.items()},
         "final_model": bool(result.final_model and os.path.exists(result.final_model)),
+        "logs": os.path.isdir(os.path.join(result.output_dir, "logs")),
     }
     if BACKEND == "jax":
         checks["data_parallel"] = data_parallel_checks(exchange, settings)
@@ -319,6 +315,8 @@ def data_parallel_checks(exchange, settings):
                 batch_size=4,
                 learning_rate=0.01,
                 validation=False,
+                tensorboard=False,
+                backup=False,
                 output_dir=os.path.join(exchange, f"step_{strategy}"),
                 **settings,
             ),

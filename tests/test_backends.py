@@ -200,7 +200,7 @@ def test_train_on_the_demo_city(runs, backend):
     assert len(history["loss"]) == 1 and np.isfinite(history["loss"]).all()
     # The validation pass ran with the MeanIoU metric.
     assert 0 <= history["val_logits_mean_iou"][0] <= 1
-    assert result["final_model"]
+    assert result["final_model"] and result["logs"]
 
 
 def test_jax_data_parallel_step_equals_one_device_step(runs):
