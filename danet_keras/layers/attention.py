@@ -238,8 +238,7 @@ class PositionAttention(keras.layers.Layer):
             this block's share of sums over all blocks, in float32.
         """
         attention = PositionAttention._attention_weights(query_block, key)
-        # Einsums, not transposes: each backend contracts the right axes in
-        # place, with no transposed copy of a (B x block x N) tensor.
+        # Einsums name the contracted axes: no transposed operand to copy.
         grad_value = ops.einsum("bqk,bqc->bkc", ops.cast(attention, value.dtype), grad_block)
         grad_attention = ops.cast(ops.einsum("bqc,bkc->bqk", grad_block, value), "float32")
         grad_energy = attention * (
