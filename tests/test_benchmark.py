@@ -122,8 +122,9 @@ def test_cases_run_in_process(tmp_path):
         finally:
             keras.mixed_precision.set_global_policy("float32")
         assert bf16["median_s"] > 0
-    for side in ("torch", "keras"):
+    for side in ("torch", "keras", "backend"):
         assert run_case(tiny_case(task="training", side=side, batch=2))["median_s"] > 0
+    assert run_case(tiny_case(task="inference", side="backend"))["backend"] == "tensorflow"
     levers = run_case(tiny_case(task="levers", side="keras"))["levers"]
     assert levers["plain"]["ratio"] == 1.0 and len(levers) == 5
     serving = run_case(tiny_case(task="serving", side="keras", weights=weights))
@@ -153,6 +154,26 @@ def test_vs_pytorch_smoke_runs_children_and_writes_table_and_plot(tmp_path, caps
     # Without bfloat16 rows the run does not touch bfloat16 kernels, not even for the peak.
     assert "GFLOP/s fp32 |" in table and " bf16 |" not in table
     assert (out / "vs_pytorch.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_backends_benchmark_runs_each_backend_in_its_child(capsys):
+    # One backend other than this process's: the child's KERAS_BACKEND is the case's.
+    arguments = ["--backends", "jax", "--sizes", "32x32", "--backbone", "resnet18"]
+    load_benchmark("backends").main(arguments + ["--head-channels", "16", "--repeats", "1"])
+    table = capsys.readouterr().out
+    assert table.startswith(f"CPU: {kernels_description()}\n")
+    rows = [
+        line
+        for line in table.splitlines()
+        if line.startswith("| inference") or line.startswith("| training")
+    ]
+    assert [row.split(" | ")[0] for row in rows] == [
+        "| inference 32x32, batch 1",
+        "| training 32x32, batch 2",
+    ]
+    for row in rows:  # "seconds s / peak GB": no error, no other backend
+        assert row.split(" | ")[1].endswith(" GB |"), row
 
 
 def test_child_process_reports_errors_and_memory_limits():

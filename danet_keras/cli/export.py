@@ -73,6 +73,10 @@ def export(args):
         )
     # Imported here, not at the top: `danet-keras --help` must not import TensorFlow.
     from danet_keras import export as export_lib
+    from danet_keras.utils.backends import require_tensorflow_backend
+
+    # Before the model is loaded: the artefacts are TensorFlow graphs.
+    require_tensorflow_backend("Export")
     from danet_keras.apps.predict import image_files, read_image
     from danet_keras.export.runners import KerasRunner
     from danet_keras.export.saved_model import serving_output_keys

@@ -10,6 +10,7 @@ PACKAGES = (
     "tensorflow",
     "keras",
     "keras-cv",
+    "jax",
     "tensorflow-datasets",
     "numpy",
     "torch",
@@ -36,11 +37,13 @@ def info_text(count_parameters=False):
     from danet_keras.inference.optimize import winograd_choice
     from danet_keras.models.preset_io import cache_dir
     from danet_keras.models.presets import BACKBONE_PRESETS, PRESETS
+    from danet_keras.utils.backends import keras_backend
     from danet_keras.utils.cpu import kernels_description
 
     lines = [f"python               {platform.python_version()} ({platform.platform()})"]
     for name, version in package_versions().items():
         lines.append(f"{name:<20} {version or 'not installed'}")
+    lines.append(f"keras backend        {keras_backend()} (KERAS_BACKEND: tensorflow, jax, torch)")
     lines.append("")
     lines.append("devices:")
     for device in tf.config.list_physical_devices():

@@ -184,7 +184,8 @@ def register(subparsers):
     add(
         "--strategy",
         choices=STRATEGIES,
-        help="tf.distribute strategy (default auto; multi_worker reads TF_CONFIG)",
+        help="distribution strategy (default auto); TensorFlow: mirrored, multi_worker "
+        "(reads TF_CONFIG), tpu; JAX: data_parallel",
     )
     add("--tpu", help="TPU name or address")
     add_boolean_argument(

@@ -13,6 +13,7 @@ import tensorflow as tf
 from danet_keras.data.classes import model_classes
 from danet_keras.export.metadata import add_onnx_classes
 from danet_keras.export.saved_model import images_spec, segmentation_outputs
+from danet_keras.utils.backends import require_tensorflow_backend
 from danet_keras.utils.output_paths import check_file_artefact, write_artefact_bytes
 
 DEFAULT_OPSET = 17
@@ -33,6 +34,7 @@ def export_onnx(model, path, input_size=None, opset=DEFAULT_OPSET, overwrite=Fal
     Returns:
         `path`, as a string.
     """
+    require_tensorflow_backend("ONNX export")
     check_file_artefact(path, "onnx", overwrite)
     try:  # deferred: tf2onnx is optional (the `onnx` extra)
         import tf2onnx

@@ -8,6 +8,7 @@ returns the class ids only). `predict` and the export parity report run artefact
 
 import os
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -134,7 +135,9 @@ class KerasRunner(_Runner):
 
     def __call__(self, images):
         images = _as_images(images).astype(np.float32)
-        return outputs_from_logits(self.model(images, training=False)["logits"])
+        # convert_to_numpy: a PyTorch output holds its autograd graph, which NumPy refuses.
+        logits = keras.ops.convert_to_numpy(self.model(images, training=False)["logits"])
+        return outputs_from_logits(logits)
 
 
 class SavedModelRunner(_Runner):

@@ -76,6 +76,7 @@ from danet_keras.data.classes import model_classes
 from danet_keras.export.image_headers import MAX_JPEG_SCANS, encoded_image_size
 from danet_keras.export.metadata import add_metadata_signature, write_labels_asset
 from danet_keras.inference.optimize import inference_model
+from danet_keras.utils.backends import require_tensorflow_backend
 from danet_keras.utils.output_paths import check_folder_artefact, folder_artefact
 
 SERVING_DEFAULT = "serving_default"
@@ -605,6 +606,7 @@ def build_export_archive(
     Returns:
         The `ExportArchive`, ready for `write_out`.
     """
+    require_tensorflow_backend("SavedModel export")
     outputs = serving_output_keys(outputs, include_logits)
     image_size = _validate_image_size(image_size)
     max_image_size = _validate_image_size(max_image_size, "max_image_size")
@@ -746,6 +748,7 @@ def export_saved_model(
     Returns:
         `path`, as a string.
     """
+    require_tensorflow_backend("SavedModel export")
     check_folder_artefact(path, SAVED_MODEL_KIND, overwrite)
     outputs = serving_output_keys(outputs, include_logits)
     classes = model_classes(model)

@@ -25,6 +25,7 @@ from danet_keras.export.metadata import add_tflite_classes
 from danet_keras.export.quantization import FLOAT_OPS_IN_INT8, convert_int8
 from danet_keras.export.saved_model import IMAGES_KEY, SERVING_DEFAULT, build_export_archive
 from danet_keras.inference.optimize import inference_model
+from danet_keras.utils.backends import require_tensorflow_backend
 from danet_keras.utils.native_log import filtered_native_stderr, native_info_hidden
 from danet_keras.utils.output_paths import check_file_artefact, write_artefact_bytes
 
@@ -162,6 +163,7 @@ def export_tflite(
     Returns:
         `path`, as a string.
     """
+    require_tensorflow_backend("TFLite export")
     check_file_artefact(path, "tflite", overwrite)
     input_size = _validate(quantization, representative_data, input_size)
     calibration_images = None

@@ -34,6 +34,7 @@ from keras import tree
 
 from danet_keras.inference.keras_internals import is_functional, packed_like_model, run_graph
 from danet_keras.layers.winograd import TILE_SIZES, WinogradConv2D
+from danet_keras.utils.backends import keras_backend, require_tensorflow_backend
 from danet_keras.utils.cpu import onednn_turned_off
 
 # Layers that are the identity in inference mode.
@@ -71,9 +72,10 @@ def winograd_pays():
     machines), 0.56x on the same cores with oneDNN capped at AVX2
     (`ONEDNN_MAX_CPU_ISA=AVX2`), but 1.17x on an AVX2-only AMD EPYC (issue 23);
     on TensorFlow's own (Eigen) kernels it is slower. The ISA alone does not
-    decide it, so only the last is a rule.
+    decide it, so only the last is a rule. Never under another Keras backend:
+    `WinogradConv2D` is TensorFlow code.
     """
-    return onednn_enabled()
+    return keras_backend() == "tensorflow" and onednn_enabled()
 
 
 def winograd_choice(winograd=False):
@@ -85,6 +87,9 @@ def winograd_choice(winograd=False):
         )
     if winograd is True:
         return "winograd=True: on, as asked"
+    backend = keras_backend()
+    if backend != "tensorflow":
+        return f"winograd='auto': off (Winograd is TensorFlow code; this process runs {backend})"
     if not winograd_pays():
         return "winograd='auto': off (TensorFlow's own kernels: Winograd is slower there)"
     return "winograd='auto': on in float32 (oneDNN's kernels)"
@@ -350,6 +355,10 @@ def optimize_for_inference(
     if winograd_tile_size not in TILE_SIZES:
         raise ValueError(
             f"`winograd_tile_size` must be one of {TILE_SIZES}, got {winograd_tile_size!r}."
+        )
+    if winograd is True:
+        require_tensorflow_backend(
+            "winograd=True", "winograd='auto' or False folds BatchNormalization alone"
         )
     if not is_functional(model):
         raise ValueError(

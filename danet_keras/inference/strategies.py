@@ -42,16 +42,20 @@ def logits_function(model):
             or any callable returning logits or a dict with `"logits"`.
 
     Returns:
-        A callable; for a Keras model a `tf.function` in inference mode, cached
-        per model so that repeated calls with a seen shape do not retrace.
+        A callable; for a Keras model in inference mode, cached per model so
+        that repeated calls with a seen shape do not retrace: a `tf.function`
+        under TensorFlow, Keras' own predict step (`jax.jit`, eager PyTorch;
+        NumPy out) under JAX and PyTorch.
     """
     if not isinstance(model, keras.Model):
         return lambda images: _select_logits(model(images))
     if model not in _LOGITS_FUNCTIONS:
         # One trace per input shape: crops and images of a dataset share a few sizes.
-        _LOGITS_FUNCTIONS[model] = tf.function(
-            lambda images: _select_logits(model(images, training=False))
-        )
+        if keras.backend.backend() == "tensorflow":
+            function = tf.function(lambda images: _select_logits(model(images, training=False)))
+        else:
+            function = lambda images: _select_logits(model.predict_on_batch(images))  # noqa: E731
+        _LOGITS_FUNCTIONS[model] = function
     return _LOGITS_FUNCTIONS[model]
 
 

@@ -21,6 +21,66 @@ def _flatten_positions(x):
     return ops.reshape(x, (shape[0], shape[1] * shape[2], shape[3]))
 
 
+def _to_blocks(x, block):
+    """(B, N, C) -> (blocks, B, block, C); the last block padded with zero rows."""
+    batch, positions, width = ops.shape(x)
+    num_blocks = (positions + block - 1) // block
+    x = ops.pad(x, [[0, 0], [0, num_blocks * block - positions], [0, 0]])
+    return ops.transpose(ops.reshape(x, (batch, num_blocks, block, width)), (1, 0, 2, 3))
+
+
+def _from_blocks(blocks, positions):
+    """(blocks, B, block, C) -> (B, positions, C): `_to_blocks` undone, padding dropped."""
+    shape = ops.shape(blocks)
+    merged = ops.reshape(ops.transpose(blocks, (1, 0, 2, 3)), (shape[1], -1, shape[3]))
+    return merged[:, :positions, :]
+
+
+def _scan_blocks(step, carry, blocks, output_dtype):
+    """Runs `step(carry, block) -> (carry, output)` over the blocks, one after another.
+
+    One block at a time is what bounds the memory to one block's energy:
+    `lax.scan` under JAX, a Python loop under PyTorch, a while loop under
+    TensorFlow (`_tf_scan_blocks`).
+
+    Args:
+        step: the loop body.
+        carry: tuple of tensors passed from one block to the next.
+        blocks: tensor, or tuple of tensors, whose first axis is the block.
+        output_dtype: dtype of `step`'s output.
+
+    Returns:
+        `(carry, outputs)`: the last carry, and the outputs stacked on a new
+        first axis.
+    """
+    if keras.backend.backend() == "tensorflow":
+        return _tf_scan_blocks(step, carry, blocks, output_dtype)
+    return ops.scan(step, carry, blocks)
+
+
+def _tf_scan_blocks(step, carry, blocks, output_dtype):
+    """`_scan_blocks` under TensorFlow: a while loop over a block count known at run time.
+
+    Not `keras.ops.scan`: under TensorFlow its outputs must have the carry's
+    shape. `parallel_iterations=1` runs one block at a time; the loop has
+    gradients and lowers to TFLite builtins and ONNX's Loop.
+    """
+    num_blocks = ops.shape(tf.nest.flatten(blocks)[0])[0]
+
+    def body(index, carry, outputs):
+        block = tf.nest.map_structure(lambda x: x[index], blocks)
+        carry, output = step(carry, block)
+        return index + 1, carry, outputs.write(index, output)
+
+    _, carry, outputs = tf.while_loop(
+        lambda index, *_: index < num_blocks,
+        body,
+        (tf.zeros_like(num_blocks), carry, tf.TensorArray(output_dtype, size=num_blocks)),
+        parallel_iterations=1,
+    )
+    return carry, outputs.stack()
+
+
 @keras.saving.register_keras_serializable(package="danet_keras")
 class PositionAttention(keras.layers.Layer):
     """Position attention module (PAM): every position attends to every position.
@@ -39,11 +99,13 @@ class PositionAttention(keras.layers.Layer):
 
     The N x N attention matrix is never held whole when it is large: queries
     are processed in blocks (the softmax runs over keys, one query at a time,
-    so blocking queries is exact). With a size known at trace time the
-    blocks are unrolled into a chain of plain ops (what TFLite, its int8
-    calibrator and GPU delegates need); with a dynamic size they run in a
-    graph loop (`tf.map_fn`, one block at a time). Both trace into SavedModel,
-    have gradients and hold one block's energy at a time.
+    so blocking queries is exact). Under TensorFlow, with a size known at
+    trace time the blocks are unrolled into a chain of plain ops (what
+    TFLite, its int8 calibrator and GPU delegates need); with a dynamic size
+    they run in a graph loop (one block at a time). Both trace into
+    SavedModel, have gradients and hold one block's energy at a time. Under
+    JAX and PyTorch the blocks always loop (`keras.ops.scan`: `lax.scan`, a
+    Python loop), one at a time as well.
 
     Training memory: autodiff would keep every block's softmax for the
     backward pass, N x N values per image again. With `recompute` the blocked
@@ -57,6 +119,8 @@ class PositionAttention(keras.layers.Layer):
     so only Q, K, V (N x C) are kept between the forward and backward passes
     and the backward pass holds one (B x block x N) block at a time. The
     projections, biases, `gamma` and the residual keep their usual autodiff.
+    The gradient is `keras.ops.custom_gradient`'s on every backend (under
+    PyTorch an `autograd.Function`, whose forward records nothing).
 
     Args:
         reduction: int, channel reduction of the query and key projections
@@ -174,15 +238,15 @@ class PositionAttention(keras.layers.Layer):
             this block's share of sums over all blocks, in float32.
         """
         attention = PositionAttention._attention_weights(query_block, key)
-        # transpose_a/b: no transposed copy of a (B x block x N) tensor.
-        grad_value = tf.matmul(ops.cast(attention, value.dtype), grad_block, transpose_a=True)
-        grad_attention = ops.cast(tf.matmul(grad_block, value, transpose_b=True), "float32")
+        # Einsums name the contracted axes: no transposed operand to copy.
+        grad_value = ops.einsum("bqk,bqc->bkc", ops.cast(attention, value.dtype), grad_block)
+        grad_attention = ops.cast(ops.einsum("bqc,bkc->bqk", grad_block, value), "float32")
         grad_energy = attention * (
             grad_attention - ops.sum(grad_attention * attention, axis=-1, keepdims=True)
         )
         grad_energy = ops.cast(grad_energy, query_block.dtype)
-        grad_query = tf.matmul(grad_energy, key)
-        grad_key = tf.matmul(grad_energy, query_block, transpose_a=True)
+        grad_query = ops.einsum("bqk,bkc->bqc", grad_energy, key)
+        grad_key = ops.einsum("bqk,bqc->bkc", grad_energy, query_block)
         return grad_query, ops.cast(grad_key, "float32"), ops.cast(grad_value, "float32")
 
     def _block_size(self, batch, positions):
@@ -196,22 +260,29 @@ class PositionAttention(keras.layers.Layer):
         rows = ops.maximum(self.energy_budget // ops.maximum(batch * positions, 1), 1)
         return ops.minimum(positions, rows)
 
-    def _static_block_size(self, query):
-        """The block size as a Python int when the shape is static, else None."""
+    def _unrolled_block_size(self, query):
+        """The block size when the blocks unroll (TensorFlow, static shape), else None.
+
+        Only TensorFlow's graphs need the unrolled chain: TFLite's int8
+        calibrator and GPU delegates cannot take a loop. JAX and PyTorch loop
+        (`_scan_blocks`) whatever the shape.
+        """
+        if keras.backend.backend() != "tensorflow":
+            return None
         batch, positions = query.shape[0], query.shape[1]
         if isinstance(batch, int) and isinstance(positions, int):
             return self._block_size(batch, positions)
         return None
 
     def _blocked_attention(self, query, key, value):
-        block = self._static_block_size(query)
+        block = self._unrolled_block_size(query)
         if block is not None:
             return self._unrolled_attention(query, key, value, block)
         return self._looped_attention(query, key, value)
 
     def _blocked_gradients(self, query, key, value, grad):
         """(dQ, dK, dV) of the blocked attention, one recomputed block at a time."""
-        block = self._static_block_size(query)
+        block = self._unrolled_block_size(query)
         if block is not None:
             grads = self._unrolled_gradients(query, key, value, grad, block)
         else:
@@ -223,22 +294,26 @@ class PositionAttention(keras.layers.Layer):
         if not self.recompute:
             return self._blocked_attention(query, key, value)
 
-        @tf.custom_gradient
+        @ops.custom_gradient
         def attend(query, key, value):
-            # Unwatched inputs: no tape (eager or in a graph) records the
-            # forward blocks, so none keeps their softmaxes alive.
-            inputs = [tf.stop_gradient(tensor) for tensor in (query, key, value)]
+            # Unwatched inputs: no tape (TensorFlow's, eager or in a graph)
+            # records the forward blocks, so none keeps their softmaxes alive.
+            inputs = [ops.stop_gradient(tensor) for tensor in (query, key, value)]
             outputs = self._blocked_attention(*inputs)
 
-            def gradient(grad):
-                return self._blocked_gradients(query, key, value, grad)
+            # TensorFlow and JAX pass the upstream gradient alone, PyTorch the
+            # inputs and `upstream=` (keras.ops.custom_gradient's convention).
+            def gradient(*args, upstream=None):
+                if upstream is None:
+                    (upstream,) = args
+                return self._blocked_gradients(query, key, value, upstream)
 
             return outputs, gradient
 
         return attend(query, key, value)
 
     def _unrolled_attention(self, query, key, value, block):
-        """Static shapes: one graph node chain per block.
+        """TensorFlow, static shapes: one graph node chain per block.
 
         Used whenever the size is known at trace time (eager calls, TFLite and
         fixed-size exports): it converts to plain builtin ops, which the int8
@@ -255,32 +330,18 @@ class PositionAttention(keras.layers.Layer):
         return outputs[0] if len(outputs) == 1 else ops.concatenate(outputs, axis=1)
 
     def _looped_attention(self, query, key, value):
-        """Dynamic shapes: a graph loop over query blocks."""
+        """A loop over query blocks (`_scan_blocks`), any backend and shape."""
         shape = ops.shape(query)
-        batch, positions, key_channels = shape[0], shape[1], shape[2]
-        block = self._block_size(batch, positions)
-        num_blocks = (positions + block - 1) // block
-        # Pad the queries to whole blocks; padded rows are computed and dropped.
-        query = ops.pad(query, [[0, 0], [0, num_blocks * block - positions], [0, 0]])
-        blocks = ops.transpose(
-            ops.reshape(query, (batch, num_blocks, block, key_channels)), (1, 0, 2, 3)
-        )
-        # One block at a time (parallel_iterations=1) bounds the memory to one
-        # (B x block x N) energy; the loop is a TensorArray while-loop, which
-        # has gradients and lowers to TFLite builtins.
-        attended = tf.map_fn(
-            lambda query_block: self._attend(query_block, key, value)[0],
-            blocks,
-            fn_output_signature=tf.TensorSpec(None, value.dtype),
-            parallel_iterations=1,
-        )
-        attended = ops.reshape(
-            ops.transpose(attended, (1, 0, 2, 3)), (batch, -1, ops.shape(value)[-1])
-        )
-        return attended[:, :positions, :]
+        block = self._block_size(shape[0], shape[1])
+
+        def step(carry, query_block):
+            return carry, self._attend(query_block, key, value)[0]
+
+        _, attended = _scan_blocks(step, (), _to_blocks(query, block), value.dtype)
+        return _from_blocks(attended, shape[1])
 
     def _unrolled_gradients(self, query, key, value, grad, block):
-        """Static shapes: the backward blocks as a chain, like the forward's.
+        """TensorFlow, static shapes: the backward blocks as a chain, like the forward's.
 
         Each block waits for the previous block's gradients, so a graph
         executor holds one block's recomputed softmax at a time; dK and dV
@@ -306,48 +367,25 @@ class PositionAttention(keras.layers.Layer):
         return grad_query, grad_key, grad_value
 
     def _looped_gradients(self, query, key, value, grad):
-        """Dynamic shapes: a graph loop over query blocks, one at a time."""
+        """A loop over query blocks (`_scan_blocks`), any backend and shape.
+
+        Padded rows have a zero upstream gradient, so their (uniform) softmax
+        adds nothing to dK, dV; their dQ rows are dropped.
+        """
         shape = ops.shape(query)
-        batch, positions, key_channels = shape[0], shape[1], shape[2]
-        channels = ops.shape(value)[2]
-        block = self._block_size(batch, positions)
-        num_blocks = (positions + block - 1) // block
+        block = self._block_size(shape[0], shape[1])
 
-        def to_blocks(x, width):
-            # Padded rows have a zero upstream gradient, so their (uniform)
-            # softmax adds nothing to dK, dV; their dQ rows are dropped.
-            x = ops.pad(x, [[0, 0], [0, num_blocks * block - positions], [0, 0]])
-            return ops.transpose(ops.reshape(x, (batch, num_blocks, block, width)), (1, 0, 2, 3))
-
-        query_blocks, grad_blocks = to_blocks(query, key_channels), to_blocks(grad, channels)
-
-        def body(index, grad_key, grad_value, grad_queries):
+        def step(carry, blocks):
+            grad_key, grad_value = carry
             grad_query, block_key, block_value = self._attend_gradients(
-                query_blocks[index], key, value, grad_blocks[index]
+                blocks[0], key, value, blocks[1]
             )
-            return (
-                index + 1,
-                grad_key + block_key,
-                grad_value + block_value,
-                grad_queries.write(index, grad_query),
-            )
+            return (grad_key + block_key, grad_value + block_value), grad_query
 
-        # parallel_iterations=1: one block's softmax at a time, as the forward.
-        _, grad_key, grad_value, grad_queries = tf.while_loop(
-            lambda index, *_: index < num_blocks,
-            body,
-            (
-                tf.zeros_like(num_blocks),
-                tf.zeros(ops.shape(key), "float32"),
-                tf.zeros(ops.shape(value), "float32"),
-                tf.TensorArray(query.dtype, size=num_blocks),
-            ),
-            parallel_iterations=1,
-        )
-        grad_query = ops.reshape(
-            ops.transpose(grad_queries.stack(), (1, 0, 2, 3)), (batch, -1, key_channels)
-        )
-        return grad_query[:, :positions, :], grad_key, grad_value
+        sums = (ops.zeros_like(key, "float32"), ops.zeros_like(value, "float32"))
+        blocks = (_to_blocks(query, block), _to_blocks(grad, block))
+        (grad_key, grad_value), grad_queries = _scan_blocks(step, sums, blocks, query.dtype)
+        return _from_blocks(grad_queries, shape[1]), grad_key, grad_value
 
     def call(self, inputs, return_attention_scores=False):
         flat = _flatten_positions(inputs)

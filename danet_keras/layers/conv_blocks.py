@@ -30,7 +30,9 @@ class ConvBlockFactory:
             not (PyTorch's, followed by BatchNorm).
         batchnorm_epsilon: BatchNorm epsilon (PyTorch: 1e-5).
         sync_batchnorm: use `BatchNormalization(synchronized=True)`, which
-            averages batch statistics over replicas under `tf.distribute`.
+            averages batch statistics over replicas under `tf.distribute`
+            (TensorFlow only: under a JAX distribution they are the global
+            batch's anyway, and PyTorch trains on one device).
     """
 
     def __init__(
@@ -64,7 +66,8 @@ class ConvBlockFactory:
         return keras.layers.BatchNormalization(
             epsilon=self.batchnorm_epsilon,
             momentum=BATCHNORM_MOMENTUM,
-            synchronized=self.sync_batchnorm,
+            # Keras has it under TensorFlow only; elsewhere there is nothing to synchronise.
+            synchronized=self.sync_batchnorm and keras.backend.backend() == "tensorflow",
             name=name,
         )(x)
 

@@ -1,10 +1,12 @@
 """Bilinear resizing with both PyTorch corner conventions.
 
 `align_corners=False` (half-pixel centres) is what `keras.ops.image.resize`
-and `tf.image.resize` do, and what mmsegmentation uses. `align_corners=True`
-(the official DANet code) maps the corner pixels of input and output onto
-each other; neither Keras nor `tf.image.resize` offers it, so it is written
-here as two separable gathers plus linear interpolation -- cheap, exact,
+and `tf.image.resize` do, and what mmsegmentation uses (`tf.image.resize`
+under TensorFlow, whose sizes may be known at run time only;
+`keras.ops.image.resize` under JAX and PyTorch). `align_corners=True` (the
+official DANet code) maps the corner pixels of input and output onto each
+other; neither Keras nor `tf.image.resize` offers it, so it is written here
+as two separable gathers plus linear interpolation -- cheap, exact,
 differentiable and made of ops every exporter knows (GATHER, MUL, ADD).
 """
 
@@ -29,6 +31,17 @@ def _interpolate_axis_align_corners(x, out_size, axis):
     return low + (high - low) * weight
 
 
+def _resize_half_pixel(images, height, width):
+    """Bilinear resizing with half-pixel centres (no antialiasing)."""
+    if keras.backend.backend() == "tensorflow":
+        # tf.image.resize, not keras.ops.image.resize: the latter checks the
+        # size in Python and cannot take a size known only at run time
+        # (SavedModel signatures of any image size).
+        return tf.image.resize(images, tf.stack([height, width]), method="bilinear")
+    # JAX and PyTorch: shapes are always Python ints here.
+    return ops.image.resize(images, (height, width), interpolation="bilinear")
+
+
 def bilinear_resize(images, size, align_corners=False):
     """Resizes NHWC `images` to `size` = (height, width) bilinearly.
 
@@ -44,10 +57,7 @@ def bilinear_resize(images, size, align_corners=False):
     """
     height, width = size
     if not align_corners:
-        # tf.image.resize, not keras.ops.image.resize: the latter checks the
-        # size in Python and cannot take a size known only at run time.
-        resized = tf.image.resize(images, tf.stack([height, width]), method="bilinear")
-        return ops.cast(resized, images.dtype)
+        return ops.cast(_resize_half_pixel(images, height, width), images.dtype)
     resized = _interpolate_axis_align_corners(images, height, axis=1)
     return _interpolate_axis_align_corners(resized, width, axis=2)
 

@@ -1,4 +1,9 @@
-"""Choosing a `tf.distribute` strategy by name, and who the chief worker is.
+"""Choosing a distribution strategy by name, and who the chief worker is.
+
+Under TensorFlow a name is a `tf.distribute` strategy; under JAX, "auto" and
+"data_parallel" are `keras.distribution.DataParallel` over the local devices;
+under PyTorch, one device. A name that the running backend does not have is
+refused (`make_strategy`).
 
 Multi-worker training reads the cluster from the `TF_CONFIG` environment
 variable as TensorFlow documents it, e.g. on worker 1 of two:
@@ -10,10 +15,17 @@ Every worker runs the same command; the chief (task "chief", or worker 0 when
 the cluster has no "chief") writes checkpoints and logs.
 """
 
+import contextlib
 import json
 import os
 
-STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
+STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu", "data_parallel")
+# The names each Keras backend offers (TensorFlow's are tf.distribute strategies).
+BACKEND_STRATEGIES = {
+    "tensorflow": ("auto", "one_device", "mirrored", "multi_worker", "tpu"),
+    "jax": ("auto", "one_device", "data_parallel"),
+    "torch": ("auto", "one_device"),
+}
 
 
 def tf_config():
@@ -90,32 +102,112 @@ def _keras_multi_worker_strategy_class():
     return KerasMultiWorkerMirroredStrategy
 
 
+class KerasDistribution:
+    """What `train` uses of a `tf.distribute.Strategy`, for the JAX and PyTorch backends.
+
+    Args:
+        distribution: a `keras.distribution.Distribution` (JAX), or None for
+            one device.
+        device_type: `"cpu"`, `"gpu"` or `"tpu"`: where the model runs.
+    """
+
+    def __init__(self, distribution=None, device_type="cpu"):
+        self.distribution = distribution
+        self.device_type = device_type
+
+    @property
+    def num_replicas_in_sync(self):
+        """Devices that each global batch is split over."""
+        if self.distribution is None:
+            return 1
+        return int(self.distribution.device_mesh.devices.size)
+
+    def scope(self):
+        """Variables created and `fit` run under it follow the distribution."""
+        if self.distribution is None:
+            return contextlib.nullcontext()
+        return self.distribution.scope()
+
+    def distribute_datasets_from_function(self, dataset_fn):
+        """The global dataset: Keras splits each batch over the devices itself."""
+        return dataset_fn(None)
+
+
+def check_strategy(name, backend):
+    """Raises unless the Keras backend `backend` offers strategy `name`.
+
+    Raises:
+        ValueError: a one-line message naming the backend that has it.
+    """
+    if name not in STRATEGIES:
+        raise ValueError(f"`strategy` must be one of {STRATEGIES}, got {name!r}.")
+    if name in BACKEND_STRATEGIES[backend]:
+        return
+    owners = [other for other, names in BACKEND_STRATEGIES.items() if name in names]
+    raise ValueError(
+        f"`strategy={name!r}` needs KERAS_BACKEND={owners[0]}; this process runs {backend}, "
+        f"whose strategies are {BACKEND_STRATEGIES[backend]}."
+    )
+
+
+def _keras_distribution(name, devices, backend):
+    """`make_strategy` under JAX and PyTorch."""
+    # deferred: cli.train imports this module; `--help` loads no Keras backend
+    import keras
+
+    if backend == "torch":
+        # deferred: only the PyTorch backend gets here
+        import torch
+
+        return KerasDistribution(None, "gpu" if torch.cuda.is_available() else "cpu")
+    devices = list(devices or keras.distribution.list_devices())
+    device_type = devices[0].split(":")[0]
+    if name == "one_device" or (name == "auto" and len(devices) == 1):
+        return KerasDistribution(None, device_type)
+    return KerasDistribution(keras.distribution.DataParallel(devices=devices), device_type)
+
+
 def make_strategy(name="auto", devices=None, tpu=None):
-    """A `tf.distribute.Strategy` by name.
+    """A distribution strategy by name, for the running Keras backend.
 
     Call it before building the model (and, for `"multi_worker"`, before any
     other TensorFlow work: the cluster is set up when it is created).
 
     Args:
-        name: `"auto"` (multi-worker when `TF_CONFIG` lists several workers,
-            TPU when `TPU_NAME` is set, mirrored over several GPUs, else one
-            device), `"one_device"`, `"mirrored"` (all GPUs, or all logical
-            CPUs when there is no GPU), `"multi_worker"` or `"tpu"`.
-        devices: optional device list for `"mirrored"` / `"one_device"`.
+        name: under TensorFlow, `"auto"` (multi-worker when `TF_CONFIG` lists
+            several workers, TPU when `TPU_NAME` is set, mirrored over several
+            GPUs, else one device), `"one_device"`, `"mirrored"` (all GPUs, or
+            all logical CPUs when there is no GPU), `"multi_worker"` or
+            `"tpu"`; under JAX, `"auto"` (data parallel over all local
+            devices when there are several), `"one_device"` or
+            `"data_parallel"`; under PyTorch, `"auto"` or `"one_device"`.
+        devices: optional device list for `"mirrored"` / `"one_device"`
+            (TensorFlow) or `"data_parallel"` (JAX, e.g. `["cpu:0", "cpu:1"]`).
         tpu: TPU name or address for `"tpu"` (default: `TPU_NAME`, or a
             local TPU VM).
 
     Returns:
-        The strategy.
+        A `tf.distribute.Strategy` under TensorFlow, else a `KerasDistribution`.
 
     Raises:
-        ValueError: unknown name, or the requested hardware is not there.
+        ValueError: unknown name, a name of another backend, or the requested
+            hardware is not there.
     """
+    # deferred: cli.train imports this module; `--help` loads no TensorFlow
+    import keras
+
+    backend = keras.backend.backend()
+    check_strategy(name, backend)
+    if backend != "tensorflow":
+        if name == "auto" and _num_cluster_workers() > 1:
+            raise ValueError(
+                "TF_CONFIG lists several workers: multi-worker training needs "
+                f"KERAS_BACKEND=tensorflow (this process runs {backend})."
+            )
+        return _keras_distribution(name, devices, backend)
     # deferred: cli.train imports this module; `--help` loads no TensorFlow
     import tensorflow as tf
 
-    if name not in STRATEGIES:
-        raise ValueError(f"`strategy` must be one of {STRATEGIES}, got {name!r}.")
     if name == "auto":
         if _num_cluster_workers() > 1:
             name = "multi_worker"

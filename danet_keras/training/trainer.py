@@ -1,4 +1,9 @@
-"""`danet_keras.train`: the paper's recipe on `model.fit` under a `tf.distribute` strategy.
+"""`danet_keras.train`: the paper's recipe on `model.fit`, under the strategy of the backend.
+
+Any Keras backend (KERAS_BACKEND): under TensorFlow a `tf.distribute`
+strategy, under JAX one device or `keras.distribution.DataParallel`, under
+PyTorch one device (`training.strategy.make_strategy`); the input pipeline is
+`tf.data` on all three.
 
 One call builds the strategy, the data pipelines, the DANet (synchronised
 BatchNorm) compiled with the recipe of `DANet.compile` (the three or four
@@ -34,7 +39,12 @@ import numpy as np
 
 from danet_keras.data.classes import dataset_classes
 from danet_keras.training.config import resolve_config, starting_weights, validated_epochs
-from danet_keras.training.strategy import is_chief, make_strategy, task_identity
+from danet_keras.training.strategy import (
+    KerasDistribution,
+    is_chief,
+    make_strategy,
+    task_identity,
+)
 from danet_keras.utils.atomic_io import atomic_path, remove_partials, write_text
 from danet_keras.utils.output_paths import check_owned_folder, is_other_output, own_folder
 
@@ -101,6 +111,9 @@ def worker_output_dir(output_dir):
 
 
 def _mixed_precision_policy(strategy):
+    """float16 compute on GPUs, bfloat16 on TPUs and CPUs."""
+    if isinstance(strategy, KerasDistribution):
+        return "mixed_float16" if strategy.device_type == "gpu" else "mixed_bfloat16"
     # deferred: Keras/TensorFlow load after train() builds its strategy
     import tensorflow as tf
 
@@ -342,8 +355,9 @@ def train(config=None, train_data=None, val_data=None, strategy=None, callbacks=
             finite datasets are repeated.
         val_data: optional finite validation dataset of `(images, labels)`,
             or a function returning one.
-        strategy: optional `tf.distribute.Strategy` to use instead of
-            `config.strategy`.
+        strategy: optional `tf.distribute.Strategy` (TensorFlow) or
+            `training.strategy.KerasDistribution` (JAX, PyTorch) to use
+            instead of `config.strategy`.
         callbacks: optional extra Keras callbacks (they run after the
             backup is restored).
         **overrides: `TrainConfig` fields, e.g. `epochs=2`.
@@ -438,19 +452,21 @@ def train(config=None, train_data=None, val_data=None, strategy=None, callbacks=
     monitor = monitor_key(model) if fit_val is not None else None
     callbacks = _callbacks(config, output_dir, steps_per_epoch, monitor, list(callbacks or []))
     verbose = fit_verbosity(config.verbose) if is_chief() else 0
-    history = model.fit(
-        fit_train,
-        epochs=config.epochs,
-        steps_per_epoch=steps_per_epoch,
-        validation_data=fit_val,
-        validation_steps=config.validation_steps,
-        validation_freq=validated_epochs(config.epochs, config.validation_freq)
-        if fit_val is not None
-        else 1,
-        callbacks=callbacks,
-        verbose=verbose,
-        shuffle=False,  # the pipelines shuffle
-    )
+    # In the scope too: a JAX distribution lays out each batch only inside it.
+    with strategy.scope():
+        history = model.fit(
+            fit_train,
+            epochs=config.epochs,
+            steps_per_epoch=steps_per_epoch,
+            validation_data=fit_val,
+            validation_steps=config.validation_steps,
+            validation_freq=validated_epochs(config.epochs, config.validation_freq)
+            if fit_val is not None
+            else 1,
+            callbacks=callbacks,
+            verbose=verbose,
+            shuffle=False,  # the pipelines shuffle
+        )
 
     losses_seen = history.history.get("loss", [])
     stopped_on_nan = not all(math.isfinite(float(value)) for value in losses_seen)

@@ -25,6 +25,7 @@ def test_info_reports_versions_devices_and_the_model_zoo(capsys):
         "tensorflow",
         "keras",
         "devices:",
+        "keras backend        tensorflow",
         "CPU",
         "danet_resnet101_cityscapes",
         "76.34",

@@ -3,7 +3,15 @@ import json
 import pytest
 import tensorflow as tf
 
-from danet_keras.training.strategy import is_chief, make_strategy, task_identity, tf_config
+from danet_keras.training.strategy import (
+    BACKEND_STRATEGIES,
+    KerasDistribution,
+    check_strategy,
+    is_chief,
+    make_strategy,
+    task_identity,
+    tf_config,
+)
 
 
 def cluster(task_type, index, with_chief=False):
@@ -40,3 +48,32 @@ def test_names(monkeypatch):
         make_strategy("horovod")
     assert isinstance(make_strategy("auto"), tf.distribute.OneDeviceStrategy)
     assert make_strategy("mirrored").num_replicas_in_sync == 1
+
+
+@pytest.mark.parametrize(
+    "name, backend, owner",
+    [
+        ("mirrored", "jax", "tensorflow"),
+        ("multi_worker", "torch", "tensorflow"),
+        ("tpu", "jax", "tensorflow"),
+        ("data_parallel", "tensorflow", "jax"),
+        ("data_parallel", "torch", "jax"),
+    ],
+)
+def test_a_strategy_of_another_backend_is_refused_in_one_line(name, backend, owner):
+    message = f"needs KERAS_BACKEND={owner}; this process runs {backend}"
+    with pytest.raises(ValueError, match=message) as error:
+        check_strategy(name, backend)
+    assert "\n" not in str(error.value)
+    for offered in BACKEND_STRATEGIES[backend]:
+        check_strategy(offered, backend)
+    with pytest.raises(ValueError, match="must be one of"):
+        check_strategy("horovod", backend)
+
+
+def test_one_device_distribution_of_jax_and_pytorch():
+    one = KerasDistribution(None, "cpu")
+    assert one.num_replicas_in_sync == 1
+    with one.scope():
+        pass
+    assert one.distribute_datasets_from_function(lambda context: context) is None

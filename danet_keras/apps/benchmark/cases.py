@@ -364,6 +364,52 @@ def _reference_weights(case):
     return {"path": case["weights"], "peak_rss_mb": peak_rss_mb()}
 
 
+def _keras_backend():
+    # deferred: one framework per process (module docstring)
+    import keras
+
+    return keras.backend.backend()
+
+
+def _backend_model(case):
+    """The plain DANet of the case under this process's Keras backend (the case's `backend`)."""
+    # deferred: one framework per process (module docstring)
+    import keras
+
+    from danet_keras.models.danet import DANet
+
+    keras.utils.set_random_seed(0)
+    return DANet(**_model_config(case))
+
+
+def _backend_inference(case):
+    """Inference through Keras' own predict step: `tf.function`, `jax.jit` or PyTorch eager."""
+    model = _backend_model(case)
+    images = np.float32(_synthetic(case["batch"], case["size"]))
+    outputs = {}
+
+    def run():
+        outputs.update(model.predict_on_batch(images))
+
+    result = timed(run, case.get("warmup", 1), case.get("repeats", 3))
+    result.update(peak_rss_mb=peak_rss_mb(), backend=_keras_backend())
+    _save_logits(case, outputs["logits"])
+    return result
+
+
+def _backend_training(case):
+    """A step of `compile()`'s recipe (three cross-entropies, LayerwiseSGD): `train_on_batch`."""
+    model = _backend_model(case)
+    model.compile(total_steps=1000)
+    images = np.float32(_synthetic(case["batch"], case["size"]))
+    labels = _labels(case).astype(np.int32)
+    result = timed(
+        lambda: model.train_on_batch(images, labels), case.get("warmup", 1), case["repeats"]
+    )
+    result.update(peak_rss_mb=peak_rss_mb(), backend=_keras_backend())
+    return result
+
+
 CASE_RUNNERS = {
     ("peak", "keras"): _matmul_peak,
     ("weights", "torch"): _reference_weights,
@@ -375,6 +421,8 @@ CASE_RUNNERS = {
     ("training", "torch"): _torch_training,
     ("serving", "keras"): _keras_serving,
     ("levers", "keras"): _keras_levers,
+    ("inference", "backend"): _backend_inference,
+    ("training", "backend"): _backend_training,
 }
 
 
@@ -384,7 +432,9 @@ def run_case(case):
     Args:
         case: dict with `task` (`"inference"`, `"training"`, `"serving"`,
             `"export"`, `"peak"`, `"weights"`), `side` (`"keras"`,
-            `"tflite"`, `"torch"`), `backbone`, `num_classes`, `size` [H, W],
+            `"tflite"`, `"torch"`, or `"backend"`: the model under the Keras
+            backend `backend` of the case, through Keras' own compiled
+            steps), `backbone`, `num_classes`, `size` [H, W],
             `batch`, `precision` (`"float32"`, `"bfloat16"`, `"int8"`),
             `variant` (Keras: `"plain"` the model as built, `"optimized"` its
             `optimize_for_inference` graph, `"naive"` that graph with the

@@ -44,6 +44,9 @@ def run_case_in_child(case, timeout_s=3600, max_rss_gb=DEFAULT_MAX_RSS_GB):
         line of its error output.
     """
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    if case.get("backend"):
+        # Read when Keras is imported: the child's backend is the case's.
+        env["KERAS_BACKEND"] = case["backend"]
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         process = subprocess.Popen(
             [sys.executable, "-m", "danet_keras.apps.benchmark", json.dumps(case)],
