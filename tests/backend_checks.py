@@ -339,6 +339,28 @@ def data_parallel_checks(exchange, settings):
     }
 
 
+def remat_checks():
+    """One `fit` step with the backbone rematerialised and without: the same step.
+
+    The recomputation must neither change the gradients nor move BatchNorm's
+    statistics a second time (`layers/remat.py`), whatever the backend's remat.
+    """
+    rng = np.random.default_rng(2)
+    images = rng.uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    labels = rng.integers(0, 5, (2, 32, 32)).astype("int32")
+    weights = {}
+    for remat in (False, True):
+        model = small_danet(dropout=0.0, remat=remat)
+        model.set_weights(numpy_weights(model))
+        model.compile(optimizer=keras.optimizers.SGD(0.1))
+        model.fit(images, labels, batch_size=2, epochs=1, verbose=0, shuffle=False)
+        weights[remat] = [to_numpy(v) for v in model.weights]
+    return {
+        "errors": [float(np.abs(a - b).max()) for a, b in zip(weights[False], weights[True])],
+        "scales": [float(np.abs(a).max()) for a in weights[False]],
+    }
+
+
 def main(exchange, load_only):
     results = {"backend": BACKEND}
     images = np.load(os.path.join(exchange, "input.npy"))
@@ -349,6 +371,7 @@ def main(exchange, load_only):
         results["attention"] = attention_checks()
         results["resize"] = resize_checks()
         results["refusals"] = refusals()
+        results["remat"] = remat_checks()
         results["train"] = train_checks(exchange)
     print(json.dumps(results))
 

@@ -203,6 +203,14 @@ def test_train_on_the_demo_city(runs, backend):
     assert result["final_model"] and result["logs"]
 
 
+@pytest.mark.parametrize("backend", OTHER_BACKENDS)
+def test_remat_takes_the_same_training_step(runs, backend):
+    # The same ops run again for the gradient: only kernel choices may differ.
+    result = runs[backend]["remat"]
+    for error, scale in zip(result["errors"], result["scales"]):
+        assert error <= KERNEL_ORDER_RTOL * scale
+
+
 def test_jax_data_parallel_step_equals_one_device_step(runs):
     result = runs["jax"]["train"]["data_parallel"]
     assert result["devices"] == [1, 2]
