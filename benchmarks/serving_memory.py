@@ -25,32 +25,8 @@ import json
 import os
 import tempfile
 
-from danet_keras.apps.benchmark.measure import peak_rss_of_script
+from danet_keras.apps.benchmark.measure import one_image_peak_rss_mb
 from danet_keras.utils.cpu import kernels_description
-
-KERAS_CALL = """
-import numpy as np, keras, tensorflow as tf
-import danet_keras
-model = keras.saving.load_model({model!r})
-forward = tf.function(lambda x: model(x, training=False))
-images = tf.constant(np.random.default_rng(0).uniform(0, 255, (1, {h}, {w}, 3)), tf.float32)
-{{k: v.numpy() for k, v in forward(images).items()}}
-"""
-
-PREDICT = """
-import numpy as np, keras
-import danet_keras
-model = keras.saving.load_model({model!r})
-images = np.random.default_rng(0).uniform(0, 255, (1, {h}, {w}, 3)).astype("uint8")
-model.predict_class_map(images)
-"""
-
-SERVED = """
-import numpy as np, tensorflow as tf
-serve = tf.saved_model.load({model!r}).signatures["serving_default"]
-images = np.random.default_rng(0).uniform(0, 255, (1, {h}, {w}, 3)).astype("uint8")
-{{k: v.numpy() for k, v in serve(images=tf.constant(images)).items()}}
-"""
 
 
 def parse_size(text):
@@ -58,10 +34,10 @@ def parse_size(text):
     return int(height), int(width)
 
 
-def peak_of(code, **values):
-    """Runs `code` with `values` filled in, in a fresh Python process: {"peak_rss_mb": MiB}."""
+def peak_of(kind, model, size):
+    """`one_image_peak_rss_mb` as a row: {"peak_rss_mb": MiB} or {"error": ...}."""
     try:
-        return {"peak_rss_mb": peak_rss_of_script(code.format(**values))}
+        return {"peak_rss_mb": one_image_peak_rss_mb(kind, model, size)}
     except RuntimeError as error:
         return {"error": str(error)}
 
@@ -96,14 +72,13 @@ def write_models(directory, backbone, num_classes, seed):
 
 
 def measure(paths, size):
-    height, width = size
     rows = {
-        "Keras model(x)": peak_of(KERAS_CALL, model=paths["keras"], h=height, w=width),
-        "predict_class_map": peak_of(PREDICT, model=paths["keras"], h=height, w=width),
+        "Keras model(x)": peak_of("keras_call", paths["keras"], size),
+        "predict_class_map": peak_of("predict_class_map", paths["keras"], size),
     }
     for label, path in paths.items():
         if label.startswith("served"):
-            rows[label] = peak_of(SERVED, model=path, h=height, w=width)
+            rows[label] = peak_of("served", path, size)
     return rows
 
 

@@ -11,7 +11,7 @@ import tensorflow as tf
 from PIL import Image
 
 from danet_keras import DANet
-from danet_keras.apps.benchmark.measure import peak_rss_of_script
+from danet_keras.apps.benchmark.measure import one_image_peak_rss_mb
 from danet_keras.export import export_saved_model, load_runner
 from danet_keras.export.runners import KerasRunner
 from danet_keras.export.saved_model import serving_output_keys
@@ -282,22 +282,6 @@ def test_a_mixed_precision_model_exports_a_float32_saved_model(
     assert np.abs(half - reference["logits"]).max() > logit_tolerance(reference["logits"])
 
 
-SERVE_ONE_IMAGE = """
-import numpy as np, tensorflow as tf
-serve = tf.saved_model.load({path!r}).signatures["serving_default"]
-images = tf.constant(np.zeros((1, {height}, {width}, 3), np.uint8))
-{{name: value.numpy() for name, value in serve(images=images).items()}}
-"""
-
-CALL_KERAS_MODEL = """
-import numpy as np, keras, tensorflow as tf
-import danet_keras
-model = keras.saving.load_model({path!r})
-forward = tf.function(lambda x: model(x, training=False))
-{{name: value.numpy() for name, value in forward(tf.zeros((1, {height}, {width}, 3))).items()}}
-"""
-
-
 @pytest.mark.slow
 def test_a_served_export_peaks_at_no_more_memory_than_the_plain_model(tmp_path):
     # Memory only, never time. At 512x1024 a DANet-ResNet18's activations
@@ -309,8 +293,8 @@ def test_a_served_export_peaks_at_no_more_memory_than_the_plain_model(tmp_path):
     keras_path = str(tmp_path / "model.keras")
     model.save(keras_path)
     served_path = export_saved_model(model, str(tmp_path / "served"))
-    size = dict(height=512, width=1024)
-    plain = peak_rss_of_script(CALL_KERAS_MODEL.format(path=keras_path, **size), timeout_s=600)
-    served = peak_rss_of_script(SERVE_ONE_IMAGE.format(path=served_path, **size), timeout_s=600)
+    size = (512, 1024)
+    plain = one_image_peak_rss_mb("keras_call", keras_path, size, timeout_s=600)
+    served = one_image_peak_rss_mb("served", served_path, size, timeout_s=600)
     print(f"peak RSS at 512x1024: served {served:.0f} MB, Keras model {plain:.0f} MB")
     assert served <= 1.10 * plain, (served, plain)

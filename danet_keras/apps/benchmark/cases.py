@@ -28,6 +28,7 @@ from danet_keras.apps.benchmark.measure import (
     timed,
 )
 from danet_keras.models.conversion.checkpoint import read_state_dict
+from danet_keras.utils.backends import keras_backend
 
 # One block for the whole N x N energy: the official code's memory behaviour.
 NAIVE_ATTENTION_BLOCK = 1 << 30
@@ -364,13 +365,6 @@ def _reference_weights(case):
     return {"path": case["weights"], "peak_rss_mb": peak_rss_mb()}
 
 
-def _keras_backend():
-    # deferred: one framework per process (module docstring)
-    import keras
-
-    return keras.backend.backend()
-
-
 def _backend_model(case):
     """The plain DANet of the case under this process's Keras backend (the case's `backend`)."""
     # deferred: one framework per process (module docstring)
@@ -392,7 +386,7 @@ def _backend_inference(case):
         outputs.update(model.predict_on_batch(images))
 
     result = timed(run, case.get("warmup", 1), case.get("repeats", 3))
-    result.update(peak_rss_mb=peak_rss_mb(), backend=_keras_backend())
+    result.update(peak_rss_mb=peak_rss_mb(), backend=keras_backend())
     _save_logits(case, outputs["logits"])
     return result
 
@@ -406,7 +400,7 @@ def _backend_training(case):
     result = timed(
         lambda: model.train_on_batch(images, labels), case.get("warmup", 1), case["repeats"]
     )
-    result.update(peak_rss_mb=peak_rss_mb(), backend=_keras_backend())
+    result.update(peak_rss_mb=peak_rss_mb(), backend=keras_backend())
     return result
 
 

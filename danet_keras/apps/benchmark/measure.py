@@ -60,6 +60,52 @@ def peak_rss_of_script(code, timeout_s=None):
     return int(peaks[-1]) / 1024
 
 
+# One image through a model, in a fresh process: `{model}` a `.keras` file (called in
+# inference mode in a tf.function, all outputs; or `predict_class_map`) or a SavedModel
+# directory (its `serving_default`, in a process that imports TensorFlow alone, as TF
+# Serving runs it).
+ONE_IMAGE_SCRIPTS = {
+    "keras_call": """
+import numpy as np, keras, tensorflow as tf
+import danet_keras
+model = keras.saving.load_model({model!r})
+forward = tf.function(lambda x: model(x, training=False))
+images = tf.constant(np.random.default_rng(0).uniform(0, 255, (1, {h}, {w}, 3)), tf.float32)
+{{k: v.numpy() for k, v in forward(images).items()}}
+""",
+    "predict_class_map": """
+import numpy as np, keras
+import danet_keras
+model = keras.saving.load_model({model!r})
+images = np.random.default_rng(0).uniform(0, 255, (1, {h}, {w}, 3)).astype("uint8")
+model.predict_class_map(images)
+""",
+    "served": """
+import numpy as np, tensorflow as tf
+serve = tf.saved_model.load({model!r}).signatures["serving_default"]
+images = np.random.default_rng(0).uniform(0, 255, (1, {h}, {w}, 3)).astype("uint8")
+{{k: v.numpy() for k, v in serve(images=tf.constant(images)).items()}}
+""",
+}
+
+
+def one_image_peak_rss_mb(kind, model, size, timeout_s=None):
+    """Peak RSS (MiB) of a fresh process that runs `model` on one image of `size`.
+
+    Args:
+        kind: a key of `ONE_IMAGE_SCRIPTS`.
+        model: the `.keras` file or SavedModel directory.
+        size: (height, width).
+        timeout_s: None or seconds before the process is killed.
+
+    Raises:
+        RuntimeError: the process failed (see `peak_rss_of_script`).
+    """
+    height, width = size
+    script = ONE_IMAGE_SCRIPTS[kind].format(model=str(model), h=height, w=width)
+    return peak_rss_of_script(script, timeout_s)
+
+
 def timed(function, warmup, repeats):
     for _ in range(warmup):
         function()
