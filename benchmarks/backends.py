@@ -16,14 +16,15 @@ falls on all of them; compare only figures of one run.
 """
 
 import argparse
-import os
 import sys
 
 from danet_keras.apps.benchmark import DEFAULT_MAX_RSS_GB, run_case_in_child
-from danet_keras.utils.atomic_io import write_text
 from danet_keras.utils.cpu import kernels_description
+from danet_keras.utils.output_paths import OutputRefused, check_file_artefact, write_artefact_bytes
 
 BACKENDS = ("tensorflow", "jax", "torch")
+# What the output file is, for danet-keras' record of the files it wrote.
+TABLE_KIND = "benchmark results"
 
 
 def parse_size(text):
@@ -106,10 +107,15 @@ def table(args, rows):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.output:
+        try:  # before minutes of measuring: never replace a file danet-keras did not write
+            check_file_artefact(args.output, TABLE_KIND, overwrite=True)
+        except OutputRefused as error:
+            sys.exit(f"error: {error}")
     text = table(args, measure(args))
     print(text)
     if args.output:
-        write_text(os.path.abspath(args.output), text + "\n")
+        write_artefact_bytes(args.output, TABLE_KIND, (text + "\n").encode(), overwrite=True)
 
 
 if __name__ == "__main__":

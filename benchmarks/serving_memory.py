@@ -26,12 +26,12 @@ import os
 import tempfile
 
 from danet_keras.apps.benchmark.measure import one_image_peak_rss_mb
+from danet_keras.cli.arguments import add_size_argument
 from danet_keras.utils.cpu import kernels_description
+from danet_keras.utils.output_paths import OutputRefused, check_file_artefact, write_artefact_bytes
 
-
-def parse_size(text):
-    height, _, width = text.partition("x")
-    return int(height), int(width)
+# What the output file is, for danet-keras' record of the files it wrote.
+TABLE_KIND = "benchmark results"
 
 
 def peak_of(kind, model, size):
@@ -106,18 +106,29 @@ def main(argv=None):
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--backbone", default="resnet50")
-    parser.add_argument("--size", type=parse_size, default=(1024, 2048), help="HEIGHTxWIDTH")
+    add_size_argument(parser, "--size", "the image (default 1024x2048)", default=(1024, 2048))
     parser.add_argument("--num-classes", type=int, default=19)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", help="also write the rows to this JSON file")
+    parser.add_argument(
+        "--json",
+        help="also write the rows to this JSON file (new, or one this script wrote)",
+    )
     args = parser.parse_args(argv)
+    if args.json:
+        try:  # before minutes of measuring: never replace a file danet-keras did not write
+            check_file_artefact(args.json, TABLE_KIND, overwrite=True)
+        except OutputRefused as error:
+            parser.exit(2, f"error: {error}\n")
     with tempfile.TemporaryDirectory(prefix="serving_memory_") as directory:
-        paths = write_models(directory, args.backbone, args.num_classes, args.seed)
+        try:
+            paths = write_models(directory, args.backbone, args.num_classes, args.seed)
+        except ValueError as error:  # DANet's one-line refusal of a bad backbone or class count
+            parser.exit(2, f"error: {error}\n")
         rows = measure(paths, args.size)
     print(table(rows, args.backbone, args.size))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=1)
+        data = json.dumps(rows, indent=1).encode()
+        write_artefact_bytes(args.json, TABLE_KIND, data, overwrite=True)
 
 
 if __name__ == "__main__":

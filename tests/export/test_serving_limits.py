@@ -880,6 +880,13 @@ def test_resnet50_serves_a_request_at_the_budget_within_the_stated_memory(tmp_pa
     # One Cityscapes frame: the whole budget in one image (the limit is inclusive).
     result = run_script(SERVE_SCRIPT, [path, 1, 1024, 2048], tmp_path, 600)
     print("DANet-ResNet50, one 1024x2048 request in a fresh process:", result)
+    # The figures docs/reliability.md quotes (run with -s to see them).
+    largest = dict(zip(map(tuple, BOUND_PROBES), bound["largest"]))
+    print(
+        f"request bound at the default limits: {bound['elements']:,} elements, "
+        f"{bound['rate']} per pixel, margin {bound['margin']}; "
+        f"16 images of 33x3971: {largest[(16, 33, 3971)]:,}"
+    )
     assert result["shape"] == [1, 1024, 2048]
     assert result["peak_rss_mb"] <= RESNET50_SERVING_PEAK_MB, result
     # The rule that keeps every tensor under 2**31 elements, on ResNet-50's graph.
