@@ -1,10 +1,13 @@
 """Shared test set-up: quiet TensorFlow, deterministic seeds, two workers that stay small."""
 
+import atexit
 import ctypes
 import ctypes.util
 import gc
 import os
+import shutil
 import subprocess
+import tempfile
 import venv
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -12,6 +15,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # this file is imported) and the tests' subprocesses: two malloc arenas instead of one per
 # thread, which otherwise hold gigabytes that TensorFlow freed long ago.
 os.environ.setdefault("MALLOC_ARENA_MAX", "2")
+# What danet_keras caches (file checks, measured lever choices) goes to a folder of this run,
+# never the user's; the xdist workers and the tests' subprocesses inherit it.
+if "DANET_KERAS_TEST_CACHE" not in os.environ:
+    os.environ["DANET_KERAS_TEST_CACHE"] = os.environ["DANET_KERAS_CACHE_DIR"] = tempfile.mkdtemp(
+        prefix="danet_keras_test_cache_"
+    )
+    atexit.register(shutil.rmtree, os.environ["DANET_KERAS_CACHE_DIR"], True)
 
 import keras  # noqa: E402
 import pytest  # noqa: E402

@@ -7,7 +7,7 @@ import danet_keras
 from danet_keras.export import synthetic_images
 from danet_keras.inference import optimize
 from danet_keras.inference.optimize import fold_batchnorm, optimize_for_inference, winograd_pays
-from danet_keras.layers import WinogradConv2D
+from danet_keras.layers import SlicedConv2D, WinogradConv2D
 
 from .numerics import (
     assert_classes_agree,
@@ -75,8 +75,9 @@ def layer_types(model):
         {"winograd": True},
         {"winograd": True, "winograd_tile_size": 2},
         {"winograd": True, "winograd_dilated": False},
+        {"conv_slices": {"position_reduce_conv": 2, "stage4_block1_conv2": 4}},
     ],
-    ids=["fold", "default", "winograd", "tile2", "no-dilated"],
+    ids=["fold", "default", "winograd", "tile2", "no-dilated", "sliced"],
 )
 def test_inference_graph_computes_the_same_outputs(model_and_images, reference, options):
     model, images = model_and_images
@@ -91,6 +92,7 @@ def test_inference_graph_computes_the_same_outputs(model_and_images, reference, 
     # Off by default; "auto": where this process runs oneDNN's kernels.
     winograd = options.get("winograd", False)
     assert (WinogradConv2D in types) == (winograd is True or (winograd and winograd_pays()))
+    assert (SlicedConv2D in types) == ("conv_slices" in options)  # nothing large to measure
 
 
 @pytest.mark.parametrize("pays", [True, False])
@@ -103,6 +105,33 @@ def test_auto_winograd_follows_winograd_pays_and_an_explicit_choice_wins(
     assert WinogradConv2D not in layer_types(optimize_for_inference(model))  # the default
     assert WinogradConv2D in layer_types(optimize_for_inference(model, winograd=True))
     assert WinogradConv2D not in layer_types(optimize_for_inference(model, winograd=False))
+
+
+def test_conv_slices_auto_follows_the_measured_choice_and_can_be_overridden(
+    model_and_images, reference, monkeypatch
+):
+    model, images = model_and_images
+    asked = []
+
+    def measured(in_channels, filters, kernel_size, strides, dilation_rate):
+        asked.append((in_channels, filters, kernel_size, strides, dilation_rate))
+        return 2 if (in_channels, filters, kernel_size) == (512, 32, (3, 3)) else 1
+
+    monkeypatch.setattr(optimize, "filter_slices", measured)
+    sliced = optimize_for_inference(model)  # "auto", the default
+    assert {layer.name: layer.slices for layer in sliced.layers if hasattr(layer, "slices")} == {
+        "position_reduce_conv": 2,
+        "channel_reduce_conv": 2,
+    }
+    assert_logits_close(sliced(images)["logits"], reference["logits"], INFERENCE_RTOL)
+    # Only float32 "same" convolutions are asked about (not the padded strided ones).
+    assert (64, 128, (3, 3), (2, 2), (1, 1)) not in asked
+    assert (512, 32, (3, 3), (1, 1), (1, 1)) in asked
+    for off in (None, {}):
+        assert SlicedConv2D not in layer_types(optimize_for_inference(model, conv_slices=off))
+    for wrong in ("yes", {"position_reduce_conv": 0}, 8):
+        with pytest.raises(ValueError, match="conv_slices"):
+            optimize_for_inference(model, conv_slices=wrong)
 
 
 def test_the_choice_says_why(monkeypatch):

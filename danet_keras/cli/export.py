@@ -102,6 +102,7 @@ def export(args):
             dtype_policy=args.dtype_policy,
             overwrite=args.overwrite,
             outputs=outputs,
+            conv_slices="auto" if args.conv_slices == "auto" else None,
             **limits,
         )
     elif args.format == "onnx":
@@ -202,6 +203,14 @@ def register(subparsers):
         "export the inference graph (default: BatchNorm folded into the convolutions; "
         "int8: attention kept in float32); --no-optimize exports the model as it is",
         default=True,
+    )
+    parser.add_argument(
+        "--conv-slices",
+        choices=["auto", "off"],
+        default="auto",
+        help="SavedModel: 'auto' runs large convolutions in slices of their filters where "
+        "that was measured faster on this machine (measured once, cached); the export keeps "
+        "this machine's choice, so use 'off' when the server's CPU is of another kind",
     )
     parser.add_argument(
         "--dtype-policy",

@@ -34,6 +34,7 @@ def info_text(count_parameters=False):
     """The report that `danet-keras info` prints."""
     import tensorflow as tf
 
+    from danet_keras.inference import calibration
     from danet_keras.inference.optimize import winograd_choice
     from danet_keras.models.preset_io import cache_dir
     from danet_keras.models.presets import BACKBONE_PRESETS, PRESETS
@@ -50,6 +51,7 @@ def info_text(count_parameters=False):
         lines.append(f"  {device.device_type:<4} {device.name}")
     lines.append(f"cpu                  {kernels_description()}")
     lines.append(f"inference graph      {winograd_choice()}")
+    lines.extend(f"                     {line}" for line in calibration.describe())
     lines.append("")
     lines.append(f"model zoo (`DANet.from_preset(name)`; weights are installed in {cache_dir()}):")
     for name, preset in PRESETS.items():

@@ -49,12 +49,12 @@ from io import BytesIO
 from PIL import Image
 
 from danet_keras.data.problems import kept_after
+from danet_keras.utils.cache import CACHE_ENV, cache_dir
 
 logger = logging.getLogger("danet_keras.data")
 
 # Bump when `check_contents` changes, so older cached results are not reused.
 CHECK_VERSION = 1
-CACHE_ENV = "DANET_KERAS_CACHE_DIR"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 JPEG_SIGNATURE = b"\xff\xd8"
@@ -141,15 +141,6 @@ def check_file(path, kind="image"):
     except OSError as error:
         return None, FileCheck(f"cannot be read ({error.strerror or error})")
     return (stat.st_size, stat.st_mtime_ns), check_contents(contents, kind)
-
-
-def cache_dir():
-    """Where danet_keras caches: $DANET_KERAS_CACHE_DIR, else $XDG_CACHE_HOME/danet_keras,
-    else ~/.cache/danet_keras."""
-    if os.environ.get(CACHE_ENV):
-        return os.environ[CACHE_ENV]
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "danet_keras")
 
 
 class CheckCache:

@@ -685,6 +685,7 @@ def export_saved_model(
     overwrite=False,
     max_request_pixels=DEFAULT_MAX_REQUEST_PIXELS,
     outputs=None,
+    conv_slices="auto",
 ):
     """Writes `model` as a SavedModel for TF Serving (see the module docstring).
 
@@ -737,6 +738,11 @@ def export_saved_model(
             `probabilities` and `logits`) or some of them; `("class_ids",)`
             keeps a REST response of a 1024 x 2048 frame at a few MB instead
             of hundreds (`benchmarks/response_size.py`).
+        conv_slices: with `optimize`, see `optimize_for_inference`:
+            `"auto"` (default) runs large convolutions in slices of their
+            filters where that was measured faster on this machine. The
+            graph keeps the exporting machine's choice: export on the kind of
+            CPU that serves, or pass None.
 
     Raises:
         ValueError: for limits under which a request could create a tensor of
@@ -753,7 +759,7 @@ def export_saved_model(
     outputs = serving_output_keys(outputs, include_logits)
     classes = model_classes(model)
     archive = build_export_archive(
-        inference_model(model, optimize, dtype_policy),
+        inference_model(model, optimize, dtype_policy, conv_slices=conv_slices),
         image_size=image_size,
         resize_images=resize_images,
         outputs=outputs,

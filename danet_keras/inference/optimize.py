@@ -12,9 +12,12 @@ operations:
   sqrt(var + eps) + beta`. It goes into the convolution's kernel (times the
   scale) and bias, and disappears; so does a ReLU after it, which the
   convolution applies itself.
-- **Winograd convolutions.** Stride-1 3x3 convolutions (dilated ones too, on
-  space-to-batch sub-images) run as Winograd F(4x4, 3x3)
-  (`layers.WinogradConv2D`): 4x fewer multiplications.
+- **Winograd convolutions** (opt-in: `winograd=True`). Stride-1 3x3
+  convolutions (dilated ones too, on space-to-batch sub-images) run as
+  Winograd F(4x4, 3x3) (`layers.WinogradConv2D`): 4x fewer multiplications.
+- **Sliced convolutions.** A large 3x3 convolution runs in slices of its
+  filters (`layers.SlicedConv2D`, the same sums) where that was measured
+  faster on this machine (`inference.calibration`).
 - Dropout, the identity at inference, is dropped.
 
 Nested functional models (DANet's backbone) are flattened into one graph.
@@ -26,13 +29,16 @@ Which levers win was measured side by side (`python benchmarks/vs_pytorch.py
 performance section).
 """
 
+import functools
 import platform
 
 import keras
 import numpy as np
 from keras import tree
 
+from danet_keras.inference.calibration import filter_slices
 from danet_keras.inference.keras_internals import is_functional, packed_like_model, run_graph
+from danet_keras.layers.sliced_conv import SlicedConv2D
 from danet_keras.layers.winograd import TILE_SIZES, WinogradConv2D
 from danet_keras.utils.backends import keras_backend, require_tensorflow_backend
 from danet_keras.utils.cpu import onednn_turned_off
@@ -196,8 +202,9 @@ def _compute_dtype(policy, layer):
 class _Rewriter:
     """Builds the inference graph of one model (see `optimize_for_inference`)."""
 
-    def __init__(self, model, fold, winograd, tile_size, dilated, dtype_policy):
+    def __init__(self, model, fold, winograd, tile_size, dilated, dtype_policy, conv_slices):
         self.facts = _GraphFacts(model)
+        self.conv_slices = conv_slices
         self.winograd = winograd
         self.winograd_dilated = dilated
         self.tile_size = tile_size
@@ -265,6 +272,22 @@ class _Rewriter:
             return _compute_dtype(policy, layer) == "float32" and winograd_pays()
         return True
 
+    def _slices(self, layer, kernel, config, policy):
+        """How many slices of its filters a direct convolution runs in (`SlicedConv2D`)."""
+        if self.conv_slices is None:
+            return 1
+        if isinstance(self.conv_slices, dict):
+            return self.conv_slices.get(layer.name, 1)
+        if config["padding"] != "same" or _compute_dtype(policy, layer) != "float32":
+            return 1  # "auto" measures float32 "same" convolutions only
+        return filter_slices(
+            kernel.shape[2],
+            kernel.shape[3],
+            tuple(config["kernel_size"]),
+            tuple(config["strides"]),
+            tuple(config["dilation_rate"]),
+        )
+
     def _conv(self, node, x, kernel, bias, name):
         layer = node.operation
         config = layer.get_config()
@@ -282,7 +305,9 @@ class _Rewriter:
                 dtype=policy,
             )
             return conv(x)
-        conv = keras.layers.Conv2D(
+        slices = self._slices(layer, kernel, config, policy)
+        kind = functools.partial(SlicedConv2D, slices=slices) if slices > 1 else keras.layers.Conv2D
+        conv = kind(
             kernel.shape[-1],
             config["kernel_size"],
             strides=config["strides"],
@@ -308,6 +333,12 @@ class _Rewriter:
         return self._clone(layer, node, args, kwargs)
 
 
+def _valid_slices(conv_slices):
+    return isinstance(conv_slices, dict) and all(
+        isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in conv_slices.values()
+    )
+
+
 def optimize_for_inference(
     model,
     fold_batchnorm=True,
@@ -315,6 +346,7 @@ def optimize_for_inference(
     winograd_tile_size=4,
     winograd_dilated=True,
     dtype_policy=None,
+    conv_slices="auto",
 ):
     """A functional model computing `model`'s inference outputs with fewer operations.
 
@@ -344,6 +376,14 @@ def optimize_for_inference(
         dtype_policy: None keeps every layer's dtype policy; a policy name
             (`"mixed_bfloat16"`) gives it to every layer except those that
             produce the model's outputs (DANet's float32 logits).
+        conv_slices: run direct convolutions in slices of their filters
+            (`layers.SlicedConv2D`, the same function) where that is faster
+            on this machine: `"auto"` (default) measures it once per
+            machine and convolution shape, float32 3x3 ones with enough work
+            only, and caches the choice (`inference.calibration`; on an
+            AVX-512 CPU DANet-ResNet50's two 2048-channel head convolutions
+            took 0.66x-0.71x of their time in 8 slices, with oneDNN capped at
+            AVX2 4x); None: never; or {layer name: slices}.
 
     Returns:
         A functional `keras.Model` with the same inputs and output structure,
@@ -355,6 +395,11 @@ def optimize_for_inference(
     if winograd_tile_size not in TILE_SIZES:
         raise ValueError(
             f"`winograd_tile_size` must be one of {TILE_SIZES}, got {winograd_tile_size!r}."
+        )
+    if not (conv_slices in ("auto", None) or _valid_slices(conv_slices)):
+        raise ValueError(
+            "`conv_slices` must be 'auto', None or {layer name: integer >= 1}, "
+            f"got {conv_slices!r}."
         )
     if winograd is True:
         require_tensorflow_backend(
@@ -372,6 +417,7 @@ def optimize_for_inference(
         winograd_tile_size,
         winograd_dilated,
         dtype_policy,
+        conv_slices,
     )
     inputs = [
         keras.Input(batch_shape=tensor.shape, dtype=tensor.dtype, name=tensor.name)
@@ -404,7 +450,7 @@ def inference_model(model, optimize=True, dtype_policy=None, **options):
     Args:
         model: the Keras model.
         optimize: apply `optimize_for_inference` (BatchNorm folding,
-            Winograd where it wins).
+            sliced convolutions where they were measured faster).
         dtype_policy: a policy name such as `"mixed_bfloat16"`: the model is
             rebuilt in it, optimised or not. None: float32. A model built
             under a mixed policy (`mixed_float16` to train on a GPU) is rebuilt
@@ -422,5 +468,5 @@ def inference_model(model, optimize=True, dtype_policy=None, **options):
     if not optimize and dtype_policy is None:
         return model
     if not optimize:
-        options = dict(options, fold_batchnorm=False, winograd=False)
+        options = dict(options, fold_batchnorm=False, winograd=False, conv_slices=None)
     return optimize_for_inference(model, dtype_policy=dtype_policy, **options)

@@ -1,0 +1,200 @@
+"""Which convolutions run in slices of their filters on this machine: measured once, then cached.
+
+A lever that wins on one CPU can lose on another: DANet's 3x3 2048 -> 512
+head convolution took 0.66x-0.71x of its time in 8 slices of 64 filters
+(`layers.SlicedConv2D`) on an AVX-512 CPU, and 4x its time with oneDNN capped
+at AVX2. So `optimize_for_inference(conv_slices="auto")` does not guess: for
+each large convolution shape it times the candidates side by side on this
+machine, in this process's kernels and threads, and keeps the fastest only
+when it beats the unsliced convolution by a clear margin. The choice is
+written to a cache file keyed by the machine (CPU, ISA, kernel library,
+threads, TensorFlow version), so later calls, processes and exports on the
+same machine make the same choice without timing anything:
+
+    ~/.cache/danet_keras/conv_slices.json      (or $DANET_KERAS_CACHE_DIR,
+                                                 $XDG_CACHE_HOME/danet_keras)
+
+`danet-keras info` prints this machine's entries; `conv_slices=None` (or a
+dict of layer names) overrides them; deleting the file measures again.
+"""
+
+import json
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+from danet_keras.utils.backends import keras_backend
+from danet_keras.utils.cache import cache_dir
+from danet_keras.utils.cpu import kernels_description
+from danet_keras.utils.output_paths import OutputRefused, write_artefact_bytes
+
+CACHE_NAME = "conv_slices.json"
+CACHE_KIND = "conv_slices_cache"
+CACHE_FORMAT = "danet_keras conv slices 1"
+CANDIDATE_SLICES = (1, 2, 4, 8)
+# Slices narrower than this are not tried: too little work per kernel call.
+MIN_SLICE_FILTERS = 32
+# The feature map the candidates are timed on: DANet's 1/8 map of a 512x512 image.
+CALIBRATION_SIZE = (64, 64)
+# Only 3x3 (or larger) convolutions of at least this many multiply-adds per output
+# pixel are timed (3x3 512 -> 512: 2.4M): smaller ones cost little in DANet.
+MIN_MULTIPLY_ADDS_PER_PIXEL = 2_000_000
+# A sliced form must take at most this fraction of the plain one's median time:
+# differences under ~10% do not repeat between runs on a shared 2-core machine.
+WIN_MARGIN = 0.90
+ROUNDS = 5
+
+
+def cache_path():
+    """The cache file of the measured choices, in `utils.cache.cache_dir()`."""
+    return os.path.join(cache_dir(), CACHE_NAME)
+
+
+def machine_key():
+    """What the timings depend on: CPU and ISA, kernel library settings, threads, TensorFlow."""
+    import tensorflow as tf
+
+    threads = tf.config.threading.get_intra_op_parallelism_threads() or "default"
+    return f"{kernels_description()}; intra-op threads {threads}; TensorFlow {tf.__version__}"
+
+
+def shape_key(in_channels, filters, kernel_size, strides, dilation_rate):
+    """The cache's name for one convolution shape."""
+    kh, kw = kernel_size
+    return (
+        f"{kh}x{kw} {in_channels}->{filters}, stride {tuple(strides)}, "
+        f"dilation {tuple(dilation_rate)}"
+    )
+
+
+def calibrated(in_channels, filters, kernel_size, strides, dilation_rate):
+    """Whether `conv_slices="auto"` measures this convolution shape (else it stays whole)."""
+    kh, kw = kernel_size
+    return (
+        kh * kw > 1
+        and in_channels * filters * kh * kw >= MIN_MULTIPLY_ADDS_PER_PIXEL
+        and len(candidates(filters)) > 1
+    )
+
+
+def candidates(filters):
+    return [s for s in CANDIDATE_SLICES if filters % s == 0 and filters // s >= MIN_SLICE_FILTERS]
+
+
+def read_cache(path=None):
+    """{shape key: entry} of this machine from the cache file, {} if none or unreadable."""
+    path = cache_path() if path is None else path
+    try:
+        with open(path, encoding="utf-8") as f:
+            content = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(content, dict) or content.get("format") != CACHE_FORMAT:
+        return {}
+    entries = (content.get("machines") or {}).get(machine_key()) or {}
+    return entries if isinstance(entries, dict) else {}
+
+
+def _write_cache(key, entry, path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            content = json.load(f)
+        if content.get("format") != CACHE_FORMAT:
+            content = None
+    except (OSError, ValueError, AttributeError):
+        content = None
+    content = content or {"format": CACHE_FORMAT, "machines": {}}
+    content.setdefault("machines", {}).setdefault(machine_key(), {})[key] = entry
+    data = (json.dumps(content, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        write_artefact_bytes(path, CACHE_KIND, data, overwrite=True)
+    except (OSError, OutputRefused) as error:
+        # The choice still holds for this process; only its memory across processes is lost.
+        print(f"danet-keras: conv_slices not cached ({error})", file=sys.stderr)
+
+
+def time_candidates(in_channels, filters, kernel_size, strides, dilation_rate):
+    """Median seconds of one call per candidate slice count, timed alternately in this process."""
+    import tensorflow as tf
+
+    from danet_keras.layers.sliced_conv import SlicedConv2D
+
+    rng = np.random.default_rng(0)
+    height, width = CALIBRATION_SIZE
+    images = tf.constant(rng.standard_normal((1, height, width, in_channels), np.float32))
+    kernel = rng.standard_normal((*kernel_size, in_channels, filters), np.float32) * 0.01
+    bias = rng.standard_normal(filters).astype(np.float32)
+    calls = {}
+    for slices in candidates(filters):
+        layer = SlicedConv2D(
+            filters,
+            kernel_size,
+            slices=slices,
+            strides=strides,
+            dilation_rate=dilation_rate,
+            padding="same",
+            activation="relu",
+        )
+        layer.build((None, height, width, in_channels))
+        layer.set_weights([kernel, bias])
+        forward = tf.function(lambda x, layer=layer: layer(x))
+        forward(images).numpy()  # traces and warms up
+        calls[slices] = forward
+    times = {slices: [] for slices in calls}
+    for _ in range(ROUNDS):
+        for slices, forward in calls.items():
+            start = time.perf_counter()
+            forward(images).numpy()
+            times[slices].append(time.perf_counter() - start)
+    return {slices: statistics.median(values) for slices, values in times.items()}
+
+
+def choose(times):
+    """The fastest slice count if it takes <= `WIN_MARGIN` of the unsliced time, else 1."""
+    best = min(times, key=times.get)
+    return best if times[best] <= WIN_MARGIN * times[1] else 1
+
+
+def filter_slices(in_channels, filters, kernel_size, strides, dilation_rate, path=None):
+    """How many slices this machine runs a convolution of this shape in (see the module).
+
+    Args:
+        in_channels, filters: the convolution's input and output channels.
+        kernel_size, strides, dilation_rate: (height, width) pairs.
+        path: the cache file (None: `cache_path()`).
+
+    Returns:
+        The slice count: 1 for shapes that are not measured, for other Keras
+        backends (the timings are TensorFlow's), and where no candidate wins.
+    """
+    if keras_backend() != "tensorflow" or not calibrated(
+        in_channels, filters, kernel_size, strides, dilation_rate
+    ):
+        return 1
+    path = cache_path() if path is None else path
+    key = shape_key(in_channels, filters, kernel_size, strides, dilation_rate)
+    entry = read_cache(path).get(key)
+    if isinstance(entry, dict) and entry.get("slices") in candidates(filters):
+        return entry["slices"]
+    times = time_candidates(in_channels, filters, kernel_size, strides, dilation_rate)
+    slices = choose(times)
+    entry = {"slices": slices, "median_ms": {str(s): round(t * 1e3, 2) for s, t in times.items()}}
+    _write_cache(key, entry, path)
+    return slices
+
+
+def describe(path=None):
+    """Lines for `danet-keras info`: this machine's measured choices."""
+    path = cache_path() if path is None else path
+    entries = read_cache(path)
+    if not entries:
+        return [f"conv_slices='auto': nothing measured on this machine yet ({path})"]
+    lines = [f"conv_slices='auto', measured on this machine ({path}):"]
+    for key in sorted(entries):
+        entry = entries[key]
+        lines.append(f"  {key}: {entry.get('slices')} slice(s); median ms {entry.get('median_ms')}")
+    return lines
