@@ -6,6 +6,7 @@ import pytest
 
 from danet_keras import DANet
 from danet_keras.apps.benchmark import (
+    LEVERS,
     agreement,
     benchmark_images,
     forward_latency,
@@ -126,7 +127,7 @@ def test_cases_run_in_process(tmp_path):
         assert run_case(tiny_case(task="training", side=side, batch=2))["median_s"] > 0
     assert run_case(tiny_case(task="inference", side="backend"))["backend"] == "tensorflow"
     levers = run_case(tiny_case(task="levers", side="keras"))["levers"]
-    assert levers["plain"]["ratio"] == 1.0 and len(levers) == 5
+    assert levers["plain"]["ratio"] == 1.0 and len(levers) == len(LEVERS)
     serving = run_case(tiny_case(task="serving", side="keras", weights=weights))
     assert serving["bare_median_s"] > 0 and serving["overhead"] > -1
 

@@ -98,3 +98,27 @@ def test_export_refuses_bad_outputs(tmp_path, capsys, arguments, message):
     # Refused before the model file (which does not exist) is read.
     assert main(["export", "--model", "m.keras", "-o", str(tmp_path / "x")] + arguments) == 2
     assert message in capsys.readouterr().err
+
+
+def _conv_ops(saved_model_dir):
+    import tensorflow as tf
+
+    graph = tf.saved_model.load(saved_model_dir).signatures["serving_default"].graph.as_graph_def()
+    nodes = list(graph.node) + [n for f in graph.library.function for n in f.node_def]
+    return sum(node.op == "Conv2D" for node in nodes)
+
+
+def test_export_conv_slices_auto_follows_the_measurement_and_off_turns_it_off(
+    keras_file, tmp_path, monkeypatch, capsys
+):
+    from danet_keras.inference import optimize
+
+    # As if this machine had measured 2 slices faster for every convolution asked about.
+    monkeypatch.setattr(optimize, "filter_slices", lambda *shape: 2)
+    counts = {}
+    for choice in ("auto", "off"):
+        out = str(tmp_path / choice)
+        arguments = ["export", "--model", keras_file, "--format", "saved_model", "--output", out]
+        assert main(arguments + ["--conv-slices", choice, "--num-parity-images", "0"]) == 0
+        counts[choice] = _conv_ops(out)
+    assert counts["auto"] > counts["off"] > 0
