@@ -61,7 +61,7 @@ def write_models(directory, backbone, num_classes, seed):
     paths["served: export_saved_model"] = export_saved_model(model, os.path.join(directory, "sm"))
     variants = {
         "served: BatchNorm folded only (no sliced convolutions)": dict(
-            model=inference_model(model, conv_slices=None)
+            model=inference_model(model, sliced_convs=None)
         ),
         "served: with Winograd": dict(model=inference_model(model, winograd=True)),
         "served: no rewrite": dict(model=inference_model(model, optimize=False)),

@@ -6,6 +6,10 @@ import pytest
 from danet_keras.inference import calibration
 
 HEAD = dict(in_channels=2048, filters=512, kernel_size=(3, 3), strides=(1, 1), dilation_rate=(1, 1))
+WHOLE, EIGHT_SLICES, TWO_BANDS = (1, 1), (8, 1), (1, 2)
+# Medians (s) as measured on AVX-512 and with oneDNN capped at AVX2 (the module's table).
+AVX512 = {WHOLE: 0.25, (2, 1): 0.20, (4, 1): 0.21, EIGHT_SLICES: 0.17, TWO_BANDS: 0.21}
+AVX2 = {WHOLE: 0.58, (2, 1): 0.96, (4, 1): 1.45, EIGHT_SLICES: 2.31, TWO_BANDS: 0.36}
 
 
 @pytest.fixture
@@ -16,7 +20,7 @@ def cache(tmp_path, monkeypatch):
 
 @pytest.fixture
 def timings(monkeypatch):
-    """Replaces the timing with given medians, and counts the measurements."""
+    """Replaces the timing with given medians; returns the list of shapes timed."""
     measured = []
 
     def install(times):
@@ -31,60 +35,67 @@ def timings(monkeypatch):
 
 
 def test_choose_takes_the_fastest_only_with_a_clear_win():
-    assert calibration.choose({1: 1.0, 2: 0.95, 4: 0.70, 8: 0.72}) == 4
-    assert calibration.choose({1: 1.0, 2: 0.95, 4: 0.91, 8: 0.93}) == 1  # within the noise
-    assert calibration.choose({1: 1.0, 2: 1.5}) == 1
+    assert calibration.choose(AVX512) == EIGHT_SLICES
+    assert calibration.choose(AVX2) == TWO_BANDS
+    assert calibration.choose({WHOLE: 1.0, (2, 1): 0.95, (1, 2): 0.91}) == WHOLE  # the noise
+    assert calibration.choose({WHOLE: 1.0, (2, 1): 1.5}) == WHOLE
 
 
 def test_candidates_and_which_shapes_are_measured():
-    assert calibration.candidates(512) == [1, 2, 4, 8]
-    assert calibration.candidates(96) == [1, 2]  # 48 filters a slice at least 32
+    assert calibration.candidates(512) == [WHOLE, (2, 1), (4, 1), EIGHT_SLICES, TWO_BANDS]
+    assert calibration.candidates(96, strides=(2, 2)) == [WHOLE, (2, 1)]  # 48 filters a slice
     assert calibration.calibrated(**HEAD)
     assert not calibration.calibrated(**dict(HEAD, kernel_size=(1, 1)))  # 1x1: matmuls
     assert not calibration.calibrated(**dict(HEAD, in_channels=64))  # too little work
-    assert not calibration.calibrated(**dict(HEAD, filters=40))  # no slice of 32 filters
+    assert not calibration.calibrated(**dict(HEAD, filters=40, strides=(2, 2)))  # no cut
+    assert [calibration.label(c) for c in (WHOLE, EIGHT_SLICES, TWO_BANDS)] == [
+        "whole",
+        "8 slices",
+        "2 bands",
+    ]
 
 
 def test_a_choice_is_measured_once_then_read_from_the_cache(cache, timings):
-    measured = timings({1: 0.25, 2: 0.23, 4: 0.22, 8: 0.18})
-    assert calibration.filter_slices(**HEAD) == 8
-    assert calibration.filter_slices(**HEAD) == 8
+    measured = timings(AVX512)
+    assert calibration.convolution_cut(**HEAD) == EIGHT_SLICES
+    assert calibration.convolution_cut(**HEAD) == EIGHT_SLICES
     assert len(measured) == 1  # deterministic once made: no second timing
-    entries = calibration.read_cache()
-    assert entries[calibration.shape_key(*HEAD.values())]["slices"] == 8
+    entry = calibration.read_cache()[calibration.shape_key(*HEAD.values())]
+    assert (entry["slices"], entry["bands"]) == EIGHT_SLICES
+    assert entry["median_ms"]["8 slices"] == 170.0
     assert json.loads(cache.read_text())["format"] == calibration.CACHE_FORMAT
     # Another shape is measured on its own; a shape too small is never timed.
-    timings({1: 0.05, 2: 0.05, 4: 0.06, 8: 0.06})
-    assert calibration.filter_slices(**dict(HEAD, in_channels=512)) == 1
-    assert calibration.filter_slices(**dict(HEAD, in_channels=64)) == 1
-    assert len(calibration.read_cache()) == 2
-    assert any("8 slice(s)" in line for line in calibration.describe())
+    timings({WHOLE: 0.05, (2, 1): 0.05, (4, 1): 0.06, EIGHT_SLICES: 0.06, TWO_BANDS: 0.05})
+    assert calibration.convolution_cut(**dict(HEAD, in_channels=512)) == WHOLE
+    assert calibration.convolution_cut(**dict(HEAD, in_channels=64)) == WHOLE
+    assert len(calibration.read_cache()) == 2 and len(measured) == 2
+    assert any("8 slices" in line for line in calibration.describe())
 
 
 def test_another_machine_measures_again(cache, timings, monkeypatch):
-    measured = timings({1: 0.25, 2: 0.23, 4: 0.22, 8: 0.18})
-    calibration.filter_slices(**HEAD)
+    measured = timings(AVX512)
+    calibration.convolution_cut(**HEAD)
     monkeypatch.setattr(calibration, "machine_key", lambda: "an AVX2 CPU")
-    timings({1: 0.5, 2: 1.0, 4: 1.5, 8: 2.0})
-    assert calibration.filter_slices(**HEAD) == 1
+    timings(AVX2)
+    assert calibration.convolution_cut(**HEAD) == TWO_BANDS
     machines = json.loads(cache.read_text())["machines"]
     assert len(machines) == 2 and len(measured) == 2  # once per machine
-    assert calibration.filter_slices(**HEAD) == 1 and len(measured) == 2
+    assert calibration.convolution_cut(**HEAD) == TWO_BANDS and len(measured) == 2
 
 
 def test_a_file_it_did_not_write_is_kept(cache, timings, capsys):
     os.makedirs(cache.parent)
     cache.write_text("the user's notes\n")
-    timings({1: 0.25, 2: 0.23, 4: 0.22, 8: 0.18})
-    assert calibration.filter_slices(**HEAD) == 8  # the choice holds in this process
+    timings(AVX512)
+    assert calibration.convolution_cut(**HEAD) == EIGHT_SLICES  # the choice holds here
     assert cache.read_text() == "the user's notes\n"
     assert "not cached" in capsys.readouterr().err
 
 
 def test_other_backends_and_describe_without_measurements(cache, timings, monkeypatch):
-    measured = timings({1: 1.0, 8: 0.1})
+    measured = timings(AVX512)
     monkeypatch.setattr(calibration, "keras_backend", lambda: "jax")
-    assert calibration.filter_slices(**HEAD) == 1 and not measured
+    assert calibration.convolution_cut(**HEAD) == WHOLE and not measured
     assert "nothing measured" in calibration.describe()[0]
 
 
@@ -92,7 +103,7 @@ def test_timing_runs_every_candidate(monkeypatch):
     monkeypatch.setattr(calibration, "CALIBRATION_SIZE", (8, 8))
     monkeypatch.setattr(calibration, "ROUNDS", 1)
     times = calibration.time_candidates(16, 64, (3, 3), (1, 1), (2, 2))
-    assert sorted(times) == [1, 2] and all(t > 0 for t in times.values())
+    assert sorted(times) == [WHOLE, TWO_BANDS, (2, 1)] and all(t > 0 for t in times.values())
 
 
 def test_the_cache_folder_follows_the_environment(monkeypatch, tmp_path):

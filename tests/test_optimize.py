@@ -75,7 +75,7 @@ def layer_types(model):
         {"winograd": True},
         {"winograd": True, "winograd_tile_size": 2},
         {"winograd": True, "winograd_dilated": False},
-        {"conv_slices": {"position_reduce_conv": 2, "stage4_block1_conv2": 4}},
+        {"sliced_convs": {"position_reduce_conv": (2, 1), "stage4_block1_conv2": (4, 2)}},
     ],
     ids=["fold", "default", "winograd", "tile2", "no-dilated", "sliced"],
 )
@@ -92,7 +92,8 @@ def test_inference_graph_computes_the_same_outputs(model_and_images, reference, 
     # Off by default; "auto": where this process runs oneDNN's kernels.
     winograd = options.get("winograd", False)
     assert (WinogradConv2D in types) == (winograd is True or (winograd and winograd_pays()))
-    assert (SlicedConv2D in types) == ("conv_slices" in options)  # nothing large to measure
+    if options.get("sliced_convs"):  # "auto" follows this machine's measurements
+        assert SlicedConv2D in types
 
 
 @pytest.mark.parametrize("pays", [True, False])
@@ -107,7 +108,7 @@ def test_auto_winograd_follows_winograd_pays_and_an_explicit_choice_wins(
     assert WinogradConv2D not in layer_types(optimize_for_inference(model, winograd=False))
 
 
-def test_conv_slices_auto_follows_the_measured_choice_and_can_be_overridden(
+def test_sliced_convs_auto_follows_the_measured_choice_and_can_be_overridden(
     model_and_images, reference, monkeypatch
 ):
     model, images = model_and_images
@@ -115,23 +116,34 @@ def test_conv_slices_auto_follows_the_measured_choice_and_can_be_overridden(
 
     def measured(in_channels, filters, kernel_size, strides, dilation_rate):
         asked.append((in_channels, filters, kernel_size, strides, dilation_rate))
-        return 2 if (in_channels, filters, kernel_size) == (512, 32, (3, 3)) else 1
+        if (in_channels, filters, kernel_size) == (512, 32, (3, 3)):
+            return (2, 1)  # the head's reduce convolutions: 2 filter slices
+        return (1, 2) if dilation_rate == (4, 4) else (1, 1)  # stage 4's: 2 row bands
 
-    monkeypatch.setattr(optimize, "filter_slices", measured)
+    monkeypatch.setattr(optimize, "convolution_cut", measured)
     sliced = optimize_for_inference(model)  # "auto", the default
-    assert {layer.name: layer.slices for layer in sliced.layers if hasattr(layer, "slices")} == {
-        "position_reduce_conv": 2,
-        "channel_reduce_conv": 2,
+    cuts = {
+        layer.name: (layer.slices, layer.bands)
+        for layer in sliced.layers
+        if isinstance(layer, SlicedConv2D)
     }
-    assert_logits_close(sliced(images)["logits"], reference["logits"], INFERENCE_RTOL)
+    assert cuts == {
+        "position_reduce_conv": (2, 1),
+        "channel_reduce_conv": (2, 1),
+        "stage4_block1_conv1": (1, 2),
+    }
+    for name in OUTPUTS:
+        assert_logits_close(sliced(images)[name], reference[name], INFERENCE_RTOL)
     # Only float32 "same" convolutions are asked about (not the padded strided ones).
     assert (64, 128, (3, 3), (2, 2), (1, 1)) not in asked
     assert (512, 32, (3, 3), (1, 1), (1, 1)) in asked
     for off in (None, {}):
-        assert SlicedConv2D not in layer_types(optimize_for_inference(model, conv_slices=off))
-    for wrong in ("yes", {"position_reduce_conv": 0}, 8):
-        with pytest.raises(ValueError, match="conv_slices"):
-            optimize_for_inference(model, conv_slices=wrong)
+        assert SlicedConv2D not in layer_types(optimize_for_inference(model, sliced_convs=off))
+    given = optimize_for_inference(model, sliced_convs={"channel_reduce_conv": (1, 2)})
+    assert given.get_layer("channel_reduce_conv").bands == 2
+    for wrong in ("yes", {"position_reduce_conv": 2}, {"position_reduce_conv": (1, 3)}, 8):
+        with pytest.raises(ValueError, match="sliced_convs"):
+            optimize_for_inference(model, sliced_convs=wrong)
 
 
 def test_the_choice_says_why(monkeypatch):

@@ -102,7 +102,7 @@ def export(args):
             dtype_policy=args.dtype_policy,
             overwrite=args.overwrite,
             outputs=outputs,
-            conv_slices="auto" if args.conv_slices == "auto" else None,
+            sliced_convs="auto" if args.sliced_convs == "auto" else None,
             **limits,
         )
     elif args.format == "onnx":
@@ -205,11 +205,11 @@ def register(subparsers):
         default=True,
     )
     parser.add_argument(
-        "--conv-slices",
+        "--sliced-convs",
         choices=["auto", "off"],
         default="auto",
-        help="SavedModel: 'auto' runs large convolutions in slices of their filters where "
-        "that was measured faster on this machine (measured once, cached); the export keeps "
+        help="SavedModel: 'auto' runs large convolutions cut in filter slices or row bands "
+        "where that was measured faster on this machine (measured once, cached); the export keeps "
         "this machine's choice, so use 'off' when the server's CPU is of another kind",
     )
     parser.add_argument(

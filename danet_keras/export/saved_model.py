@@ -685,7 +685,7 @@ def export_saved_model(
     overwrite=False,
     max_request_pixels=DEFAULT_MAX_REQUEST_PIXELS,
     outputs=None,
-    conv_slices="auto",
+    sliced_convs="auto",
 ):
     """Writes `model` as a SavedModel for TF Serving (see the module docstring).
 
@@ -738,9 +738,9 @@ def export_saved_model(
             `probabilities` and `logits`) or some of them; `("class_ids",)`
             keeps a REST response of a 1024 x 2048 frame at a few MB instead
             of hundreds (`benchmarks/response_size.py`).
-        conv_slices: with `optimize`, see `optimize_for_inference`:
-            `"auto"` (default) runs large convolutions in slices of their
-            filters where that was measured faster on this machine. The
+        sliced_convs: with `optimize`, see `optimize_for_inference`:
+            `"auto"` (default) runs large convolutions cut in filter slices
+            or row bands where that was measured faster on this machine. The
             graph keeps the exporting machine's choice: export on the kind of
             CPU that serves, or pass None.
 
@@ -759,7 +759,7 @@ def export_saved_model(
     outputs = serving_output_keys(outputs, include_logits)
     classes = model_classes(model)
     archive = build_export_archive(
-        inference_model(model, optimize, dtype_policy, conv_slices=conv_slices),
+        inference_model(model, optimize, dtype_policy, sliced_convs=sliced_convs),
         image_size=image_size,
         resize_images=resize_images,
         outputs=outputs,

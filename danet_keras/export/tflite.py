@@ -171,8 +171,8 @@ def export_tflite(
         calibration_images = list(
             representative_images(representative_data, input_size, num_calibration_images)
         )
-    # conv_slices: measured with TensorFlow's kernels, which a TFLite runtime does not run.
-    model = inference_model(model, optimize, winograd=False, conv_slices=None)
+    # sliced_convs: measured with TensorFlow's kernels, which a TFLite runtime does not run.
+    model = inference_model(model, optimize, winograd=False, sliced_convs=None)
     with tempfile.TemporaryDirectory(prefix="danet_tflite_") as saved_model_dir:
         build_export_archive(
             model, batch_size=1, image_size=input_size, include_image_bytes=False

@@ -1,20 +1,25 @@
-"""Which convolutions run in slices of their filters on this machine: measured once, then cached.
+"""How large convolutions are cut on this machine: measured once, then cached.
 
-A lever that wins on one CPU can lose on another: DANet's 3x3 2048 -> 512
-head convolution took 0.66x-0.71x of its time in 8 slices of 64 filters
-(`layers.SlicedConv2D`) on an AVX-512 CPU, and 4x its time with oneDNN capped
-at AVX2. So `optimize_for_inference(conv_slices="auto")` does not guess: for
-each large convolution shape it times the candidates side by side on this
-machine, in this process's kernels and threads, and keeps the fastest only
-when it beats the unsliced convolution by a clear margin. The choice is
-written to a cache file keyed by the machine (CPU, ISA, kernel library,
-threads, TensorFlow version), so later calls, processes and exports on the
-same machine make the same choice without timing anything:
+A lever that wins on one CPU can lose on another. DANet's 3x3 2048 -> 512
+head convolution at 64x64 (`layers.SlicedConv2D`):
 
-    ~/.cache/danet_keras/conv_slices.json      (or $DANET_KERAS_CACHE_DIR,
-                                                 $XDG_CACHE_HOME/danet_keras)
+| | AVX-512 | oneDNN capped at AVX2 |
+|---|---|---|
+| 8 slices of 64 filters | 0.66x-0.71x | 4x |
+| 2 row bands (a batch of 2) | 0.84x | 0.61x |
 
-`danet-keras info` prints this machine's entries; `conv_slices=None` (or a
+So `optimize_for_inference(sliced_convs="auto")` does not guess: for each
+large convolution shape it times the candidates (the whole convolution,
+2/4/8 filter slices, 2 row bands) side by side on this machine, in this
+process's kernels and threads, and keeps the fastest only when it beats the
+whole convolution by a clear margin. The choice is written to a cache file
+keyed by the machine (CPU, ISA, kernel library settings, threads, TensorFlow
+version), so later calls, processes and exports on the same machine make the
+same choice without timing anything:
+
+    ~/.cache/danet_keras/sliced_convs.json     (`utils.cache.cache_dir()`)
+
+`danet-keras info` prints this machine's entries; `sliced_convs=None` (or a
 dict of layer names) overrides them; deleting the file measures again.
 """
 
@@ -31,10 +36,11 @@ from danet_keras.utils.cache import cache_dir
 from danet_keras.utils.cpu import kernels_description
 from danet_keras.utils.output_paths import OutputRefused, write_artefact_bytes
 
-CACHE_NAME = "conv_slices.json"
-CACHE_KIND = "conv_slices_cache"
-CACHE_FORMAT = "danet_keras conv slices 1"
+CACHE_NAME = "sliced_convs.json"
+CACHE_KIND = "sliced_convs_cache"
+CACHE_FORMAT = "danet_keras sliced convolutions 1"
 CANDIDATE_SLICES = (1, 2, 4, 8)
+WHOLE = (1, 1)  # (filter slices, row bands)
 # Slices narrower than this are not tried: too little work per kernel call.
 MIN_SLICE_FILTERS = 32
 # The feature map the candidates are timed on: DANet's 1/8 map of a 512x512 image.
@@ -42,7 +48,7 @@ CALIBRATION_SIZE = (64, 64)
 # Only 3x3 (or larger) convolutions of at least this many multiply-adds per output
 # pixel are timed (3x3 512 -> 512: 2.4M): smaller ones cost little in DANet.
 MIN_MULTIPLY_ADDS_PER_PIXEL = 2_000_000
-# A sliced form must take at most this fraction of the plain one's median time:
+# A cut must take at most this fraction of the whole convolution's median time:
 # differences under ~10% do not repeat between runs on a shared 2-core machine.
 WIN_MARGIN = 0.90
 ROUNDS = 5
@@ -70,18 +76,32 @@ def shape_key(in_channels, filters, kernel_size, strides, dilation_rate):
     )
 
 
+def candidates(filters, strides=(1, 1)):
+    """The (slices, bands) cuts timed for a "same"-padded convolution, the whole one first."""
+    cuts = [
+        (s, 1) for s in CANDIDATE_SLICES if filters % s == 0 and filters // s >= MIN_SLICE_FILTERS
+    ]
+    if tuple(strides) == (1, 1):
+        cuts.append((1, 2))
+    return cuts
+
+
 def calibrated(in_channels, filters, kernel_size, strides, dilation_rate):
-    """Whether `conv_slices="auto"` measures this convolution shape (else it stays whole)."""
+    """Whether `sliced_convs="auto"` measures this convolution shape (else it stays whole)."""
     kh, kw = kernel_size
     return (
         kh * kw > 1
         and in_channels * filters * kh * kw >= MIN_MULTIPLY_ADDS_PER_PIXEL
-        and len(candidates(filters)) > 1
+        and len(candidates(filters, strides)) > 1
     )
 
 
-def candidates(filters):
-    return [s for s in CANDIDATE_SLICES if filters % s == 0 and filters // s >= MIN_SLICE_FILTERS]
+def label(cut):
+    """A cut's name in the cache and in `danet-keras info`."""
+    slices, bands = cut
+    if cut == WHOLE:
+        return "whole"
+    return f"{slices} slices" if bands == 1 else f"{bands} bands"
 
 
 def read_cache(path=None):
@@ -114,11 +134,11 @@ def _write_cache(key, entry, path):
         write_artefact_bytes(path, CACHE_KIND, data, overwrite=True)
     except (OSError, OutputRefused) as error:
         # The choice still holds for this process; only its memory across processes is lost.
-        print(f"danet-keras: conv_slices not cached ({error})", file=sys.stderr)
+        print(f"danet-keras: sliced_convs choice not cached ({error})", file=sys.stderr)
 
 
 def time_candidates(in_channels, filters, kernel_size, strides, dilation_rate):
-    """Median seconds of one call per candidate slice count, timed alternately in this process."""
+    """Median seconds of one call per candidate cut, timed alternately in this process."""
     import tensorflow as tf
 
     from danet_keras.layers.sliced_conv import SlicedConv2D
@@ -129,11 +149,12 @@ def time_candidates(in_channels, filters, kernel_size, strides, dilation_rate):
     kernel = rng.standard_normal((*kernel_size, in_channels, filters), np.float32) * 0.01
     bias = rng.standard_normal(filters).astype(np.float32)
     calls = {}
-    for slices in candidates(filters):
+    for slices, bands in candidates(filters, strides):
         layer = SlicedConv2D(
             filters,
             kernel_size,
             slices=slices,
+            bands=bands,
             strides=strides,
             dilation_rate=dilation_rate,
             padding="same",
@@ -143,24 +164,24 @@ def time_candidates(in_channels, filters, kernel_size, strides, dilation_rate):
         layer.set_weights([kernel, bias])
         forward = tf.function(lambda x, layer=layer: layer(x))
         forward(images).numpy()  # traces and warms up
-        calls[slices] = forward
-    times = {slices: [] for slices in calls}
+        calls[(slices, bands)] = forward
+    times = {cut: [] for cut in calls}
     for _ in range(ROUNDS):
-        for slices, forward in calls.items():
+        for cut, forward in calls.items():
             start = time.perf_counter()
             forward(images).numpy()
-            times[slices].append(time.perf_counter() - start)
-    return {slices: statistics.median(values) for slices, values in times.items()}
+            times[cut].append(time.perf_counter() - start)
+    return {cut: statistics.median(values) for cut, values in times.items()}
 
 
 def choose(times):
-    """The fastest slice count if it takes <= `WIN_MARGIN` of the unsliced time, else 1."""
+    """The fastest cut if it takes <= `WIN_MARGIN` of the whole convolution's time, else whole."""
     best = min(times, key=times.get)
-    return best if times[best] <= WIN_MARGIN * times[1] else 1
+    return best if times[best] <= WIN_MARGIN * times[WHOLE] else WHOLE
 
 
-def filter_slices(in_channels, filters, kernel_size, strides, dilation_rate, path=None):
-    """How many slices this machine runs a convolution of this shape in (see the module).
+def convolution_cut(in_channels, filters, kernel_size, strides, dilation_rate, path=None):
+    """How this machine runs a "same"-padded float32 convolution of this shape (see the module).
 
     Args:
         in_channels, filters: the convolution's input and output channels.
@@ -168,23 +189,30 @@ def filter_slices(in_channels, filters, kernel_size, strides, dilation_rate, pat
         path: the cache file (None: `cache_path()`).
 
     Returns:
-        The slice count: 1 for shapes that are not measured, for other Keras
-        backends (the timings are TensorFlow's), and where no candidate wins.
+        (slices, bands) for `layers.SlicedConv2D`: (1, 1), whole, for shapes
+        that are not measured, for other Keras backends (the timings are
+        TensorFlow's), and where no cut wins.
     """
     if keras_backend() != "tensorflow" or not calibrated(
         in_channels, filters, kernel_size, strides, dilation_rate
     ):
-        return 1
+        return WHOLE
     path = cache_path() if path is None else path
     key = shape_key(in_channels, filters, kernel_size, strides, dilation_rate)
     entry = read_cache(path).get(key)
-    if isinstance(entry, dict) and entry.get("slices") in candidates(filters):
-        return entry["slices"]
+    if isinstance(entry, dict):
+        cut = (entry.get("slices"), entry.get("bands"))
+        if cut in candidates(filters, strides):
+            return cut
     times = time_candidates(in_channels, filters, kernel_size, strides, dilation_rate)
-    slices = choose(times)
-    entry = {"slices": slices, "median_ms": {str(s): round(t * 1e3, 2) for s, t in times.items()}}
+    slices, bands = choose(times)
+    entry = {
+        "slices": slices,
+        "bands": bands,
+        "median_ms": {label(cut): round(t * 1e3, 2) for cut, t in times.items()},
+    }
     _write_cache(key, entry, path)
-    return slices
+    return slices, bands
 
 
 def describe(path=None):
@@ -192,9 +220,10 @@ def describe(path=None):
     path = cache_path() if path is None else path
     entries = read_cache(path)
     if not entries:
-        return [f"conv_slices='auto': nothing measured on this machine yet ({path})"]
-    lines = [f"conv_slices='auto', measured on this machine ({path}):"]
+        return [f"sliced_convs='auto': nothing measured on this machine yet ({path})"]
+    lines = [f"sliced_convs='auto', measured on this machine ({path}):"]
     for key in sorted(entries):
         entry = entries[key]
-        lines.append(f"  {key}: {entry.get('slices')} slice(s); median ms {entry.get('median_ms')}")
+        cut = label((entry.get("slices"), entry.get("bands")))
+        lines.append(f"  {key}: {cut}; median ms {entry.get('median_ms')}")
     return lines

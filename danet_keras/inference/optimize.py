@@ -16,8 +16,8 @@ operations:
   convolutions (dilated ones too, on space-to-batch sub-images) run as
   Winograd F(4x4, 3x3) (`layers.WinogradConv2D`): 4x fewer multiplications.
 - **Sliced convolutions.** A large 3x3 convolution runs in slices of its
-  filters (`layers.SlicedConv2D`, the same sums) where that was measured
-  faster on this machine (`inference.calibration`).
+  filters or in row bands (`layers.SlicedConv2D`, the same sums) where that
+  was measured faster on this machine (`inference.calibration`).
 - Dropout, the identity at inference, is dropped.
 
 Nested functional models (DANet's backbone) are flattened into one graph.
@@ -36,9 +36,9 @@ import keras
 import numpy as np
 from keras import tree
 
-from danet_keras.inference.calibration import filter_slices
+from danet_keras.inference.calibration import WHOLE, convolution_cut
 from danet_keras.inference.keras_internals import is_functional, packed_like_model, run_graph
-from danet_keras.layers.sliced_conv import SlicedConv2D
+from danet_keras.layers.sliced_conv import BANDS, SlicedConv2D
 from danet_keras.layers.winograd import TILE_SIZES, WinogradConv2D
 from danet_keras.utils.backends import keras_backend, require_tensorflow_backend
 from danet_keras.utils.cpu import onednn_turned_off
@@ -202,9 +202,9 @@ def _compute_dtype(policy, layer):
 class _Rewriter:
     """Builds the inference graph of one model (see `optimize_for_inference`)."""
 
-    def __init__(self, model, fold, winograd, tile_size, dilated, dtype_policy, conv_slices):
+    def __init__(self, model, fold, winograd, tile_size, dilated, dtype_policy, sliced_convs):
         self.facts = _GraphFacts(model)
-        self.conv_slices = conv_slices
+        self.sliced_convs = sliced_convs
         self.winograd = winograd
         self.winograd_dilated = dilated
         self.tile_size = tile_size
@@ -272,15 +272,15 @@ class _Rewriter:
             return _compute_dtype(policy, layer) == "float32" and winograd_pays()
         return True
 
-    def _slices(self, layer, kernel, config, policy):
-        """How many slices of its filters a direct convolution runs in (`SlicedConv2D`)."""
-        if self.conv_slices is None:
-            return 1
-        if isinstance(self.conv_slices, dict):
-            return self.conv_slices.get(layer.name, 1)
+    def _cut(self, layer, kernel, config, policy):
+        """(filter slices, row bands) of a direct convolution (`SlicedConv2D`)."""
+        if self.sliced_convs is None:
+            return WHOLE
+        if isinstance(self.sliced_convs, dict):
+            return tuple(self.sliced_convs.get(layer.name, WHOLE))
         if config["padding"] != "same" or _compute_dtype(policy, layer) != "float32":
-            return 1  # "auto" measures float32 "same" convolutions only
-        return filter_slices(
+            return WHOLE  # "auto" measures float32 "same" convolutions only
+        return convolution_cut(
             kernel.shape[2],
             kernel.shape[3],
             tuple(config["kernel_size"]),
@@ -305,8 +305,10 @@ class _Rewriter:
                 dtype=policy,
             )
             return conv(x)
-        slices = self._slices(layer, kernel, config, policy)
-        kind = functools.partial(SlicedConv2D, slices=slices) if slices > 1 else keras.layers.Conv2D
+        slices, bands = self._cut(layer, kernel, config, policy)
+        kind = keras.layers.Conv2D
+        if (slices, bands) != WHOLE:
+            kind = functools.partial(SlicedConv2D, slices=slices, bands=bands)
         conv = kind(
             kernel.shape[-1],
             config["kernel_size"],
@@ -333,9 +335,15 @@ class _Rewriter:
         return self._clone(layer, node, args, kwargs)
 
 
-def _valid_slices(conv_slices):
-    return isinstance(conv_slices, dict) and all(
-        isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in conv_slices.values()
+def _valid_cuts(sliced_convs):
+    """{layer name: (slices, bands)} with integer slices >= 1 and bands 1 or 2."""
+    return isinstance(sliced_convs, dict) and all(
+        isinstance(cut, (tuple, list))
+        and len(cut) == 2
+        and all(isinstance(n, int) and not isinstance(n, bool) for n in cut)
+        and cut[0] >= 1
+        and cut[1] in BANDS
+        for cut in sliced_convs.values()
     )
 
 
@@ -346,7 +354,7 @@ def optimize_for_inference(
     winograd_tile_size=4,
     winograd_dilated=True,
     dtype_policy=None,
-    conv_slices="auto",
+    sliced_convs="auto",
 ):
     """A functional model computing `model`'s inference outputs with fewer operations.
 
@@ -376,14 +384,16 @@ def optimize_for_inference(
         dtype_policy: None keeps every layer's dtype policy; a policy name
             (`"mixed_bfloat16"`) gives it to every layer except those that
             produce the model's outputs (DANet's float32 logits).
-        conv_slices: run direct convolutions in slices of their filters
-            (`layers.SlicedConv2D`, the same function) where that is faster
-            on this machine: `"auto"` (default) measures it once per
-            machine and convolution shape, float32 3x3 ones with enough work
-            only, and caches the choice (`inference.calibration`; on an
-            AVX-512 CPU DANet-ResNet50's two 2048-channel head convolutions
-            took 0.66x-0.71x of their time in 8 slices, with oneDNN capped at
-            AVX2 4x); None: never; or {layer name: slices}.
+        sliced_convs: hand large direct convolutions to the kernel library
+            cut into slices of their filters or bands of rows
+            (`layers.SlicedConv2D`, the same sums) where that is faster on
+            this machine: `"auto"` (default) measures it once per machine and
+            convolution shape (float32, "same"-padded, 3x3 with enough work)
+            and caches the choice (`inference.calibration`: on an AVX-512
+            CPU DANet-ResNet50's two 2048-channel head convolutions took
+            0.66x-0.71x of their time in 8 filter slices, on oneDNN capped at
+            AVX2 4x, but 0.61x in 2 row bands); None: never; or
+            {layer name: (slices, bands)}.
 
     Returns:
         A functional `keras.Model` with the same inputs and output structure,
@@ -396,10 +406,10 @@ def optimize_for_inference(
         raise ValueError(
             f"`winograd_tile_size` must be one of {TILE_SIZES}, got {winograd_tile_size!r}."
         )
-    if not (conv_slices in ("auto", None) or _valid_slices(conv_slices)):
+    if not (sliced_convs in ("auto", None) or _valid_cuts(sliced_convs)):
         raise ValueError(
-            "`conv_slices` must be 'auto', None or {layer name: integer >= 1}, "
-            f"got {conv_slices!r}."
+            "`sliced_convs` must be 'auto', None or {layer name: (slices, bands)}, "
+            f"got {sliced_convs!r}."
         )
     if winograd is True:
         require_tensorflow_backend(
@@ -417,7 +427,7 @@ def optimize_for_inference(
         winograd_tile_size,
         winograd_dilated,
         dtype_policy,
-        conv_slices,
+        sliced_convs,
     )
     inputs = [
         keras.Input(batch_shape=tensor.shape, dtype=tensor.dtype, name=tensor.name)
@@ -468,5 +478,5 @@ def inference_model(model, optimize=True, dtype_policy=None, **options):
     if not optimize and dtype_policy is None:
         return model
     if not optimize:
-        options = dict(options, fold_batchnorm=False, winograd=False, conv_slices=None)
+        options = dict(options, fold_batchnorm=False, winograd=False, sliced_convs=None)
     return optimize_for_inference(model, dtype_policy=dtype_policy, **options)

@@ -1,34 +1,49 @@
-"""A convolution computed in slices of its filters: `SlicedConv2D`.
+"""A convolution handed to the kernel library in pieces: `SlicedConv2D`.
 
-    y = concat_s( conv(x, W[..., F_s]) + b[F_s] ),   F_1 ... F_S  equal slices of the filters
+Two ways of cutting the same convolution `y = conv(x, W) + b`:
 
-is the convolution `conv(x, W) + b` exactly: every output channel is the same
-sum of the same products, only the filters are handed to the kernel library
-`slices` at a time. It exists for speed alone. oneDNN picks its blocking
-per convolution shape, and for some shapes a slice of the filters runs at a
-higher rate than the whole: DANet's head convolutions (3x3, 2048 -> 512
-channels at 64x64) took 0.66x-0.71x of the time in 8 slices of 64 filters on
-an AVX-512 CPU, while with oneDNN capped at AVX2 the same slicing took 4x
-longer. Whether it pays is therefore measured on the machine at hand
+- **Filter slices.** `y = concat_s( conv(x, W[..., F_s]) + b[F_s] )` over
+  equal slices F_1 ... F_S of the filters: every output channel is the same
+  sum of the same products, only `slices` filters' worth at a time.
+- **Row bands.** A stride-1 convolution of dilation d and kernel height k
+  reads h = d (k - 1) / 2 rows above and below each output row. The image's
+  top and bottom halves, each with its h neighbouring rows, go to the
+  library as one batch of twice the images; of each half's output, the rows
+  that saw a cut (h of them) are dropped. The remaining rows are the same
+  sums as the whole convolution's: their inputs are the same rows.
+
+They exist for speed alone. oneDNN picks its algorithm per convolution shape,
+and some shapes run at a higher rate cut: DANet's head convolutions (3x3,
+2048 -> 512 channels at 64x64) took 0.66x-0.71x of the time in 8 slices of
+64 filters on an AVX-512 CPU, where with oneDNN capped at AVX2 the same slicing
+took 4x longer, but two row bands (a batch of 2 instead of 1) 0.61x. Which
+cut pays is therefore measured on the machine at hand
 (`danet_keras.inference.calibration`), never assumed.
 
 The layer is a `keras.layers.Conv2D` with the same weights (`kernel`, `bias`)
-and config plus `slices`, so a Conv2D's weights load into it unchanged.
+and config plus `slices` and `bands`, so a Conv2D's weights load into it
+unchanged. Bands cost a copy of the input (and of the output) while the
+convolution runs.
 """
 
 import keras
 from keras import ops
 
+BANDS = (1, 2)
+
 
 @keras.saving.register_keras_serializable(package="danet_keras")
 class SlicedConv2D(keras.layers.Conv2D):
-    """`keras.layers.Conv2D`, run as `slices` convolutions over equal slices of its filters.
+    """`keras.layers.Conv2D`, run in slices of its filters and/or in row bands (see the module).
 
     Args:
         filters: output channels; a multiple of `slices`.
         kernel_size: as `keras.layers.Conv2D`.
         slices: how many slices of `filters // slices` filters the
-            convolution runs as (1: a plain convolution).
+            convolution runs as (1: all filters at once).
+        bands: 1 (the whole image) or 2 (its two halves as one batch);
+            2 needs stride 1, `"same"` padding and channels last. Images of
+            fewer than 2 d (k - 1) / 2 rows run whole.
         **kwargs: the other `keras.layers.Conv2D` arguments (`strides`,
             `padding`, `dilation_rate`, `activation`, `use_bias`, ...),
             `groups` excepted.
@@ -38,34 +53,79 @@ class SlicedConv2D(keras.layers.Conv2D):
         same weights up to the kernel library's order of summation.
     """
 
-    def __init__(self, filters, kernel_size, slices=1, **kwargs):
+    def __init__(self, filters, kernel_size, slices=1, bands=1, **kwargs):
         if isinstance(slices, bool) or not isinstance(slices, int) or slices < 1:
             raise ValueError(f"`slices` must be an integer >= 1, got {slices!r}.")
         if filters % slices:
             raise ValueError(f"`filters` ({filters}) must be a multiple of `slices` ({slices}).")
+        if bands not in BANDS:
+            raise ValueError(f"`bands` must be one of {BANDS}, got {bands!r}.")
         if kwargs.get("groups", 1) != 1:
             raise ValueError("SlicedConv2D slices the filters of an ungrouped convolution.")
         super().__init__(filters, kernel_size, **kwargs)
+        if bands > 1 and not self._bandable():
+            raise ValueError(
+                "`bands=2` needs a stride-1 convolution with 'same' padding, channels last."
+            )
         self.slices = slices
+        self.bands = bands
 
-    def call(self, inputs):
-        if self.slices == 1:
-            return super().call(inputs)
-        kernels = ops.split(self.kernel, self.slices, axis=-1)
-        biases = ops.split(self.bias, self.slices) if self.use_bias else [None] * self.slices
+    def _bandable(self):
+        return (
+            tuple(self.strides) == (1, 1)
+            and self.padding == "same"
+            and self.data_format == "channels_last"
+            and self.kernel_size[0] % 2 == 1
+        )
+
+    def _convolve(self, inputs):
+        """The convolution, bias and activation, in `slices` slices of the filters."""
+        kernels = ops.split(self.kernel, self.slices, axis=-1) if self.slices > 1 else [self.kernel]
+        if not self.use_bias:
+            biases = [None] * self.slices
+        else:
+            biases = ops.split(self.bias, self.slices) if self.slices > 1 else [self.bias]
         channel_axis = -1 if self.data_format == "channels_last" else 1
-        bias_shape = [1, 1, 1, 1]
         outputs = []
         for kernel, bias in zip(kernels, biases):
             y = self.convolution_op(inputs, kernel)
             if bias is not None:
-                bias_shape[channel_axis] = bias.shape[0]
-                y = ops.add(y, ops.reshape(bias, bias_shape))
+                shape = [1, 1, 1, 1]
+                shape[channel_axis] = bias.shape[0]
+                y = ops.add(y, ops.reshape(bias, shape))
             outputs.append(y if self.activation is None else self.activation(y))
-        return ops.concatenate(outputs, axis=channel_axis)
+        return outputs[0] if len(outputs) == 1 else ops.concatenate(outputs, axis=channel_axis)
+
+    def _in_bands(self, inputs):
+        """The two halves of the rows, each with its `halo` neighbours, as one batch."""
+        halo = self.dilation_rate[0] * (self.kernel_size[0] - 1) // 2
+        batch, height = ops.shape(inputs)[0], ops.shape(inputs)[1]
+        half = (height + 1) // 2
+        # Both bands hold half + halo rows: rows [0, half + halo) and the last half + halo.
+        stacked = ops.concatenate(
+            [inputs[:, : half + halo], inputs[:, height - half - halo :]], axis=0
+        )
+        outputs = self._convolve(stacked)
+        # The bottom band starts at row height - half - halo; its first output row kept is `half`.
+        first = halo + 2 * half - height
+        return ops.concatenate([outputs[:batch, :half], outputs[batch:, first:]], axis=1)
+
+    def call(self, inputs):
+        if self.bands == 1:
+            return self._convolve(inputs)
+        halo = self.dilation_rate[0] * (self.kernel_size[0] - 1) // 2
+        height = inputs.shape[1]
+        if height is not None:
+            # Static height: decided while tracing.
+            return self._in_bands(inputs) if height // 2 >= halo else self._convolve(inputs)
+        return ops.cond(
+            ops.shape(inputs)[1] // 2 >= halo,
+            lambda: self._in_bands(inputs),
+            lambda: self._convolve(inputs),
+        )
 
     def get_config(self):
         config = super().get_config()
         config.pop("groups", None)
-        config["slices"] = self.slices
+        config.update(slices=self.slices, bands=self.bands)
         return config

@@ -108,17 +108,17 @@ def _conv_ops(saved_model_dir):
     return sum(node.op == "Conv2D" for node in nodes)
 
 
-def test_export_conv_slices_auto_follows_the_measurement_and_off_turns_it_off(
+def test_export_sliced_convs_auto_follows_the_measurement_and_off_turns_it_off(
     keras_file, tmp_path, monkeypatch, capsys
 ):
     from danet_keras.inference import optimize
 
-    # As if this machine had measured 2 slices faster for every convolution asked about.
-    monkeypatch.setattr(optimize, "filter_slices", lambda *shape: 2)
+    # As if this machine had measured 2 filter slices faster for every convolution asked about.
+    monkeypatch.setattr(optimize, "convolution_cut", lambda *shape: (2, 1))
     counts = {}
     for choice in ("auto", "off"):
         out = str(tmp_path / choice)
         arguments = ["export", "--model", keras_file, "--format", "saved_model", "--output", out]
-        assert main(arguments + ["--conv-slices", choice, "--num-parity-images", "0"]) == 0
+        assert main(arguments + ["--sliced-convs", choice, "--num-parity-images", "0"]) == 0
         counts[choice] = _conv_ops(out)
     assert counts["auto"] > counts["off"] > 0

@@ -27,12 +27,42 @@ def test_equals_the_whole_convolution(options, slices):
     assert_close_to_scale(sliced(images), expected, KERNEL_ORDER_RTOL)
 
 
+@pytest.mark.parametrize("height", [1, 2, 3, 4, 5, 11, 12])
+@pytest.mark.parametrize("slices", [1, 2])
+@pytest.mark.parametrize("options", [CASES["3x3"], CASES["dilated-relu"]], ids=["3x3", "dilated"])
+def test_row_bands_equal_the_whole_convolution_at_every_height(options, slices, height):
+    # Heights below 2 x the halo (dilation 2: 4 rows) run whole; odd ones make unequal halves.
+    images = np.random.default_rng(2).normal(size=(3, height, 7, 6)).astype("float32")
+    whole = keras.layers.Conv2D(8, **options)
+    expected = whole(images)
+    banded = SlicedConv2D(8, slices=slices, bands=2, **options)
+    banded.build(images.shape)
+    banded.set_weights(whole.get_weights())
+    assert_close_to_scale(banded(images), expected, KERNEL_ORDER_RTOL)
+
+
+def test_row_bands_with_a_height_known_only_when_run():
+    import tensorflow as tf
+
+    layer = SlicedConv2D(8, 3, bands=2, padding="same", dilation_rate=2)
+    layer.build((None, None, None, 6))
+    whole = keras.layers.Conv2D(8, 3, padding="same", dilation_rate=2)
+    whole.build((None, None, None, 6))
+    whole.set_weights(layer.get_weights())
+    run = tf.function(layer, input_signature=[tf.TensorSpec([None, None, None, 6])])
+    for height in (1, 3, 4, 9, 16):
+        images = np.random.default_rng(height).normal(size=(2, height, 5, 6)).astype("float32")
+        assert_close_to_scale(run(images), whole(images), KERNEL_ORDER_RTOL)
+
+
 def test_config_round_trip_and_saved_model(tmp_path):
     inputs = keras.Input((9, 9, 4))
-    outputs = SlicedConv2D(6, 3, slices=3, padding="same", activation="relu", name="c")(inputs)
+    outputs = SlicedConv2D(6, 3, slices=3, bands=2, padding="same", activation="relu", name="c")(
+        inputs
+    )
     model = keras.Model(inputs, outputs)
     config = model.get_layer("c").get_config()
-    assert config["slices"] == 3 and config["filters"] == 6 and "groups" not in config
+    assert config["slices"] == 3 and config["bands"] == 2 and "groups" not in config
     assert SlicedConv2D.from_config(config).get_config() == config
     path = str(tmp_path / "sliced.keras")
     model.save(path)
@@ -49,6 +79,9 @@ def test_config_round_trip_and_saved_model(tmp_path):
         (dict(filters=8, slices=True), "slices"),
         (dict(filters=8, slices=3), "multiple"),
         (dict(filters=8, slices=2, groups=2), "ungrouped"),
+        (dict(filters=8, bands=3), "bands"),
+        (dict(filters=8, bands=2, strides=2, padding="same"), "stride-1"),
+        (dict(filters=8, bands=2, padding="valid"), "same"),
     ],
 )
 def test_refuses_what_it_cannot_slice(arguments, message):

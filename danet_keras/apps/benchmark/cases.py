@@ -294,7 +294,7 @@ def _tflite_inference(case):
 # optimize_for_inference's levers, one at a time (None: the model as built).
 LEVERS = {
     "plain": None,
-    "fold BatchNorm (+ ReLU)": dict(winograd=False, conv_slices=None),
+    "fold BatchNorm (+ ReLU)": dict(winograd=False, sliced_convs=None),
     "fold + sliced convolutions where measured faster (the default)": dict(winograd=False),
     "fold + Winograd F(4x4), dilation 1 only": dict(winograd_dilated=False, winograd=True),
     "fold + Winograd F(4x4), dilated too (winograd=True)": dict(winograd=True),
