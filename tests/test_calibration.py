@@ -1,5 +1,7 @@
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -104,6 +106,19 @@ def test_timing_runs_every_candidate(monkeypatch):
     monkeypatch.setattr(calibration, "ROUNDS", 1)
     times = calibration.time_candidates(16, 64, (3, 3), (1, 1), (2, 2))
     assert sorted(times) == [WHOLE, TWO_BANDS, (2, 1)] and all(t > 0 for t in times.values())
+
+
+def test_timing_prints_nothing():
+    # In a process of its own, as a user's console sees it: five functions traced in a row
+    # once made TensorFlow warn about retracing (and the demo's stderr is kept empty).
+    code = (
+        "from danet_keras.inference import calibration as c\n"
+        "c.CALIBRATION_SIZE, c.ROUNDS = (8, 8), 1\n"
+        "assert len(c.time_candidates(16, 256, (3, 3), (1, 1), (1, 1))) == 5\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "retracing" not in result.stderr, result.stderr[-2000:]
 
 
 def test_the_cache_folder_follows_the_environment(monkeypatch, tmp_path):

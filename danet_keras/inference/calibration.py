@@ -137,34 +137,45 @@ def _write_cache(key, entry, path):
         print(f"danet-keras: sliced_convs choice not cached ({error})", file=sys.stderr)
 
 
-def time_candidates(in_channels, filters, kernel_size, strides, dilation_rate):
-    """Median seconds of one call per candidate cut, timed alternately in this process."""
+def _traced_candidate(cut, kernel, bias, strides, dilation_rate, images):
+    """A traced and warmed-up function running `images` through one cut of the convolution."""
     import tensorflow as tf
 
     from danet_keras.layers.sliced_conv import SlicedConv2D
+
+    slices, bands = cut
+    layer = SlicedConv2D(
+        kernel.shape[-1],
+        kernel.shape[:2],
+        slices=slices,
+        bands=bands,
+        strides=strides,
+        dilation_rate=dilation_rate,
+        padding="same",
+        activation="relu",
+    )
+    layer.build(images.shape)
+    layer.set_weights([kernel, bias])
+    # A function of the layer itself: TensorFlow counts traces per Python function, and one
+    # lambda traced per candidate made it warn about retracing on the user's console.
+    forward = tf.function(layer)
+    forward(images).numpy()  # traces and warms up
+    return forward
+
+
+def time_candidates(in_channels, filters, kernel_size, strides, dilation_rate):
+    """Median seconds of one call per candidate cut, timed alternately in this process."""
+    import tensorflow as tf
 
     rng = np.random.default_rng(0)
     height, width = CALIBRATION_SIZE
     images = tf.constant(rng.standard_normal((1, height, width, in_channels), np.float32))
     kernel = rng.standard_normal((*kernel_size, in_channels, filters), np.float32) * 0.01
     bias = rng.standard_normal(filters).astype(np.float32)
-    calls = {}
-    for slices, bands in candidates(filters, strides):
-        layer = SlicedConv2D(
-            filters,
-            kernel_size,
-            slices=slices,
-            bands=bands,
-            strides=strides,
-            dilation_rate=dilation_rate,
-            padding="same",
-            activation="relu",
-        )
-        layer.build((None, height, width, in_channels))
-        layer.set_weights([kernel, bias])
-        forward = tf.function(lambda x, layer=layer: layer(x))
-        forward(images).numpy()  # traces and warms up
-        calls[(slices, bands)] = forward
+    calls = {
+        cut: _traced_candidate(cut, kernel, bias, strides, dilation_rate, images)
+        for cut in candidates(filters, strides)
+    }
     times = {cut: [] for cut in calls}
     for _ in range(ROUNDS):
         for cut, forward in calls.items():
