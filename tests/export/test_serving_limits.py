@@ -506,6 +506,7 @@ def test_cli_limits_reach_the_export(monkeypatch, tmp_path, flag, expected):
             dtype_policy=None,
             overwrite=False,
             outputs=("class_ids", "probabilities", "logits"),
+            sliced_convs="auto",
             **expected,
         )
     ]
