@@ -104,9 +104,8 @@ def label(cut):
     return f"{slices} slices" if bands == 1 else f"{bands} bands"
 
 
-def read_cache(path=None):
-    """{shape key: entry} of this machine from the cache file, {} if none or unreadable."""
-    path = cache_path() if path is None else path
+def _read_machines(path):
+    """{machine key: {shape key: entry}} of the cache file; {} if none, unreadable or foreign."""
     try:
         with open(path, encoding="utf-8") as f:
             content = json.load(f)
@@ -114,20 +113,21 @@ def read_cache(path=None):
         return {}
     if not isinstance(content, dict) or content.get("format") != CACHE_FORMAT:
         return {}
-    entries = (content.get("machines") or {}).get(machine_key()) or {}
-    return entries if isinstance(entries, dict) else {}
+    machines = content.get("machines")
+    if not isinstance(machines, dict):
+        return {}
+    return {key: value for key, value in machines.items() if isinstance(value, dict)}
+
+
+def read_cache(path=None):
+    """{shape key: entry} of this machine from the cache file, {} if none or unreadable."""
+    return _read_machines(cache_path() if path is None else path).get(machine_key(), {})
 
 
 def _write_cache(key, entry, path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            content = json.load(f)
-        if content.get("format") != CACHE_FORMAT:
-            content = None
-    except (OSError, ValueError, AttributeError):
-        content = None
-    content = content or {"format": CACHE_FORMAT, "machines": {}}
-    content.setdefault("machines", {}).setdefault(machine_key(), {})[key] = entry
+    machines = _read_machines(path)
+    machines.setdefault(machine_key(), {})[key] = entry
+    content = {"format": CACHE_FORMAT, "machines": machines}
     data = (json.dumps(content, indent=2, sort_keys=True) + "\n").encode("utf-8")
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
