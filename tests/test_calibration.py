@@ -94,6 +94,31 @@ def test_a_file_it_did_not_write_is_kept(cache, timings, capsys):
     assert "not cached" in capsys.readouterr().err
 
 
+def test_processes_writing_at_once_keep_every_choice(cache):
+    # Four processes (the workers of one server, say) each record 15 shapes at once: every
+    # choice is kept, and none takes another's fresh, not yet recorded file for a foreign one.
+    code = (
+        "import sys\n"
+        "from danet_keras.inference import calibration as c\n"
+        "c.machine_key = lambda: 'a CPU'\n"
+        "for i in range(15):\n"
+        "    c._write_cache(f'{sys.argv[1]} {i}', {'slices': 1, 'bands': 1}, sys.argv[2])\n"
+    )
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, f"writer {n}", str(cache)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(4)
+    ]
+    errors = [process.communicate(timeout=300)[1] for process in processes]
+    assert all(process.returncode == 0 for process in processes), errors
+    assert not any("not cached" in error for error in errors), errors
+    assert len(json.loads(cache.read_text())["machines"]["a CPU"]) == 60
+
+
 def test_other_backends_and_describe_without_measurements(cache, timings, monkeypatch):
     measured = timings(AVX512)
     monkeypatch.setattr(calibration, "keras_backend", lambda: "jax")

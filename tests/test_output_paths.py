@@ -8,6 +8,8 @@ refused with one line or wrote beside them.
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -21,6 +23,7 @@ from danet_keras.utils.output_paths import (
     check_folder_artefact,
     file_artefact,
     folder_artefact,
+    locked,
     own_folder,
     read_marker,
 )
@@ -389,3 +392,16 @@ def test_the_same_artefact_is_replaced_only_with_the_overwrite_flag(
     assert main(predict) == 0
     assert "--overwrite" in cli_refuses(predict, capsys)
     assert main(predict + ["--overwrite"]) == 0
+
+
+def test_a_folder_lock_nests_in_one_process_and_excludes_others(tmp_path):
+    try_lock = (
+        "import fcntl, os, sys\n"
+        "fcntl.flock(os.open(sys.argv[1], os.O_RDONLY), fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+    )
+    other_process = [sys.executable, "-c", try_lock, str(tmp_path)]
+    with locked(tmp_path):
+        with locked(tmp_path):  # shares the hold instead of waiting for itself
+            pass
+        assert subprocess.run(other_process, capture_output=True).returncode != 0
+    assert subprocess.run(other_process, capture_output=True).returncode == 0

@@ -34,7 +34,7 @@ import numpy as np
 from danet_keras.utils.backends import keras_backend
 from danet_keras.utils.cache import cache_dir
 from danet_keras.utils.cpu import kernels_description
-from danet_keras.utils.output_paths import OutputRefused, write_artefact_bytes
+from danet_keras.utils.output_paths import OutputRefused, locked, write_artefact_bytes
 
 CACHE_NAME = "sliced_convs.json"
 CACHE_KIND = "sliced_convs_cache"
@@ -125,13 +125,17 @@ def read_cache(path=None):
 
 
 def _write_cache(key, entry, path):
-    machines = _read_machines(path)
-    machines.setdefault(machine_key(), {})[key] = entry
-    content = {"format": CACHE_FORMAT, "machines": machines}
-    data = (json.dumps(content, indent=2, sort_keys=True) + "\n").encode("utf-8")
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        write_artefact_bytes(path, CACHE_KIND, data, overwrite=True)
+        # Locked from reading to recording: processes calibrating at once (the workers of
+        # one server, say) each add their shapes, and none finds another's fresh file
+        # unrecorded and takes it for a file that danet-keras did not write.
+        with locked(os.path.dirname(path)):
+            machines = _read_machines(path)
+            machines.setdefault(machine_key(), {})[key] = entry
+            content = {"format": CACHE_FORMAT, "machines": machines}
+            data = (json.dumps(content, indent=2, sort_keys=True) + "\n").encode("utf-8")
+            write_artefact_bytes(path, CACHE_KIND, data, overwrite=True)
     except (OSError, OutputRefused) as error:
         # The choice still holds for this process; only its memory across processes is lost.
         print(f"danet-keras: sliced_convs choice not cached ({error})", file=sys.stderr)
@@ -153,6 +157,8 @@ def _traced_candidate(cut, kernel, bias, strides, dilation_rate, images):
         dilation_rate=dilation_rate,
         padding="same",
         activation="relu",
+        # Timed in float32 whatever the global policy: "auto" cuts float32 convolutions only.
+        dtype="float32",
     )
     layer.build(images.shape)
     layer.set_weights([kernel, bias])

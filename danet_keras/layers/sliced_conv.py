@@ -30,6 +30,12 @@ import keras
 from keras import ops
 
 BANDS = (1, 2)
+# Bands copy their input while they run. Above this many input elements (64 MB of float32:
+# DANet's head input up to a 512x1024 image) the convolution runs whole, so that a cut never
+# makes the inference graph hold much more memory than the model it came from: with oneDNN
+# capped at AVX2, where both head convolutions are banded, DANet-ResNet50 served at 1024x2048
+# peaked at 2.7 GB with no bound, over the 2.4 GB that tests/export/test_serving_limits.py holds.
+MAX_BAND_INPUT_ELEMENTS = 2**24
 
 
 @keras.saving.register_keras_serializable(package="danet_keras")
@@ -42,8 +48,9 @@ class SlicedConv2D(keras.layers.Conv2D):
         slices: how many slices of `filters // slices` filters the
             convolution runs as (1: all filters at once).
         bands: 1 (the whole image) or 2 (its two halves as one batch);
-            2 needs stride 1, `"same"` padding and channels last. Images of
-            fewer than 2 d (k - 1) / 2 rows run whole.
+            2 needs stride 1, `"same"` padding and channels last. Inputs of
+            fewer than 2 d (k - 1) / 2 rows, or of more than
+            `MAX_BAND_INPUT_ELEMENTS` elements, run whole.
         **kwargs: the other `keras.layers.Conv2D` arguments (`strides`,
             `padding`, `dilation_rate`, `activation`, `use_bias`, ...),
             `groups` excepted.
@@ -114,12 +121,20 @@ class SlicedConv2D(keras.layers.Conv2D):
         if self.bands == 1:
             return self._convolve(inputs)
         halo = self.dilation_rate[0] * (self.kernel_size[0] - 1) // 2
-        height = inputs.shape[1]
-        if height is not None:
-            # Static height: decided while tracing.
-            return self._in_bands(inputs) if height // 2 >= halo else self._convolve(inputs)
+        if None not in inputs.shape:
+            # Static shape: decided while tracing.
+            batch, height, width, channels = inputs.shape
+            banded = height // 2 >= halo and batch * height * width * channels <= (
+                MAX_BAND_INPUT_ELEMENTS
+            )
+            return self._in_bands(inputs) if banded else self._convolve(inputs)
+        batch, height, width, channels = ops.unstack(ops.cast(ops.shape(inputs), "float32"))
+        # In float32: a batch of large images overflows int32 elements.
+        elements = batch * height * width * channels
         return ops.cond(
-            ops.shape(inputs)[1] // 2 >= halo,
+            ops.logical_and(
+                ops.shape(inputs)[1] // 2 >= halo, elements <= float(MAX_BAND_INPUT_ELEMENTS)
+            ),
             lambda: self._in_bands(inputs),
             lambda: self._convolve(inputs),
         )

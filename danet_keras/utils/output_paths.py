@@ -31,6 +31,7 @@ import contextlib
 import fcntl
 import json
 import os
+import threading
 
 from danet_keras.utils.atomic_io import (
     atomic_directory,
@@ -182,15 +183,44 @@ def folder_artefact(path, kind, overwrite=False, inputs=()):
         check_folder_artefact(path, kind, overwrite, inputs)
 
 
+# folder -> [descriptor, depth]. flock() treats each open descriptor on its own, so a
+# second lock of a folder this process already holds would wait for itself forever:
+# nested holds share the first one's descriptor instead.
+_HELD = {}
+_HELD_GUARD = threading.RLock()
+
+
 @contextlib.contextmanager
-def _locked(folder):
-    """Holds an exclusive lock on `folder` (its ledger is read, changed and written whole)."""
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(descriptor)
+def locked(folder):
+    """Holds an exclusive lock on `folder` against other processes and threads.
+
+    Used where a file in `folder` is read, changed and written whole (a
+    folder's ledger, a cache file): two writers would otherwise lose one
+    another's changes, or find the other's fresh file unrecorded and refuse
+    it. Nested holds of one folder in one thread share the lock.
+
+    Args:
+        folder: an existing folder.
+    """
+    key = os.path.realpath(folder)
+    with _HELD_GUARD:
+        held = _HELD.get(key)
+        if held is None:
+            descriptor = os.open(key, os.O_RDONLY)
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX)
+            except BaseException:
+                os.close(descriptor)
+                raise
+            held = _HELD[key] = [descriptor, 0]
+        held[1] += 1
+        try:
+            yield
+        finally:
+            held[1] -= 1
+            if not held[1]:
+                del _HELD[key]
+                os.close(held[0])
 
 
 def _recorded_file(path):
@@ -237,7 +267,7 @@ def record_files(paths, kind):
         raise ValueError(f"record_files takes files of one folder, got {sorted(folders)}.")
     folder = folders.pop()
     fingerprints = {os.path.basename(path): _fingerprint(path) for path in paths}
-    with _locked(folder):
+    with locked(folder):
         marker = read_marker(folder) or {"format": _FORMAT}
         files = marker.setdefault("files", {})
         for name, fingerprint in fingerprints.items():
@@ -352,7 +382,7 @@ def own_folder(path, kind, purpose="its own output"):
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
     # Locked: the workers of one multi-worker run claim the same folder at once.
-    with _locked(parent):
+    with locked(parent):
         check_owned_folder(path, kind, purpose)
         if owns(path) != kind:
             os.makedirs(path, exist_ok=True)

@@ -55,6 +55,25 @@ def test_row_bands_with_a_height_known_only_when_run():
         assert_close_to_scale(run(images), whole(images), KERNEL_ORDER_RTOL)
 
 
+def test_inputs_above_the_memory_bound_run_whole(monkeypatch):
+    import tensorflow as tf
+
+    from danet_keras.layers import sliced_conv
+
+    # Bands copy their input: 2 images of 8x5x6 may, 2 of 9x5x6 (one more row) may not.
+    monkeypatch.setattr(sliced_conv, "MAX_BAND_INPUT_ELEMENTS", 2 * 8 * 5 * 6)
+    layer = SlicedConv2D(4, 3, bands=2, padding="same")
+    layer.build((None, None, None, 6))
+    # The banded path made visible: it gives zeros here.
+    monkeypatch.setattr(layer, "_in_bands", lambda x: layer._convolve(x) * 0.0)
+    dynamic = tf.function(layer, input_signature=[tf.TensorSpec([None, None, None, 6])])
+    rng = np.random.default_rng(5)
+    small, large = (rng.normal(size=(2, h, 5, 6)).astype("float32") for h in (8, 9))
+    for run in (layer, dynamic):  # shapes known while tracing, and only when run
+        assert not np.any(keras.ops.convert_to_numpy(run(small)))
+        assert np.all(keras.ops.convert_to_numpy(run(large)) != 0)
+
+
 def test_config_round_trip_and_saved_model(tmp_path):
     inputs = keras.Input((9, 9, 4))
     outputs = SlicedConv2D(6, 3, slices=3, bands=2, padding="same", activation="relu", name="c")(
