@@ -102,7 +102,8 @@ def test_processes_writing_at_once_keep_every_choice(cache):
         "from danet_keras.inference import calibration as c\n"
         "c.machine_key = lambda: 'a CPU'\n"
         "for i in range(15):\n"
-        "    c._write_cache(f'{sys.argv[1]} {i}', {'slices': 1, 'bands': 1}, sys.argv[2])\n"
+        "    entry = {'slices': 1, 'bands': 1}\n"
+        "    c._write_cache(f'{sys.argv[1]} {i}', entry, sys.argv[2], 512, (1, 1))\n"
     )
     processes = [
         subprocess.Popen(
@@ -117,6 +118,19 @@ def test_processes_writing_at_once_keep_every_choice(cache):
     assert all(process.returncode == 0 for process in processes), errors
     assert not any("not cached" in error for error in errors), errors
     assert len(json.loads(cache.read_text())["machines"]["a CPU"]) == 60
+
+
+def test_a_choice_recorded_meanwhile_by_another_process_holds(cache, monkeypatch):
+    def timed_while_another_process_records(*shape):
+        key = calibration.shape_key(*shape)
+        calibration._write_cache(key, {"slices": 1, "bands": 2}, str(cache), 512, (1, 1))
+        return dict(AVX512)  # this process alone would choose 8 slices
+
+    monkeypatch.setattr(calibration, "time_candidates", timed_while_another_process_records)
+    # The first recorded choice holds for every process, so their exports agree.
+    assert calibration.convolution_cut(**HEAD) == TWO_BANDS
+    entry = calibration.read_cache()[calibration.shape_key(*HEAD.values())]
+    assert (entry["slices"], entry["bands"]) == TWO_BANDS
 
 
 def test_other_backends_and_describe_without_measurements(cache, timings, monkeypatch):

@@ -124,7 +124,20 @@ def read_cache(path=None):
     return _read_machines(cache_path() if path is None else path).get(machine_key(), {})
 
 
-def _write_cache(key, entry, path):
+def _cached_cut(entry, filters, strides):
+    """The (slices, bands) of a cache entry, or None if it holds no valid cut for this shape."""
+    if not isinstance(entry, dict):
+        return None
+    cut = (entry.get("slices"), entry.get("bands"))
+    return cut if cut in candidates(filters, strides) else None
+
+
+def _write_cache(key, entry, path, filters, strides):
+    """Records `entry` for `key`; returns the cut that holds (another process's, if first).
+
+    Processes that measured the same shape at once keep the first one's choice, so every
+    process and export on the machine makes the same one.
+    """
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         # Locked from reading to recording: processes calibrating at once (the workers of
@@ -132,13 +145,18 @@ def _write_cache(key, entry, path):
         # unrecorded and takes it for a file that danet-keras did not write.
         with locked(os.path.dirname(path)):
             machines = _read_machines(path)
-            machines.setdefault(machine_key(), {})[key] = entry
+            entries = machines.setdefault(machine_key(), {})
+            first = _cached_cut(entries.get(key), filters, strides)
+            if first is not None:
+                return first
+            entries[key] = entry
             content = {"format": CACHE_FORMAT, "machines": machines}
             data = (json.dumps(content, indent=2, sort_keys=True) + "\n").encode("utf-8")
             write_artefact_bytes(path, CACHE_KIND, data, overwrite=True)
     except (OSError, OutputRefused) as error:
         # The choice still holds for this process; only its memory across processes is lost.
         print(f"danet-keras: sliced_convs choice not cached ({error})", file=sys.stderr)
+    return entry["slices"], entry["bands"]
 
 
 def _traced_candidate(cut, kernel, bias, strides, dilation_rate, images):
@@ -216,11 +234,9 @@ def convolution_cut(in_channels, filters, kernel_size, strides, dilation_rate, p
         return WHOLE
     path = cache_path() if path is None else path
     key = shape_key(in_channels, filters, kernel_size, strides, dilation_rate)
-    entry = read_cache(path).get(key)
-    if isinstance(entry, dict):
-        cut = (entry.get("slices"), entry.get("bands"))
-        if cut in candidates(filters, strides):
-            return cut
+    cut = _cached_cut(read_cache(path).get(key), filters, strides)
+    if cut is not None:
+        return cut
     times = time_candidates(in_channels, filters, kernel_size, strides, dilation_rate)
     slices, bands = choose(times)
     entry = {
@@ -228,8 +244,7 @@ def convolution_cut(in_channels, filters, kernel_size, strides, dilation_rate, p
         "bands": bands,
         "median_ms": {label(cut): round(t * 1e3, 2) for cut, t in times.items()},
     }
-    _write_cache(key, entry, path)
-    return slices, bands
+    return _write_cache(key, entry, path, filters, strides)
 
 
 def describe(path=None):
