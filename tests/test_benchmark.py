@@ -226,3 +226,16 @@ def test_response_size_counts_the_json_that_tf_serving_writes():
                 np.testing.assert_array_equal(np.float32(parsed[name]), outputs[name][0])
         # The vectorised count is the length of the written text.
         assert sizes.rest_response_size(chosen) == len(text)
+
+
+def test_conv_cuts_times_every_cut_per_size_and_reports_a_size_that_runs_out_of_time(capsys):
+    conv_cuts = load_benchmark("conv_cuts")
+    small = ["--channels", "16", "64", "--sizes", "8x8", "6x10", "--rounds", "1"]
+    conv_cuts.main(small)
+    table = capsys.readouterr().out
+    assert table.startswith(f"CPU: {kernels_description()}\n")
+    assert "| map | whole | 2 slices | 2 bands |" in table
+    rows = [line for line in table.splitlines() if line.startswith(("| 8x8", "| 6x10"))]
+    assert len(rows) == 2 and all(row.count("x)") == 2 for row in rows), rows
+    conv_cuts.main(small[:5] + ["--timeout", "0.01"])
+    assert "| 8x8 | did not finish in 0 s |" in capsys.readouterr().out

@@ -187,12 +187,23 @@ def _traced_candidate(cut, kernel, bias, strides, dilation_rate, images):
     return forward
 
 
-def time_candidates(in_channels, filters, kernel_size, strides, dilation_rate):
-    """Median seconds of one call per candidate cut, timed alternately in this process."""
+def time_candidates(
+    in_channels, filters, kernel_size, strides, dilation_rate, size=None, rounds=None
+):
+    """Median seconds of one call per candidate cut, timed alternately in this process.
+
+    Args:
+        in_channels, filters, kernel_size, strides, dilation_rate: the shape.
+        size: (height, width) of the one image timed (None: `CALIBRATION_SIZE`).
+        rounds: calls per candidate (None: `ROUNDS`).
+
+    Returns:
+        {(slices, bands): median seconds}.
+    """
     import tensorflow as tf
 
     rng = np.random.default_rng(0)
-    height, width = CALIBRATION_SIZE
+    height, width = CALIBRATION_SIZE if size is None else size
     images = tf.constant(rng.standard_normal((1, height, width, in_channels), np.float32))
     kernel = rng.standard_normal((*kernel_size, in_channels, filters), np.float32) * 0.01
     bias = rng.standard_normal(filters).astype(np.float32)
@@ -201,7 +212,7 @@ def time_candidates(in_channels, filters, kernel_size, strides, dilation_rate):
         for cut in candidates(filters, strides)
     }
     times = {cut: [] for cut in calls}
-    for _ in range(ROUNDS):
+    for _ in range(ROUNDS if rounds is None else rounds):
         for cut, forward in calls.items():
             start = time.perf_counter()
             forward(images).numpy()
