@@ -8,9 +8,8 @@ Each map size runs in a fresh process (so `--onednn-max-isa` reaches oneDNN
 before TensorFlow starts) that times the candidate cuts of
 `inference.calibration` side by side, alternating, one image: the whole
 convolution, 2/4/8 filter slices, 2 row bands. A size whose process does not
-finish within `--timeout` seconds is reported as such: with oneDNN capped at
-AVX2, the whole 2048 -> 512 head convolution on a 128x128 map did not finish
-in 150 s on an AVX-512 EPYC, where 64x64 took 0.7 s.
+finish within `--timeout` seconds is reported as such (`--whole-only` tells
+whether the whole convolution alone is the slow one).
 """
 
 import argparse
@@ -25,9 +24,11 @@ CHILD = """
 import json, sys
 from danet_keras.inference import calibration
 from danet_keras.utils.cpu import kernels_description
-channels, kernel, dilation, size, rounds = json.loads(sys.argv[1])
+channels, kernel, dilation, size, rounds, whole_only = json.loads(sys.argv[1])
+cuts = [calibration.WHOLE] if whole_only else None
 times = calibration.time_candidates(
-    channels[0], channels[1], (kernel, kernel), (1, 1), (dilation, dilation), tuple(size), rounds
+    channels[0], channels[1], (kernel, kernel), (1, 1), (dilation, dilation), tuple(size), rounds,
+    cuts,
 )
 print(json.dumps({"cpu": kernels_description(),
                   "ms": {calibration.label(cut): t * 1e3 for cut, t in times.items()}}))
@@ -40,6 +41,7 @@ def time_size(args, size):
     if args.onednn_max_isa:
         env["ONEDNN_MAX_CPU_ISA"] = args.onednn_max_isa
     shape = [list(args.channels), args.kernel, args.dilation, list(size), args.rounds]
+    shape.append(args.whole_only)
     try:
         result = subprocess.run(
             [sys.executable, "-c", CHILD, json.dumps(shape)],
@@ -54,12 +56,11 @@ def time_size(args, size):
 
 def table(args, rows):
     cpu = next((row["cpu"] for row in rows.values() if "cpu" in row), "unknown (no size finished)")
-    cap = f"; oneDNN capped at {args.onednn_max_isa}" if args.onednn_max_isa else ""
     cuts = []
     for row in rows.values():
         cuts += [cut for cut in row.get("ms", {}) if cut not in cuts]
     lines = [
-        f"CPU: {cpu}{cap}",
+        f"CPU: {cpu}",
         "",
         f"3x{args.kernel} convolution {args.channels[0]} -> {args.channels[1]}, dilation "
         f"{args.dilation}, one image; median ms of {args.rounds} calls, alternating",
@@ -93,6 +94,9 @@ def main(argv=None):
         nargs="+",
     )  # fmt: skip
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--whole-only", action="store_true", help="time the whole convolution alone (no cuts)"
+    )
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per map size")
     parser.add_argument(
         "--onednn-max-isa", help="ONEDNN_MAX_CPU_ISA for the timing processes, e.g. AVX2"

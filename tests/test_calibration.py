@@ -133,6 +133,34 @@ def test_a_choice_recorded_meanwhile_by_another_process_holds(cache, monkeypatch
     assert (entry["slices"], entry["bands"]) == TWO_BANDS
 
 
+def test_a_process_waits_for_another_measuring_and_takes_its_choice(cache, timings, monkeypatch):
+    monkeypatch.setattr(calibration, "machine_key", lambda: "a CPU")
+    measured = timings(AVX512)
+    key = calibration.shape_key(*HEAD.values())
+    other = (
+        "import sys, time\n"
+        "from danet_keras.inference import calibration as c\n"
+        "from danet_keras.utils.output_paths import locked\n"
+        "c.machine_key = lambda: 'a CPU'\n"
+        "with locked(sys.argv[1]):  # as while timing\n"
+        "    print('measuring', flush=True)\n"
+        "    time.sleep(2)\n"
+        "    c._write_cache(sys.argv[2], {'slices': 1, 'bands': 2}, sys.argv[3], 512, (1, 1))\n"
+    )
+    os.makedirs(cache.parent)
+    process = subprocess.Popen(
+        [sys.executable, "-c", other, str(cache.parent), key, str(cache)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout.readline() == "measuring\n"
+        # Waits instead of timing beside it, then takes the other process's choice.
+        assert calibration.convolution_cut(**HEAD) == TWO_BANDS and not measured
+    finally:
+        process.communicate(timeout=120)
+    assert process.returncode == 0
+
+
 def test_other_backends_and_describe_without_measurements(cache, timings, monkeypatch):
     measured = timings(AVX512)
     monkeypatch.setattr(calibration, "keras_backend", lambda: "jax")

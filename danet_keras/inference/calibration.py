@@ -23,6 +23,7 @@ same choice without timing anything:
 dict of layer names) overrides them; deleting the file measures again.
 """
 
+import contextlib
 import json
 import os
 import statistics
@@ -188,7 +189,7 @@ def _traced_candidate(cut, kernel, bias, strides, dilation_rate, images):
 
 
 def time_candidates(
-    in_channels, filters, kernel_size, strides, dilation_rate, size=None, rounds=None
+    in_channels, filters, kernel_size, strides, dilation_rate, size=None, rounds=None, cuts=None
 ):
     """Median seconds of one call per candidate cut, timed alternately in this process.
 
@@ -196,6 +197,7 @@ def time_candidates(
         in_channels, filters, kernel_size, strides, dilation_rate: the shape.
         size: (height, width) of the one image timed (None: `CALIBRATION_SIZE`).
         rounds: calls per candidate (None: `ROUNDS`).
+        cuts: the (slices, bands) cuts to time (None: `candidates(filters, strides)`).
 
     Returns:
         {(slices, bands): median seconds}.
@@ -209,7 +211,7 @@ def time_candidates(
     bias = rng.standard_normal(filters).astype(np.float32)
     calls = {
         cut: _traced_candidate(cut, kernel, bias, strides, dilation_rate, images)
-        for cut in candidates(filters, strides)
+        for cut in (candidates(filters, strides) if cuts is None else cuts)
     }
     times = {cut: [] for cut in calls}
     for _ in range(ROUNDS if rounds is None else rounds):
@@ -248,14 +250,25 @@ def convolution_cut(in_channels, filters, kernel_size, strides, dilation_rate, p
     cut = _cached_cut(read_cache(path).get(key), filters, strides)
     if cut is not None:
         return cut
-    times = time_candidates(in_channels, filters, kernel_size, strides, dilation_rate)
-    slices, bands = choose(times)
-    entry = {
-        "slices": slices,
-        "bands": bands,
-        "median_ms": {label(cut): round(t * 1e3, 2) for cut, t in times.items()},
-    }
-    return _write_cache(key, entry, path, filters, strides)
+    with contextlib.ExitStack() as measuring:
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            # Processes on one machine measure one at a time: none times while another's
+            # timing loads the cores, and a shape is measured once.
+            measuring.enter_context(locked(os.path.dirname(path)))
+        except OSError:
+            pass  # no cache folder: measured here, kept for this process (`_write_cache`)
+        cut = _cached_cut(read_cache(path).get(key), filters, strides)
+        if cut is not None:
+            return cut  # measured by another process while this one waited
+        times = time_candidates(in_channels, filters, kernel_size, strides, dilation_rate)
+        slices, bands = choose(times)
+        entry = {
+            "slices": slices,
+            "bands": bands,
+            "median_ms": {label(cut): round(t * 1e3, 2) for cut, t in times.items()},
+        }
+        return _write_cache(key, entry, path, filters, strides)
 
 
 def describe(path=None):

@@ -183,11 +183,12 @@ def folder_artefact(path, kind, overwrite=False, inputs=()):
         check_folder_artefact(path, kind, overwrite, inputs)
 
 
-# folder -> [descriptor, depth]. flock() treats each open descriptor on its own, so a
-# second lock of a folder this process already holds would wait for itself forever:
-# nested holds share the first one's descriptor instead.
+# flock() treats each open descriptor on its own, so a second lock of a folder this process
+# already holds would wait for itself forever: nested holds in a thread share the first one's
+# descriptor ({folder: [descriptor, depth]}), and threads take turns per folder.
 _HELD = {}
-_HELD_GUARD = threading.RLock()
+_THREAD_LOCKS = {}
+_THREAD_LOCKS_GUARD = threading.Lock()
 
 
 @contextlib.contextmanager
@@ -203,7 +204,9 @@ def locked(folder):
         folder: an existing folder.
     """
     key = os.path.realpath(folder)
-    with _HELD_GUARD:
+    with _THREAD_LOCKS_GUARD:
+        thread_lock = _THREAD_LOCKS.setdefault(key, threading.RLock())
+    with thread_lock:
         held = _HELD.get(key)
         if held is None:
             descriptor = os.open(key, os.O_RDONLY)
