@@ -15,7 +15,9 @@ process's kernels and threads, and keeps the fastest only when it beats the
 whole convolution by a clear margin. The choice is written to a cache file
 keyed by the machine (CPU, ISA, kernel library settings, threads, TensorFlow
 version), so later calls, processes and exports on the same machine make the
-same choice without timing anything:
+same choice without timing anything. Processes on one machine measure one at
+a time, under a lock of the cache folder (none times while another's timing
+loads the cores), and one that waited takes what the other measured:
 
     ~/.cache/danet_keras/sliced_convs.json     (`utils.cache.cache_dir()`)
 
