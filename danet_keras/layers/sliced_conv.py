@@ -103,9 +103,13 @@ class SlicedConv2D(keras.layers.Conv2D):
             outputs.append(y if self.activation is None else self.activation(y))
         return outputs[0] if len(outputs) == 1 else ops.concatenate(outputs, axis=channel_axis)
 
+    def _halo(self):
+        """Rows an output row reads above (and below) its own: d (k - 1) / 2."""
+        return self.dilation_rate[0] * (self.kernel_size[0] - 1) // 2
+
     def _in_bands(self, inputs):
         """The two halves of the rows, each with its `halo` neighbours, as one batch."""
-        halo = self.dilation_rate[0] * (self.kernel_size[0] - 1) // 2
+        halo = self._halo()
         batch, height = ops.shape(inputs)[0], ops.shape(inputs)[1]
         half = (height + 1) // 2
         # Both bands hold half + halo rows: rows [0, half + halo) and the last half + halo.
@@ -120,7 +124,7 @@ class SlicedConv2D(keras.layers.Conv2D):
     def call(self, inputs):
         if self.bands == 1:
             return self._convolve(inputs)
-        halo = self.dilation_rate[0] * (self.kernel_size[0] - 1) // 2
+        halo = self._halo()
         if None not in inputs.shape:
             # Static shape: decided while tracing.
             batch, height, width, channels = inputs.shape
